@@ -1,0 +1,145 @@
+"""Stage options declared once, as dataclass fields, and derived everywhere else.
+
+A stage declares its options as a dataclass whose fields are made with `option(...)`. From that one
+declaration we derive the argparse parser of its `run_*.py`, the pipeline's combined parser and config,
+the manifest's "resolved options" and the Gradio form. Nothing else lists the options again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class OptionMeta:
+    help: str
+    aliases: tuple[str, ...] = ()  # extra CLI spellings, e.g. --fallback_ffmpeg
+    choices: tuple[Any, ...] | None = None
+    parse: Callable[[str], Any] | None = None  # turns the CLI/UI text into the field's value
+    nargs: str | None = None  # "+" joins several CLI words before `parse` (e.g. --resolution 1280 720)
+    widget: str | None = None  # UI hint: video, image, file, dir, textarea, points
+    group: str = "options"  # UI and README grouping
+    cli: bool = True  # False: wired by the pipeline, not exposed on its CLI
+
+
+def option(default: Any = dataclasses.MISSING, *, help: str, **meta: Any) -> Any:
+    """A dataclass field carrying its CLI/UI description."""
+    return dataclasses.field(default=default, metadata={"option": OptionMeta(help=help, **meta)})
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    name: str
+    type: Any  # int, float, str or bool (Optional unwrapped)
+    default: Any
+    required: bool
+    meta: OptionMeta
+
+    @property
+    def flags(self) -> list[str]:
+        return [f"--{self.name}", *self.meta.aliases]
+
+
+def _base_type(annotation: Any) -> Any:
+    """`int | None` → int; `tuple[int, int]` → tuple."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _base_type(args[0])
+    return origin or annotation
+
+
+def specs(cls: type) -> list[OptionSpec]:
+    """The option specs of a stage dataclass, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata.get("option")
+        if meta is None:
+            continue
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        default = None if required else (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+        out.append(OptionSpec(f.name, _base_type(hints[f.name]), default, required, meta))
+    return out
+
+
+def _join_then(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        return parse(" ".join(value) if isinstance(value, list) else value)
+
+    return convert
+
+
+def add_to_parser(parser: argparse.ArgumentParser, cls: type, *, skip: Iterable[str] = (),
+                  seen: set[str] | None = None, only_cli: bool = False) -> list[str]:
+    """Add the options of `cls` to `parser`; names in `skip` or already in `seen` are left out."""
+    seen = set() if seen is None else seen
+    added = []
+    group = parser.add_argument_group(cls.__doc__.strip().splitlines()[0] if cls.__doc__ else cls.__name__)
+    for spec in specs(cls):
+        if spec.name in skip or spec.name in seen or (only_cli and not spec.meta.cli):
+            continue
+        seen.add(spec.name)
+        added.append(spec.name)
+        kwargs: dict[str, Any] = {"dest": spec.name, "help": spec.meta.help}
+        if spec.type is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction if spec.default else "store_true"
+            kwargs["default"] = bool(spec.default)
+        else:
+            kwargs["default"] = spec.default
+            kwargs["required"] = spec.required
+            if spec.meta.choices:
+                kwargs["choices"] = spec.meta.choices
+            if spec.meta.nargs:
+                kwargs["nargs"] = spec.meta.nargs
+            if spec.meta.parse:
+                kwargs["type"] = str  # parsed in build(), so CLI, UI and config files share one error path
+            elif spec.type in (int, float, str):
+                kwargs["type"] = spec.type
+        if spec.default is not None and spec.type is not bool:
+            kwargs["help"] += f" (default: {format_value(spec.default)})"
+        group.add_argument(*spec.flags, **kwargs)
+    return added
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "x".join(str(v) for v in value)
+    return str(value)
+
+
+def build(cls: type, values: dict[str, Any]) -> Any:
+    """Instantiate `cls` from a flat dict (argparse namespace, pipeline config or UI form).
+
+    Text values of options with a `parse` function are parsed here, so the UI and a TOML config can pass
+    the same strings a user types on the command line."""
+    kwargs = {}
+    for spec in specs(cls):
+        if spec.name not in values:
+            continue
+        value = values[spec.name]
+        if spec.meta.parse and isinstance(value, (str, list)):
+            try:
+                value = _join_then(spec.meta.parse)(value)
+            except ValueError as exc:
+                raise UserError(f"--{spec.name}: {exc}") from None
+        kwargs[spec.name] = value
+    return cls(**kwargs)
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """Resolved options as JSON-ready values (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(obj).items()}
+
+
+def parse_args(cls: type, argv: Sequence[str] | None, description: str) -> Any:
+    parser = argparse.ArgumentParser(description=description)
+    add_to_parser(parser, cls)
+    return build(cls, vars(parser.parse_args(argv)))

@@ -1,0 +1,189 @@
+"""The one way we run an external program: argv lists only, output streamed to the console and a log,
+progress parsed, the whole child process tree ended on Ctrl-C or cancel, and a loud failure when the
+child exits non-zero or exits 0 without the files it had to write."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence, TextIO
+
+import psutil
+
+from .errors import Cancelled, StageFailed
+from .progress import Progress, parse_progress
+
+GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    argv: list[str]
+    seconds: float
+    log_path: Path
+
+
+def format_argv(argv: Sequence[str]) -> str:
+    """A copy-pasteable rendering for logs and --dry-run (display only; never executed by a shell)."""
+    return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def kill_tree(pid: int, grace: float = GRACE_SECONDS) -> None:
+    """End a process and all of its descendants: SIGTERM first, SIGKILL after `grace` seconds.
+
+    We walk the tree with psutil as well as signalling the process group, because torchrun workers and
+    other grandchildren may have left the group."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for p in procs:
+        try:
+            p.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=grace)
+
+
+def _split_lines(stream, sink: Callable[[str], None]) -> None:
+    """Feed `sink` each line of a byte stream; tqdm redraws with '\r', so that ends a line too."""
+    buf = b""
+    while True:
+        chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
+        if not chunk:
+            break
+        buf += chunk
+        while True:
+            cut = min((i for i in (buf.find(b"\n"), buf.find(b"\r")) if i >= 0), default=-1)
+            if cut < 0:
+                break
+            sink(buf[: cut + 1].decode("utf-8", "replace"))
+            buf = buf[cut + 1:]
+    if buf:
+        sink(buf.decode("utf-8", "replace"))
+
+
+class _CancelOnSignal:
+    """Turn SIGTERM/SIGHUP into a Cancelled exception while a child runs (main thread only), so a UI or
+    a scheduler that stops us also stops the upstream program instead of orphaning it on the GPU."""
+
+    def __enter__(self):
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                self._old[sig] = signal.signal(sig, self._raise)
+        return self
+
+    @staticmethod
+    def _raise(signum, _frame):
+        raise Cancelled(f"received {signal.Signals(signum).name}")
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def run_process(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    label: str,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    expected_outputs: Sequence[Path] = (),
+    on_progress: Callable[[Progress], None] | None = None,
+    echo: TextIO | None = sys.stdout,
+    cancel: threading.Event | None = None,
+) -> ProcessResult:
+    """Run `argv`, stream and log its output, and verify `expected_outputs` exist and are non-empty.
+
+    Raises StageFailed on a non-zero exit or a missing output, Cancelled on Ctrl-C/SIGTERM/`cancel`."""
+    argv = [str(a) for a in argv]
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with open(log_path, "a", encoding="utf-8") as log, _CancelOnSignal():
+        header = f"[rav] {label}: {format_argv(argv)}\n"
+        log.write(header)
+        log.flush()
+        if echo:
+            echo.write(header)
+            echo.flush()
+
+        def sink(line: str) -> None:
+            log.write(line)
+            log.flush()
+            if echo:
+                echo.write(line)
+                echo.flush()
+            if on_progress:
+                progress = parse_progress(line)
+                if progress:
+                    on_progress(progress)
+
+        try:
+            proc = subprocess.Popen(
+                argv, cwd=cwd, env=None if env is None else dict(env), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise StageFailed(f"{label}: cannot start {argv[0]!r} ({exc.strerror}); is it installed?") from None
+        reader = threading.Thread(target=_split_lines, args=(proc.stdout, sink), daemon=True)
+        reader.start()
+        try:
+            while proc.poll() is None:
+                if cancel is not None and cancel.wait(0.2):
+                    raise Cancelled("cancel requested")
+                if cancel is None:
+                    time.sleep(0.2)
+        except (KeyboardInterrupt, Cancelled) as exc:
+            log.write(f"[rav] {label}: stopping the process tree ({type(exc).__name__})\n")
+            kill_tree(proc.pid)
+            reader.join(timeout=5)
+            raise Cancelled(f"{label} cancelled; the upstream process tree was ended") from None
+        reader.join()
+        seconds = time.monotonic() - started
+        log.write(f"[rav] {label}: exit code {proc.returncode} after {seconds:.1f}s\n")
+
+    if proc.returncode != 0:
+        raise StageFailed(f"{label} failed with exit code {proc.returncode}{_tail_hint(log_path)}; full log: {log_path}")
+    missing = [str(p) for p in expected_outputs if not Path(p).exists() or _is_empty(Path(p))]
+    if missing:
+        raise StageFailed(
+            f"{label} exited 0 but did not write {', '.join(missing)}{_tail_hint(log_path)}; full log: {log_path}")
+    return ProcessResult(argv, seconds, log_path)
+
+
+def _is_empty(path: Path) -> bool:
+    return path.stat().st_size == 0 if path.is_file() else not any(path.iterdir())
+
+
+def _tail_hint(log_path: Path) -> str:
+    """The last error-looking line of the log, so the one-line failure says why."""
+    try:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines[-200:]):
+        if any(word in line for word in ("Error", "error", "Traceback", "failed", "assert")) and not line.startswith("[rav]"):
+            return f" (last error: {line.strip()[:240]})"
+    return ""

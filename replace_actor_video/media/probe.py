@@ -1,0 +1,97 @@
+"""Facts about media files from ffprobe's JSON output and Pillow (never parsed from text)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from ..core.errors import UserError
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    width: int
+    height: int
+    fps: Fraction
+    frames: int
+    duration: float
+    has_audio: bool
+    codec: str
+    pix_fmt: str
+
+    @property
+    def fps_text(self) -> str:
+        """ffmpeg-ready rate: '30', '24000/1001'."""
+        return str(self.fps.numerator) if self.fps.denominator == 1 else f"{self.fps.numerator}/{self.fps.denominator}"
+
+
+def ffprobe_bin() -> str:
+    exe = shutil.which("ffprobe")
+    if not exe:
+        raise UserError("ffprobe not found on PATH; install ffmpeg (apt-get install ffmpeg)")
+    return exe
+
+
+def _ffprobe(path: Path, extra: list[str]) -> dict:
+    argv = [ffprobe_bin(), "-v", "error", "-print_format", "json", *extra, str(path)]
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        reason = (proc.stderr.strip().splitlines() or ["unreadable"])[-1]
+        raise UserError(f"{path}: not a readable media file ({reason})")
+    return json.loads(proc.stdout or "{}")
+
+
+def probe_video(path: str | Path, *, count_frames: bool = False) -> VideoInfo:
+    """Probe a video; raise UserError naming the file when it is missing, unreadable or has no frames.
+
+    `count_frames` reads every packet to count frames exactly (no decoding); otherwise the container's
+    frame count is used and, when absent, estimated from duration × fps."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    extra = ["-show_streams", "-show_format"] + (["-count_packets"] if count_frames else [])
+    data = _ffprobe(path, extra)
+    streams = data.get("streams", [])
+    video = next((s for s in streams if s.get("codec_type") == "video"
+                  and not s.get("disposition", {}).get("attached_pic")), None)
+    if video is None:
+        raise UserError(f"{path}: no video stream; pass a video file (mp4, mov, mkv, webm)")
+    fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
+    duration = float(video.get("duration") or data.get("format", {}).get("duration") or 0.0)
+    frames = int(video.get("nb_read_packets") or video.get("nb_frames") or 0)
+    if not frames and fps and duration:
+        frames = round(duration * fps)
+    if frames <= 0 or not fps:
+        raise UserError(f"{path}: the video stream has no decodable frames; re-export the video")
+    return VideoInfo(
+        path=path, width=int(video["width"]), height=int(video["height"]), fps=fps, frames=frames,
+        duration=duration or frames / fps, has_audio=any(s.get("codec_type") == "audio" for s in streams),
+        codec=video.get("codec_name", ""), pix_fmt=video.get("pix_fmt", ""),
+    )
+
+
+def _rate(text: str | None) -> Fraction | None:
+    if not text or text in ("0/0", "0"):
+        return None
+    rate = Fraction(text)
+    return rate if rate > 0 else None
+
+
+def check_image(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image that Pillow can fully decode; UserError naming the file otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.size
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"{path}: not a readable image ({exc.__class__.__name__}); pass a PNG or JPEG") from None

@@ -1,0 +1,195 @@
+"""Stage 2: official Wan2.2 `generate.py --task animate-14B` (one GPU, or torchrun + FSDP + Ulysses), then
+the finishing the official script leaves out: check the file was really written, retime it to the
+preprocessing fps, trim it to the source frame count and put the source audio back."""
+
+from __future__ import annotations
+
+import random
+import sys
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from ..adapters import wan_generate
+from ..core.atomic import atomic_file, refuse_overwrite
+from ..core.config import upstream_commit
+from ..core.errors import StageFailed, UserError
+from ..core.gpu import visible_gpus
+from ..core.options import as_dict, option
+from ..core.rundir import RunContext, describe_path, fingerprint
+from ..media.ffmpeg import retime_trim_mux_argv
+from ..media.probe import probe_video
+from . import preprocess
+from .common import RunOptions, absolute, ckpt_option, ensure_not_inside, wan22_option
+from .common import main as stage_main
+
+STAGE = "generate"
+
+
+@dataclass(kw_only=True)
+class GenerateOptions:
+    """Generation (official generate.py --task animate-14B)"""
+
+    src_root_path: str = option("process_results", help="the preprocessing folder (--save_path of stage 1)",
+                                widget="dir", group="inputs")
+    save_file: str = option("output_wanimate.mp4", aliases=("--output_path",), help="output video",
+                            group="outputs")
+    replace: bool = option(False, help="replace mode (the folder must come from run_preprocessing.py --replace)",
+                           group="mode")
+    use_relighting_lora: bool = option(False, help="replace mode: relight the character to the scene "
+                                       "(relighting_lora.ckpt)", group="mode")
+    prompt: str | None = option(None, help="text prompt; upstream default '视频中的人在做动作' (our launcher "
+                                "makes it reach the model)", widget="textarea", group="sampling")
+    negative_prompt: str | None = option(None, help="negative prompt; default: the config's", widget="textarea",
+                                         group="sampling")
+    sample_steps: int | None = option(None, help="sampling steps (upstream default 20)", group="sampling")
+    sample_guide_scale: float | None = option(None, help="CFG scale (upstream default 1.0 = no CFG; >1 doubles "
+                                              "the compute)", group="sampling")
+    sample_shift: float | None = option(None, help="flow shift (upstream default 5.0)", group="sampling")
+    sample_solver: str = option("unipc", choices=("unipc", "dpm++"), help="sampler", group="sampling")
+    seed: int = option(-1, help="seed; -1 picks one at random and records it in the manifest", group="sampling")
+    frame_num: int = option(77, help="frames per generated clip, 4n+1", group="sampling")
+    refert_num: int = option(1, choices=(1, 5), help="frames carried over between clips as temporal guidance",
+                             group="sampling")
+    no_offload: bool = option(False, help="keep every model on the GPU (faster; single GPU needs ~60 GB+)",
+                              group="performance")
+    t5_cpu: bool = option(False, help="run the T5 text encoder on the CPU (saves ~11 GB VRAM)", group="performance")
+    convert_model_dtype: bool = option(False, help="convert model weights to the compute dtype",
+                                       group="performance")
+    multi_gpu: bool = option(False, help="torchrun with FSDP + Ulysses over several GPUs", group="performance")
+    nproc_per_node: int = option(0, help="GPUs for --multi_gpu; 0 = every visible GPU", group="performance")
+    attention: str = option("auto", choices=("auto", "sdpa", "flash"),
+                            help="attention kernels: sdpa = torch SDPA (cuDNN first, no flash_attn needed), "
+                            "flash = upstream flash_attn; auto = sdpa", group="performance")
+    audio_from: str | None = option(None, help="take the audio from this file instead of the preprocessed "
+                                    "source video", widget="video", group="outputs")
+    wan22_dir: str = wan22_option()
+    ckpt_dir: str = ckpt_option()
+
+
+def validate(opts: GenerateOptions) -> None:
+    wan_generate.check_frame_args(opts.frame_num, opts.refert_num)
+    if opts.use_relighting_lora and not opts.replace:
+        raise UserError("--use_relighting_lora only applies in replace mode; add --replace or drop it")
+    if opts.sample_steps is not None and opts.sample_steps < 1:
+        raise UserError(f"--sample_steps {opts.sample_steps}: must be at least 1")
+
+
+def gpu_count(opts: GenerateOptions) -> int:
+    if not opts.multi_gpu:
+        return 1
+    nproc = opts.nproc_per_node or len(visible_gpus())
+    if nproc < 2:
+        raise UserError("--multi_gpu needs at least 2 GPUs; pass --nproc_per_node N or drop --multi_gpu")
+    return nproc
+
+
+def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume: bool = False,
+        planned: dict | None = None) -> Path:
+    """Generate into `save_file`. With `resume`, a finished run of the same inputs and options in this
+    run directory is kept. `planned` stands in for the preprocessing record when a dry-run pipeline
+    describes this stage before preprocessing has produced anything."""
+    validate(opts)
+    wan22, ckpt = absolute(opts.wan22_dir), absolute(opts.ckpt_dir)
+    src_root, save_file = absolute(opts.src_root_path), absolute(opts.save_file)
+    inputs = {"src_root_path": describe_path(src_root)}
+    upstream = {"Wan2.2": {"path": str(wan22), "commit": upstream_commit(wan22)}, "checkpoint": str(ckpt)}
+    fp = fingerprint([as_dict(opts), inputs, upstream])
+    if resume and not ctx.dry_run and ctx.is_done(STAGE, fp):
+        ctx.say(f"generate: up to date, keeping {save_file}")
+        return save_file
+    refuse_overwrite(save_file, run_opts.overwrite or ctx.owns(STAGE, save_file))
+    ensure_not_inside(save_file, [src_root] + ([absolute(opts.audio_from)] if opts.audio_from else []))
+    nproc = gpu_count(opts)
+    try:
+        wan_generate.check_wan22(wan22)
+        wan_generate.check_checkpoint(ckpt, use_relighting_lora=opts.use_relighting_lora)
+        wan_generate.check_src_root(src_root, replace=opts.replace)
+    except UserError as exc:
+        if not ctx.dry_run:
+            raise
+        ctx.say(f"warning: {exc}")
+
+    record = preprocess.read_record(src_root) or planned or {}
+    pose = probe_video(src_root / "src_pose.mp4", count_frames=True) if (src_root / "src_pose.mp4").is_file() else None
+    if pose is not None:
+        wan_generate.check_parallel(nproc, frame_num=opts.frame_num, width=pose.width, height=pose.height)
+    fps = Fraction(record["fps"]) if record.get("fps") else (pose.fps if pose else Fraction(30))
+    frames = pose.frames if pose else record.get("frames", 0)
+    audio = resolve_audio(opts, record)
+    seed = opts.seed if opts.seed >= 0 else random.randint(0, 2**31 - 1)
+    raw = ctx.scratch(STAGE) / "generated_30fps_raw.mp4"
+    call = wan_generate.GenerateCall(
+        wan22_dir=wan22, ckpt_dir=ckpt, src_root_path=src_root, save_file=raw, replace=opts.replace,
+        use_relighting_lora=opts.use_relighting_lora, prompt=opts.prompt, negative_prompt=opts.negative_prompt,
+        sample_steps=opts.sample_steps, sample_guide_scale=opts.sample_guide_scale, sample_shift=opts.sample_shift,
+        sample_solver=opts.sample_solver, seed=seed, frame_num=opts.frame_num, refert_num=opts.refert_num,
+        offload_model=False if (opts.no_offload or nproc > 1) else True, t5_cpu=opts.t5_cpu,
+        convert_model_dtype=opts.convert_model_dtype, nproc=nproc, attention=opts.attention)
+    finish = retime_trim_mux_argv(raw, save_file, fps=fps, frames=frames or 1, audio_from=audio)
+    if ctx.dry_run:
+        ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE)
+        ctx.step(f"retime to {fps} fps, trim to {frames or 'the source'} frames"
+                 f"{', mux source audio' if audio else ''}", finish, stage=STAGE)
+        return save_file
+
+    resolved = {**as_dict(opts), "seed": seed, "nproc": nproc}
+    ctx.begin_stage(STAGE, options=resolved, inputs=inputs, upstream=upstream, fp=fp)
+    try:
+        raw.unlink(missing_ok=True)
+        ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, expected_outputs=[raw],
+                 cwd=ctx.scratch(STAGE))
+        check_generated(raw, expected_frames=frames)
+        with atomic_file(save_file) as tmp:
+            ctx.step("retime, trim, mux audio", retime_trim_mux_argv(raw, tmp, fps=fps, frames=frames, audio_from=audio),
+                     stage=STAGE, expected_outputs=[tmp])
+            check_final(tmp, fps=fps, frames=frames, audio=audio is not None)
+    except BaseException as exc:
+        ctx.end_stage(STAGE, status="cancelled" if isinstance(exc, KeyboardInterrupt) else "failed", error=str(exc))
+        raise
+    ctx.end_stage(STAGE, status="done", outputs=[save_file])
+    ctx.say(f"generation done: {save_file} ({frames} frames at {fps} fps{', with audio' if audio else ''}, seed {seed})")
+    return save_file
+
+
+def resolve_audio(opts: GenerateOptions, record: dict) -> Path | None:
+    if opts.audio_from:
+        source = absolute(opts.audio_from)
+        if not probe_video(source).has_audio:
+            raise UserError(f"{source}: has no audio stream; pass a file with audio to --audio_from")
+        return source
+    if record.get("has_audio") and Path(record["video_path"]).is_file():
+        return Path(record["video_path"])
+    return None
+
+
+def check_generated(raw: Path, *, expected_frames: int) -> None:
+    """Upstream save_video() swallows its own errors and exits 0, so check the file decodes."""
+    try:
+        info = probe_video(raw, count_frames=True)
+    except UserError as exc:
+        raise StageFailed(f"generate.py exited 0 but its video is unreadable ({exc}); see the generate log") from None
+    if info.frames < expected_frames:
+        raise StageFailed(f"generate.py wrote {info.frames} frames, expected {expected_frames}; see the generate log")
+
+
+def check_final(path: Path, *, fps: Fraction, frames: int, audio: bool) -> None:
+    info = probe_video(path, count_frames=True)
+    problems = []
+    if info.frames != frames:
+        problems.append(f"{info.frames} frames instead of {frames}")
+    if info.fps != fps:
+        problems.append(f"{info.fps} fps instead of {fps}")
+    if audio and not info.has_audio:
+        problems.append("no audio stream")
+    if problems:
+        raise StageFailed(f"finishing the generated video went wrong: {', '.join(problems)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return stage_main(description="Stage 2: Wan2.2-Animate generation (official generate.py, animate-14B).",
+                      option_classes=[GenerateOptions, RunOptions], run=run, argv=argv, stage=STAGE)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
