@@ -143,3 +143,18 @@ def parse_args(cls: type, argv: Sequence[str] | None, description: str) -> Any:
     parser = argparse.ArgumentParser(description=description)
     add_to_parser(parser, cls)
     return build(cls, vars(parser.parse_args(argv)))
+
+
+def to_argv(obj: Any) -> list[str]:
+    """The CLI arguments that reproduce the options of `obj` (a stage dataclass instance): what the UI
+    passes to a stage's run_*.py and what a manifest replays. Defaults are left out."""
+    argv: list[str] = []
+    for spec in specs(type(obj)):
+        value = getattr(obj, spec.name)
+        if value == spec.default or value is None:
+            continue
+        if spec.type is bool:
+            argv.append(f"--{spec.name}" if value else f"--no-{spec.name}")
+        else:
+            argv += [f"--{spec.name}", format_value(value)]
+    return argv

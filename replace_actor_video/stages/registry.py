@@ -1,0 +1,21 @@
+"""The stages, in pipeline order: what the UI makes a tab of and what the pipeline composes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import generate, preprocess
+
+
+@dataclass(frozen=True)
+class StageEntry:
+    name: str  # run directory and log name
+    title: str  # UI tab
+    script: str  # the thin entry point at the repo root
+    options: tuple[type, ...]  # option dataclasses; RunOptions is added by every CLI
+
+
+STAGES: tuple[StageEntry, ...] = (
+    StageEntry("preprocess", "Preprocess", "run_preprocessing.py", (preprocess.PreprocessOptions,)),
+    StageEntry("generate", "Generation", "run_generation.py", (generate.GenerateOptions,)),
+)
