@@ -1,0 +1,144 @@
+"""`python pipeline.py --doctor`: one line per requirement, ok or not, with the fix."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .adapters import wan_generate, wan_preprocess
+from .core import config
+from .core.errors import UserError
+from .core.gpu import visible_gpus
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+    def line(self) -> str:
+        mark = "ok  " if self.ok else ("FAIL" if self.required else "warn")
+        tail = f" — fix: {self.fix}" if not self.ok and self.fix else ""
+        return f"[{mark}] {self.name}: {self.detail}{tail}"
+
+
+def _python(code: str) -> tuple[bool, str]:
+    """Ask a fresh interpreter (imports such as torch/onnxruntime can be slow or crash; keep them out of ours)."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return False, "timed out"
+    lines = (proc.stdout.strip() or proc.stderr.strip()).splitlines()
+    return proc.returncode == 0, lines[-1] if lines else ""
+
+
+def _version(pkg: str) -> str | None:
+    try:
+        return metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_gpu() -> Check:
+    gpus = visible_gpus()
+    if not gpus:
+        return Check("GPU", False, "no NVIDIA GPU visible (nvidia-smi)", "run on a CUDA server; Wan2.2 needs CUDA")
+    desc = ", ".join(f"{g.name} {g.memory_mib // 1024} GiB" for g in gpus)
+    small = min(g.memory_mib for g in gpus) < 70_000
+    return Check("GPU", True, desc + (" (under 80 GB: use --t5_cpu, or several GPUs with --multi_gpu)" if small else ""))
+
+
+def check_binaries() -> list[Check]:
+    return [Check(tool, bool(shutil.which(tool)), shutil.which(tool) or "not on PATH", "apt-get install ffmpeg")
+            for tool in ("ffmpeg", "ffprobe")]
+
+
+def check_wan22(path: Path) -> list[Check]:
+    present = (path / "generate.py").is_file() and (path / wan_preprocess.SCRIPT).is_file()
+    checks = [Check("Wan2.2 clone", present, f"{path} @ {config.upstream_commit(path)[:12]}" if present else f"{path} missing",
+                    "./install.sh, or pass --wan22_dir / set WAN22_DIR")]
+    predictor = path / "wan/modules/animate/preprocess/video_predictor.py"
+    if present:
+        fixed = "frames_tracked_per_obj" in predictor.read_text()
+        checks.append(Check("SAM2 video predictor fix (PR #158)", fixed, "present" if fixed else "missing",
+                            "update the clone to 2677bea or later (replace mode fails with KeyError otherwise)"))
+    return checks
+
+
+def check_checkpoint(path: Path) -> list[Check]:
+    checks = []
+    for label, probe in (("checkpoint (generation)", lambda: wan_generate.check_checkpoint(path, use_relighting_lora=True)),
+                         ("checkpoint (preprocessing)", lambda: wan_preprocess.check_process_checkpoint(
+                             path, replace=True, use_flux=False))):
+        try:
+            probe()
+            checks.append(Check(label, True, str(path)))
+        except UserError as exc:
+            checks.append(Check(label, False, str(exc).split(";")[0], "./install.sh, or pass --ckpt_dir"))
+    flux = (path / "process_checkpoint" / wan_preprocess.FLUX_DIR / "model_index.json").is_file()
+    checks.append(Check("FLUX.1 Kontext (only for --use_flux)", flux, "present" if flux else "absent",
+                        "download black-forest-labs/FLUX.1-Kontext-dev into process_checkpoint/", required=False))
+    return checks
+
+
+def check_python_packages() -> list[Check]:
+    checks = []
+    ok, out = _python("import torch; print(torch.__version__, 'cuda' if torch.cuda.is_available() else 'no-cuda')")
+    checks.append(Check("torch", ok and "no-cuda" not in out, out or "not importable",
+                        "pip install torch (a CUDA build) before Wan2.2's requirements"))
+    flash = importlib.util.find_spec("flash_attn") is not None
+    checks.append(Check("attention", True, "flash_attn installed (--attention flash available); default route: torch SDPA"
+                        if flash else "no flash_attn: the launcher routes attention to torch SDPA (cuDNN)"))
+    ok, out = _python("import onnxruntime as o; print(','.join(o.get_available_providers()))")
+    checks.append(Check("onnxruntime CUDA provider", ok and "CUDAExecutionProvider" in out, out or "not importable",
+                        "pip uninstall -y onnxruntime && pip install onnxruntime-gpu (pose detection runs on the CPU "
+                        "otherwise, very slowly)", required=False))
+    ok, out = _python("import sam2; from sam2.build_sam import build_sam2_video_predictor; print('sam2 ok')")
+    checks.append(Check("sam2", ok, out or "not importable", "pip install sam2 (SAM2_BUILD_CUDA=0 if the CUDA "
+                        "extension does not build)"))
+    ok, out = _python("from diffusers import FluxKontextPipeline; print('FluxKontextPipeline ok')")
+    checks.append(Check("diffusers with FluxKontextPipeline", ok, out or "missing",
+                        "pip install 'diffusers>=0.35' (upstream imports it even without --use_flux, issue #170)"))
+    for pkg, why in (("moviepy", "issue #209"), ("decord", "reads every video"), ("librosa", "`import wan` imports s2v"),
+                     ("dashscope", "imported by generate.py"), ("easydict", ""), ("ftfy", ""), ("peft", "LoRA"),
+                     ("loguru", ""), ("hydra", "SAM2 configs"), ("psutil", "process tree control")):
+        found = importlib.util.find_spec(pkg) is not None
+        checks.append(Check(f"python package {pkg}", found, "installed" if found else f"missing ({why})" if why else
+                            "missing", f"pip install {pkg if pkg != 'hydra' else 'hydra-core'}"))
+    transformers = _version("transformers")
+    if transformers:
+        major_minor = tuple(int(x) for x in transformers.split(".")[:2])
+        checks.append(Check("transformers", major_minor <= (4, 51), transformers,
+                            "pip install 'transformers<=4.51.3' (Wan2.2's pin; 5.x breaks `import wan`)",
+                            required=False))
+    return checks
+
+
+def run_checks(wan22: Path, ckpt: Path) -> list[Check]:
+    groups: Sequence[Callable[[], list[Check]]] = (
+        lambda: [check_gpu()], check_binaries, lambda: check_wan22(wan22), lambda: check_checkpoint(ckpt),
+        check_python_packages)
+    return [c for group in groups for c in group()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Check the environment for the pipeline.")
+    parser.add_argument("--wan22_dir", default=config.WAN22.default_value())
+    parser.add_argument("--ckpt_dir", default=config.CHECKPOINT.default_value())
+    args, _ = parser.parse_known_args(argv)
+    checks = run_checks(Path(args.wan22_dir).resolve(), Path(args.ckpt_dir).resolve())
+    for check in checks:
+        print(check.line())
+    failed = [c for c in checks if c.required and not c.ok]
+    print(f"{len(checks) - len(failed)} ok, {len(failed)} to fix")
+    return 1 if failed else 0
