@@ -69,7 +69,7 @@ def check_wan22(path: Path) -> list[Check]:
                     "./install.sh, or pass --wan22_dir / set WAN22_DIR")]
     predictor = path / "wan/modules/animate/preprocess/video_predictor.py"
     if present:
-        fixed = "frames_tracked_per_obj" in predictor.read_text()
+        fixed = predictor.is_file() and "frames_tracked_per_obj" in predictor.read_text()
         checks.append(Check("SAM2 video predictor fix (PR #158)", fixed, "present" if fixed else "missing",
                             "update the clone to 2677bea or later (replace mode fails with KeyError otherwise)"))
     return checks
