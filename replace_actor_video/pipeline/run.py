@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+import tomllib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..core.cli import report_errors
+from ..core.errors import UserError
 from ..core.options import add_to_parser, build, option
 from ..core.rundir import RunContext
 from ..media.probe import probe_video
@@ -42,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Wan2.2-Animate pipeline: preprocess → generate, resumable. `--doctor` checks the set-up.")
     parser.add_argument("--doctor", action="store_true", help="check GPU, ffmpeg, upstream clones, checkpoint "
                         "and Python packages, then exit")
+    parser.add_argument("--config", help="TOML file with defaults for any option below (keys = option names, "
+                        "optionally under [tables]); the command line wins")
     seen: set[str] = set()
     for cls in STAGE_OPTIONS:
         add_to_parser(parser, cls, seen=seen, skip=WIRED)
@@ -94,13 +98,45 @@ def _planned_record(opts: preprocess.PreprocessOptions) -> dict[str, Any]:
             "frames": int(video.frames / video.fps * fps)}
 
 
+def config_file_defaults(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Flatten a TOML file's keys (top level or under any table) and check each names an option."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"--config {path}: cannot read it ({exc})") from None
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        flat.update(value if isinstance(value, dict) else {key: value})
+    known = {a.dest for a in parser._actions}
+    unknown = sorted(set(flat) - known)
+    if unknown:
+        raise UserError(f"--config {path}: unknown option(s) {', '.join(unknown)}; see python pipeline.py --help")
+    return flat
+
+
+def apply_config_file(path: str, parser: argparse.ArgumentParser) -> None:
+    defaults = config_file_defaults(path, parser)
+    for action in parser._actions:
+        if action.dest in defaults:
+            action.required = False  # the file provides it
+    parser.set_defaults(**defaults)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--doctor" in argv:
         from ..doctor import main as doctor_main
 
         return doctor_main([a for a in argv if a != "--doctor"])
-    values = vars(build_parser().parse_args(argv))
+    parser = build_parser()
+    config_only = argparse.ArgumentParser(add_help=False)
+    config_only.add_argument("--config")
+    config_path = config_only.parse_known_args(argv)[0].config
+    if config_path:
+        status = report_errors(lambda: apply_config_file(config_path, parser))
+        if status:
+            return status
+    values = vars(parser.parse_args(argv))
 
     def body() -> None:
         cfg = config_from(values)
