@@ -12,6 +12,10 @@ Patch 2, attention (wan/modules/attention.py `flash_attention`, animate/model_an
 directly and asserts FA2 is installed. With `--attention sdpa` (the default of `auto`) every one of those
 call sites goes to torch SDPA with cuDNN first: same math, no flash_attn needed, and on an H200 the cuDNN
 kernel ran a 720p DiT forward in 13.9 s against 18.7 s for the FA2 kernel.
+
+Patch 3, imports (generate.py L20 → wan/utils/prompt_extend.py): generate.py imports the `dashscope` API
+client for prompt extension, which we never enable. When it is not installed, an empty stand-in module is
+registered so the import succeeds; enabling prompt extension would then fail loudly.
 """
 
 import argparse
@@ -109,6 +113,14 @@ def pass_prompt_to_animate(prompt, negative_prompt):
     wan.animate.WanAnimate.generate = generate
 
 
+def stand_in_for_dashscope():
+    if importlib.util.find_spec("dashscope") is None:
+        import types
+
+        sys.modules["dashscope"] = types.ModuleType("dashscope")
+        _log("dashscope is not installed: registered an empty stand-in (prompt extension is never used)")
+
+
 def main():
     own_argv, upstream_argv = _split_argv(sys.argv[1:])
     parser = argparse.ArgumentParser(prog="wan_launcher.py")
@@ -129,6 +141,7 @@ def main():
         route = "sdpa"
     if route == "flash" and importlib.util.find_spec("flash_attn") is None:
         sys.exit(f"{TAG} --attention flash needs the flash_attn package; install it or use --attention sdpa")
+    stand_in_for_dashscope()
     import wan  # noqa: F401  (binds upstream modules so the patches below replace the names they use)
 
     if route == "sdpa":
