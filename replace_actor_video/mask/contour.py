@@ -1,0 +1,274 @@
+"""The contour mask step: replace the official rectangle mask of a replace-mode preprocessing folder
+with a ComfyUI-style contour (SAM2 by clicks -> GrowMask -> BlockifyMask).
+
+On a folder written by Wan2.2's preprocess_data.py --replace_flag (src_pose.mp4, src_face.mp4,
+src_ref.png, src_bg.mp4, src_mask.mp4):
+  1. the driving video's frames are rebuilt exactly as upstream samples and resizes them
+     (get_frame_indices + resize_by_area with divisor 16, reproduced below), checked against
+     src_bg.mp4's size and frame count;
+  2. SAM2 segments the person from the clicks (a points JSON, or 'auto' = clicks on the skeleton
+     drawn in src_pose.mp4), then grow and blockify;
+  3. frames where SAM2 lost the person take the nearest frame's mask (upstream crashes there, #300);
+  4. the official src_mask.mp4/src_bg.mp4 move to official_mask/ (once: a re-run keeps them), and our
+     src_mask.mp4 (lossless, exactly 0/255), src_bg.mp4 (frame with the mask area black, as upstream),
+     mask_preview.mp4 and mask_points.json (the clicks used, editable for a re-run) are written.
+Every file appears under its final name only when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..core.atomic import partial_name
+from ..core.errors import UserError
+from ..media.frames import VideoWriter, iter_frames
+from ..media.probe import probe_video
+from ..training.resample import upstream_frame_indices
+from .blockify import blockify_frame
+from .grow import GROW_SHAPES, GrowShape, grow_masks
+from .points import PointsSpec, load_points, points_from_skeleton, resolve_points, save_points
+from .preview import render_preview
+from .sam2_video import Sam2Settings, Sam2VideoSegmenter, segment_video
+
+log = logging.getLogger(__name__)
+
+OFFICIAL_DIR = "official_mask"
+MASK_NAME, BG_NAME, POSE_NAME = "src_mask.mp4", "src_bg.mp4", "src_pose.mp4"
+PREVIEW_NAME, POINTS_NAME = "mask_preview.mp4", "mask_points.json"
+UPSTREAM_DIVISOR = 16
+
+
+@dataclass(frozen=True)
+class ContourOptions:
+    """Mask options (defaults = the ComfyUI wanvideo_WanAnimate chain: grow 10 tapered, blockify 32)."""
+
+    sam2_checkpoint: Path | None = None  # e.g. Wan2.2-Animate-14B/process_checkpoint/sam2/sam2_hiera_large.pt
+    sam2_config: str | None = None       # None: inferred from the checkpoint file name
+    points: str = "auto"                 # a points JSON path, or 'auto' (clicks on src_pose.mp4's skeleton)
+    points_every: int = 100              # auto: click frames 0, K, 2K, ... (upstream: ~4 key frames / 400)
+    mask_grow: int = 10                  # GrowMask expand, px (negative shrinks)
+    mask_grow_shape: GrowShape = "diamond"  # diamond = ComfyUI tapered_corners=True; square = False
+    mask_block: int = 32                 # BlockifyMask block size, px
+    mask_snap16: bool = False            # blocks on the 16-px latent grid instead of the bbox corner
+    chunk_frames: int = 400              # SAM2 session length (memory); upstream uses 400
+    device: str = "cuda"
+    resolution_area: tuple[int, int] = (1280, 720)  # preprocess_data.py --resolution_area used for the folder
+    fps: float | None = None             # preprocess_data.py --fps; None: src_bg.mp4's frame rate
+    sam2_image_size: int | None = None   # sam2 internal size; None = 1024 (lower only for quick CPU tries)
+
+    def check(self) -> None:
+        if self.mask_grow_shape not in GROW_SHAPES:
+            raise UserError(f"mask grow shape {self.mask_grow_shape!r} is unknown; use diamond or square")
+        if not 1 <= self.mask_block <= 4096:
+            raise UserError(f"mask block {self.mask_block} is out of range; use 8..512 (32 as in ComfyUI)")
+        if self.chunk_frames < 2:
+            raise UserError(f"chunk frames {self.chunk_frames} is too small; use at least 2 (400 as upstream)")
+        if self.sam2_checkpoint is None:
+            raise UserError("the contour mask needs a SAM2 checkpoint; pass --sam2_checkpoint "
+                            "(Wan2.2-Animate-14B/process_checkpoint/sam2/sam2_hiera_large.pt)")
+
+
+@dataclass(frozen=True)
+class ContourResult:
+    mask_path: Path
+    bg_path: Path
+    preview_path: Path
+    points_path: Path
+    official_dir: Path
+    frames: int
+    width: int
+    height: int
+    filled_frames: tuple[int, ...]  # frames whose empty SAM2 mask was replaced by the nearest one
+    seconds: float
+
+
+def upstream_size(width: int, height: int, area: int, divisor: int = UPSTREAM_DIVISOR) -> tuple[int, int]:
+    """The frame size Wan2.2's resize_by_area gives. Its exact search (calculate_new_size) always dies
+    on a TypeError (check_valid takes 2 args, is called with 3) swallowed by a bare except, so the
+    fallback is what runs: same-area size for the aspect, each side floored to the divisor."""
+    aspect = width / height
+    new_h = math.sqrt(area / aspect)
+    new_w = area / new_h
+    return int((new_w // divisor) * divisor), int((new_h // divisor) * divisor)
+
+
+def upstream_resize(frame: np.ndarray, area: int, divisor: int = UPSTREAM_DIVISOR) -> np.ndarray:
+    """Wan2.2 utils.resize_by_area(frame, area, divisor=16): resize into the upstream_size box keeping
+    the aspect (INTER_AREA when shrinking, else INTER_LINEAR), centred on black (padding_resize)."""
+    h, w = frame.shape[:2]
+    new_w, new_h = upstream_size(w, h, area, divisor)
+    interp = cv2.INTER_AREA if new_w * new_h < w * h else cv2.INTER_LINEAR
+    out = np.zeros((new_h, new_w, frame.shape[2]), dtype=np.uint8)
+    if h / w > new_h / new_w:
+        fit_w = int(new_h / h * w)
+        pad = int((new_w - fit_w) / 2)
+        out[:, pad:pad + fit_w] = cv2.resize(frame, (fit_w, new_h), interpolation=interp).reshape(new_h, fit_w, -1)
+    else:
+        fit_h = int(new_w / w * h)
+        pad = int((new_h - fit_h) / 2)
+        out[pad:pad + fit_h] = cv2.resize(frame, (new_w, fit_h), interpolation=interp).reshape(fit_h, new_w, -1)
+    return out
+
+
+def sampled_frames(video: Path, indices: Sequence[int], area: int) -> Iterator[np.ndarray]:
+    """The driving video's frames at `indices` (non-decreasing; repeats allowed), resized as upstream."""
+    pos = 0
+    last: np.ndarray | None = None
+    for i, frame in enumerate(iter_frames(video)):
+        if pos >= len(indices):
+            return
+        if indices[pos] == i:
+            last = upstream_resize(frame, area)
+        while pos < len(indices) and indices[pos] == i:
+            assert last is not None
+            yield last
+            pos += 1
+    # decord clips indices to its frame count; a shorter decode repeats the last frame the same way.
+    while pos < len(indices) and last is not None:
+        yield last
+        pos += 1
+
+
+def fill_empty(packed: list[np.ndarray | None]) -> list[int]:
+    """Replace each None (empty mask) by the nearest non-empty one (the earlier on a tie), in place;
+    returns the filled frame indices. Raises UserError when every frame is empty."""
+    full = [i for i, p in enumerate(packed) if p is not None]
+    if not full:
+        raise UserError("SAM2 found the person in no frame; check the clicks (mask_points.json, or pass "
+                        "--points with clicks on the person) and the SAM2 checkpoint")
+    empty = [i for i, p in enumerate(packed) if p is None]
+    full_arr = np.array(full)
+    for i in empty:
+        j = int(np.searchsorted(full_arr, i))
+        candidates = [full_arr[k] for k in (j - 1, j) if 0 <= k < len(full_arr)]
+        packed[i] = packed[int(min(candidates, key=lambda c: (abs(c - i), c)))]
+    return empty
+
+
+def _ranges(frames: Sequence[int]) -> str:
+    parts, start = [], None
+    for k, f in enumerate(frames):
+        if start is None:
+            start = f
+        if k + 1 == len(frames) or frames[k + 1] != f + 1:
+            parts.append(str(start) if start == f else f"{start}-{f}")
+            start = None
+    return ", ".join(parts)
+
+
+def build_contour_mask(preprocess_dir: str | Path, video_path: str | Path, options: ContourOptions) -> ContourResult:
+    """Run the whole contour-mask step on a replace-mode preprocessing folder (see the module doc)."""
+    t0 = time.monotonic()
+    options.check()
+    folder = Path(preprocess_dir)
+    video = Path(video_path)
+    official = folder / OFFICIAL_DIR
+    if official.exists() and not (official / BG_NAME).is_file():
+        raise UserError(f"{official} exists without {BG_NAME}; move it away so the official pair can be kept there")
+    # After a first run the official pair lives in official_mask/ and the folder holds ours.
+    ref_dir = official if (official / BG_NAME).is_file() else folder
+    for name in (BG_NAME, MASK_NAME):
+        if not (ref_dir / name).is_file():
+            raise UserError(f"{ref_dir / name} is missing; run replace-mode preprocessing into {folder} first")
+    bg = probe_video(ref_dir / BG_NAME, count_frames=True)
+    width, height, count = bg.width, bg.height, bg.frames
+    fps = Fraction(options.fps).limit_denominator(1001) if options.fps else bg.fps
+
+    src = probe_video(video, count_frames=True)
+    indices = upstream_frame_indices(src.frames, float(src.fps), float(fps), src.duration)
+    area = options.resolution_area[0] * options.resolution_area[1]
+    if upstream_size(src.width, src.height, area) != (width, height):
+        w, h = upstream_size(src.width, src.height, area)
+        raise UserError(f"{video} resized for area {options.resolution_area[0]}x{options.resolution_area[1]} gives "
+                        f"{w}x{h} but {BG_NAME} is {width}x{height}; pass the --resolution and video used in preprocessing")
+    if len(indices) != count:
+        raise UserError(f"{video} sampled at {float(fps):g} fps gives {len(indices)} frames but {BG_NAME} has {count}; "
+                        "pass the --fps and video used in preprocessing")
+
+    points = _points(folder, options, width, height, count)
+    assert options.sam2_checkpoint is not None  # options.check()
+    segmenter = Sam2VideoSegmenter(Sam2Settings(Path(options.sam2_checkpoint), options.sam2_config,
+                                                options.device, options.sam2_image_size))
+    # Pass 1: masks, bit-packed (a 720p frame is 115 KB) so long videos fit in memory.
+    packed: list[np.ndarray | None] = []
+    for mask in segment_video(segmenter, sampled_frames(video, indices, area), points, options.chunk_frames):
+        if not mask.any():
+            packed.append(None)
+            continue
+        grown = grow_masks(mask, options.mask_grow, options.mask_grow_shape)
+        packed.append(np.packbits(blockify_frame(grown, options.mask_block, snap16=options.mask_snap16)))
+    if len(packed) != count:
+        raise UserError(f"{video} gave {len(packed)} frames, {count} expected; re-export the video")
+    filled = fill_empty(packed)
+    if filled:
+        log.warning("SAM2 lost the person on frames %s; their masks were copied from the nearest frame with "
+                    "one (check %s)", _ranges(filled), PREVIEW_NAME)
+
+    # Pass 2: write ours into a staging folder, then swap the pair in.
+    stage = partial_name(folder / ".contour")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        hold = max(1, round(float(fps) / 2))  # clicks stay visible for half a second
+        with VideoWriter(stage / MASK_NAME, width, height, fps, mask=True) as mask_w, \
+                VideoWriter(stage / BG_NAME, width, height, fps) as bg_w, \
+                VideoWriter(folder / PREVIEW_NAME, width, height, fps, crf=20) as prev_w:
+            for t, frame in enumerate(sampled_frames(video, indices, area)):
+                bits = packed[t]
+                assert bits is not None
+                mask = np.unpackbits(bits, count=width * height).reshape(height, width).astype(bool)
+                mask_w.write(mask)
+                bg_w.write(np.where(mask[..., None], np.uint8(0), frame))
+                clicks = next((points.for_frame(f) for f in range(t, max(-1, t - hold), -1)
+                               if points.for_frame(f) is not None), None)
+                prev_w.write(render_preview(frame, mask, clicks))
+        if not (official / BG_NAME).is_file():
+            _keep_official(folder, official)
+        for name in (MASK_NAME, BG_NAME):
+            os.replace(stage / name, folder / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    save_points(points, folder / POINTS_NAME)
+    return ContourResult(folder / MASK_NAME, folder / BG_NAME, folder / PREVIEW_NAME, folder / POINTS_NAME,
+                         official, count, width, height, tuple(filled), time.monotonic() - t0)
+
+
+def _keep_official(folder: Path, official: Path) -> None:
+    """Put the official pair into official_mask/ in one rename (hard links, or copies across devices),
+    so official_mask/ either holds both files or does not exist; ours then replace the originals."""
+    staging = partial_name(official)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        for name in (MASK_NAME, BG_NAME):
+            try:
+                os.link(folder / name, staging / name)
+            except OSError:
+                shutil.copy2(folder / name, staging / name)
+        os.replace(staging, official)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _points(folder: Path, options: ContourOptions, width: int, height: int, count: int) -> PointsSpec:
+    if options.points != "auto":
+        return resolve_points(load_points(options.points), width, height, count)
+    pose = folder / POSE_NAME
+    if not pose.is_file():
+        raise UserError(f"{pose} is missing, so no automatic clicks; pass --points with a points JSON")
+    info = probe_video(pose)
+    if (info.width, info.height) != (width, height):
+        raise UserError(f"{pose} is {info.width}x{info.height} but {BG_NAME} is {width}x{height}; "
+                        "pass --points with a points JSON")
+    return resolve_points(points_from_skeleton(iter_frames(pose), every=options.points_every), width, height, count)
