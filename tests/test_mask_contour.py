@@ -16,6 +16,7 @@ from replace_actor_video.core.errors import UserError
 from replace_actor_video.mask.blockify import blockify_frame
 from replace_actor_video.mask.contour import (
     ContourOptions,
+    _ranges,
     build_contour_mask,
     fill_empty,
     upstream_resize,
@@ -79,6 +80,7 @@ def test_fill_empty_takes_the_nearest_earlier_on_ties() -> None:
     assert tie[1] is a
     with pytest.raises(UserError, match="found the person in no frame"):
         fill_empty([None, None])
+    assert _ranges([0, 2, 3, 5, 6, 7]) == "0, 2-3, 5-7"
 
 
 # --- the whole step -----------------------------------------------------------------------------
@@ -195,6 +197,8 @@ def test_contour_step_refuses_mismatched_preprocessing(tiny_checkpoint: Path, fo
         build_contour_mask(out, video, options(tiny_checkpoint, resolution_area=(96, 64)))
     with pytest.raises(UserError, match="gives 10 frames but src_bg.mp4 has 12"):
         build_contour_mask(out, video, options(tiny_checkpoint, fps=24))
+    with pytest.raises(UserError, match="sampled at 24 fps gives 10 frames"):
+        build_contour_mask(out, video, options(tiny_checkpoint, fps=-1))  # -1: the clip's own 24 fps
     with pytest.raises(UserError, match="past the last frame"):
         clicks = out.parent / "late.json"
         clicks.write_text(json.dumps({"frames": [{"frame": 12, "positive": [[1, 1]]}]}))

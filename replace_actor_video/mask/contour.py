@@ -64,7 +64,7 @@ class ContourOptions:
     chunk_frames: int = 400              # SAM2 session length (memory); upstream uses 400
     device: str = "cuda"
     resolution_area: tuple[int, int] = (1280, 720)  # preprocess_data.py --resolution_area used for the folder
-    fps: float | None = None             # preprocess_data.py --fps; None: src_bg.mp4's frame rate
+    fps: float | None = None             # preprocess_data.py --fps (-1: the video's); None: src_bg.mp4's rate
     sam2_image_size: int | None = None   # sam2 internal size; None = 1024 (lower only for quick CPU tries)
 
     def check(self) -> None:
@@ -183,9 +183,11 @@ def build_contour_mask(preprocess_dir: str | Path, video_path: str | Path, optio
             raise UserError(f"{ref_dir / name} is missing; run replace-mode preprocessing into {folder} first")
     bg = probe_video(ref_dir / BG_NAME, count_frames=True)
     width, height, count = bg.width, bg.height, bg.frames
-    fps = Fraction(options.fps).limit_denominator(1001) if options.fps else bg.fps
-
     src = probe_video(video, count_frames=True)
+    if options.fps is None:
+        fps = bg.fps
+    else:  # -1 = the video's own rate, as upstream's --fps -1
+        fps = src.fps if options.fps == -1 else Fraction(options.fps).limit_denominator(1001)
     indices = upstream_frame_indices(src.frames, float(src.fps), float(fps), src.duration)
     area = options.resolution_area[0] * options.resolution_area[1]
     if upstream_size(src.width, src.height, area) != (width, height):

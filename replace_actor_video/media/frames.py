@@ -47,7 +47,9 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
     """Yield every frame of the first video stream as an (H, W, 3) uint8 RGB array."""
     info = probe_video(path)
     frame_bytes = info.width * info.height * 3
-    argv = [ffmpeg_bin(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0",
+    # -noautorotate: decord (upstream's reader) ignores rotation metadata, and the frame size must be
+    # the probed (coded) size for the byte count below to hold.
+    argv = [ffmpeg_bin(), "-hide_banner", "-nostdin", "-v", "error", "-noautorotate", "-i", str(path), "-map", "0:v:0",
             "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
