@@ -7,8 +7,10 @@
 set -euo pipefail
 
 REPO_URL="https://github.com/modelscope/DiffSynth-Studio.git"
-# Keep in step with replace_actor_video/adapters/mirrors/diffsynth_train.py UPSTREAM_COMMIT.
-COMMIT="fed7b18fac2ed4cb802796eec91970e7659bccde"
+# Keep in step with replace_actor_video/adapters/mirrors/diffsynth_train.py UPSTREAM_COMMIT. Not the newer
+# fed7b18 (#1622): there parse_model_configs looks each --model_paths entry up in a dict, and the sharded
+# Animate DiT is a list, so every Animate run stops with "TypeError: unhashable type: 'list'".
+COMMIT="db5b335abe8eb7573f8b6d63f6dc381e70965da7"
 DIR="${DIFFSYNTH_DIR:-DiffSynth-Studio}"
 PYTHON="python3"
 DEEPSPEED=0
@@ -59,7 +61,8 @@ fi
 if [[ $PIP -eq 1 ]]; then
   # Editable, so train.py and the diffsynth package stay the files of this clone.
   run "$PYTHON" -m pip install -e "$DIR"
-  run "$PYTHON" -m pip install "accelerate>=1.10" "peft" "PyYAML>=6"
+  # librosa: train.py builds its audio loader for every dataset (train.py:154), pyproject lists it only as extra.
+  run "$PYTHON" -m pip install "accelerate>=1.10" "peft" "PyYAML>=6" "librosa"
   if [[ $DEEPSPEED -eq 1 ]]; then
     # Only for --strategy zero2 / zero3; it compiles its ops on first use and needs nvcc.
     run "$PYTHON" -m pip install deepspeed

@@ -98,7 +98,8 @@ def test_csv_to_replace_dataset(media, fake_wan22, fake_ckpt, tmp_path):
     shutil.copy(media["ref"], src / "a_ref.png")
     (src / "list.csv").write_text("video,prompt,reference\na.mp4,\"a man, walking\",a_ref.png\n")
     out = tmp_path / "dataset"
-    result = build(src / "list.csv", out, fake_wan22, fake_ckpt, tmp_path, "--replace")
+    # The official mask: the contour mask needs SAM2 weights, which the stand-in run has not.
+    result = build(src / "list.csv", out, fake_wan22, fake_ckpt, tmp_path, "--replace", "--mask_mode", "official")
     assert result.returncode == 0, result.stderr
     columns, rows = read_metadata(out)
     assert columns == REPLACE_COLUMNS

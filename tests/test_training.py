@@ -41,8 +41,14 @@ if os.environ.get("ACCELERATE_USE_FSDP") == "true":
                       "reshard_after_forward": plugin.reshard_after_forward,
                       "activation_checkpointing": plugin.activation_checkpointing}
 json.dump(report, open(os.path.join(args.output_path, "training_args.json"), "w"))
+# A safetensors file as ModelLogger saves it (header, then data): LoRA weights under their saved names,
+# or none at all when STANDIN_EMPTY_CHECKPOINT is set (what a parameter-renaming wrapper leads to).
+names = [] if os.environ.get("STANDIN_EMPTY_CHECKPOINT") else ["blocks.0.self_attn.q.lora_A.default.weight"]
+header = {name: {"dtype": "BF16", "shape": [1], "data_offsets": [2 * i, 2 * i + 2]} for i, name in enumerate(names)}
+blob = json.dumps(header).encode()
 for epoch in range(args.num_epochs):
-    open(os.path.join(args.output_path, f"epoch-{epoch}.safetensors"), "wb").write(b"stand-in")
+    with open(os.path.join(args.output_path, f"epoch-{epoch}.safetensors"), "wb") as fh:
+        fh.write(len(blob).to_bytes(8, "little") + blob + bytes(2 * len(names)))
 '''
 
 
@@ -143,10 +149,14 @@ def test_launch_through_accelerate_with_fsdp(dataset, fake_ckpt, fake_diffsynth,
     assert again.returncode == 2 and "already holds checkpoints" in again.stderr
 
 
-def test_no_checkpoint_is_a_failure(dataset, fake_ckpt, fake_diffsynth, tmp_path):
+def test_missing_or_empty_checkpoint_is_a_failure(dataset, fake_ckpt, fake_diffsynth, tmp_path):
     pytest.importorskip("accelerate", reason="accelerate is needed to run `accelerate launch` (pip install accelerate)")
     result = train(dataset, fake_ckpt, fake_diffsynth, tmp_path, "--num_processes", "1", "--num_epochs", "0")
     assert result.returncode == 1 and "wrote no checkpoint" in result.stderr
+    result = run_cli("run_training.py", "--dataset", dataset, "--ckpt_dir", fake_ckpt, "--diffsynth_dir", fake_diffsynth,
+                     "--runs_dir", tmp_path / "runs", "--output_path", tmp_path / "out2", "--num_processes", "1",
+                     "--num_epochs", "1", cwd=tmp_path, env={"STANDIN_EMPTY_CHECKPOINT": "1"})
+    assert result.returncode == 1 and "checkpoints without tensors (epoch-0.safetensors)" in result.stderr
 
 
 @pytest.mark.parametrize("extra,message", [
@@ -203,6 +213,7 @@ def test_training_size_keeps_aspect_near_480x832():
     assert training_size(1280, 720) == (848, 480)
     assert training_size(720, 1280) == (480, 848)
     assert training_size(832, 480) == (832, 480)
+    assert training_size(320, 240) == (320, 240)  # small clips are not blown up
 
 
 def test_install_script_pins_the_mirrored_commit(tmp_path):

@@ -1,20 +1,20 @@
 """Adapter for DiffSynth-Studio's Wan training script `examples/wanvideo/model_training/train.py` with
 Wan2.2-Animate-14B: its CLI, the checkpoint files it loads, the dataset columns it reads, its traps.
 
-What train.py does with an Animate dataset (DiffSynth-Studio @ fed7b18):
+What train.py does with an Animate dataset (DiffSynth-Studio @ db5b335):
 - `metadata.csv` is read with pandas (`diffsynth/core/data/unified_dataset.py:86`); every key named in
   `--data_file_keys` is a path joined to `--dataset_base_path` and loaded as a video
-  (`unified_dataset.py:95-100`, `train.py:137-158`); `animate_face_video` is cropped to 512x512
-  (`train.py:154`), the others to `--height`x`--width`.
+  (`unified_dataset.py:95-100`, `train.py:136-157`); `animate_face_video` is cropped to 512x512
+  (`train.py:153`), the others to `--height`x`--width`.
 - Only the first `--num_frames` frames of each file are used ("Frames are sampled from the video prefix",
-  `parsers.py:22`; `operators.py:160-173`): a long video must be cut into clips, or most of it is never seen.
+  `parsers.py:22`; `operators.py:157-173`): a long video must be cut into clips, or most of it is never seen.
   Frames are read by index (`fix_frame_rate` is off), so `video` and the conditioning videos must share
   one frame rate and frame count.
-- `input_image` is always the first frame of `video` (`train.py:70-71`): the reference is not a column.
-- The pose, face, inpaint and mask videos are cut to `len(video) - 4` frames (`wan_video.py:966-977`).
+- `input_image` is always the first frame of `video` (`train.py:69-70`): the reference is not a column.
+- The pose, face, inpaint and mask videos are cut to `len(video) - 4` frames (`wan_video.py:959-976`).
 - An empty prompt cell is read by pandas as NaN (a float), which the tokenizer rejects: write a prompt.
-- Gradient checkpointing is forced on whatever the flag says (`train.py:31-33`).
-- Without `--tokenizer_path` it downloads `Wan-AI/Wan2.1-T2V-1.3B:google/umt5-xxl/` (`train.py:37`), and
+- Gradient checkpointing is forced on whatever the flag says (`train.py:30-32`).
+- Without `--tokenizer_path` it downloads `Wan-AI/Wan2.1-T2V-1.3B:google/umt5-xxl/` (`train.py:36`), and
   `--model_id_with_origin_paths` downloads too: we always pass local paths and set
   DIFFSYNTH_SKIP_DOWNLOAD=true.
 - Models are recognised by an md5 of their tensor names and shapes (`diffsynth/configs/model_configs.py`);
@@ -31,7 +31,7 @@ from ..core.errors import UserError
 
 TRAIN_SCRIPT = Path("examples/wanvideo/model_training/train.py")
 
-# Columns of metadata.csv, as train.py and the pipeline name them (wan_video.py:230-233, train.py:154).
+# Columns of metadata.csv, as train.py and the pipeline name them (wan_video.py:230-233, train.py:153).
 VIDEO, PROMPT = "video", "prompt"
 POSE, FACE = "animate_pose_video", "animate_face_video"
 INPAINT, MASK = "animate_inpaint_video", "animate_mask_video"
@@ -153,4 +153,14 @@ class TrainCall:
 def checkpoints(output_path: Path) -> list[Path]:
     """The checkpoints train.py writes: epoch-N.safetensors or step-N.safetensors (diffusion/logger.py)."""
     return sorted(output_path.glob("*.safetensors")) if output_path.is_dir() else []
+
+
+def tensor_count(path: Path) -> int:
+    """Tensors in a safetensors file, read from its JSON header (8-byte little-endian length, then JSON).
+    DiffSynth saves the trainable parameters whose names match the state dict: a wrapper that renames
+    parameters (FSDP1's _fsdp_wrapped_module.) makes it save an empty file without any error."""
+    with open(path, "rb") as fh:
+        size = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(size) or b"{}")
+    return sum(1 for key in header if key != "__metadata__")
 

@@ -46,6 +46,7 @@ from ..core.rundir import RunContext, fingerprint
 from ..media.probe import check_image, probe_video
 from ..stages import preprocess
 from ..stages.common import RunOptions, absolute
+from ..stages.mask import MaskOptions
 from . import clips
 from .inputs import VideoItem, read_inputs
 
@@ -55,6 +56,7 @@ PREPROCESS_CLI = REPO / "run_preprocessing.py"
 # Preprocessing options the dataset sets itself: the paths per video, and no retargeting, because the
 # target frames are the driving video itself and a pose retargeted to another body would not match them.
 PREPROCESS_SET_HERE = ("video_path", "refer_path", "save_path", "retarget", "use_flux")
+MASK_SET_HERE = ("points",)  # replace mode: SAM2 clicks come from each video's own pose ('auto')
 CLIP_FILES = {ds.VIDEO: "video.mp4", ds.POSE: "pose.mp4", ds.FACE: "face.mp4", ds.INPAINT: "inpaint.mp4",
               ds.MASK: "mask.mp4"}
 UPSTREAM_FILES = {ds.POSE: "src_pose.mp4", ds.FACE: "src_face.mp4", ds.INPAINT: "src_bg.mp4", ds.MASK: "src_mask.mp4"}
@@ -136,6 +138,7 @@ class Builder:
 
     opts: DatasetOptions
     template: preprocess.PreprocessOptions  # resolved preprocessing options; the paths are set per video
+    mask: MaskOptions
     layout: Layout
     run_dir: Path
     cancel: threading.Event
@@ -151,6 +154,10 @@ class Builder:
         return dataclasses.replace(self.template, video_path=str(item.video), refer_path=str(reference),
                                    save_path=str(self.layout.preprocess(item)))
 
+    def preprocess_argv(self, item: VideoItem, reference: Path) -> list[str]:
+        argv = [sys.executable, str(PREPROCESS_CLI), *to_argv(self.preprocess_options(item, reference))]
+        return argv + (to_argv(self.mask) if self.replace else [])
+
     def media_fingerprint(self, item: VideoItem) -> str:
         """What the clips of `item` depend on (the prompt is not: it only goes into metadata.csv)."""
         def stat(path: Path | None) -> Any:
@@ -160,7 +167,8 @@ class Builder:
             return [str(path), st.st_size, st.st_mtime_ns]
 
         pre = {k: v for k, v in as_dict(self.template).items() if k not in PREPROCESS_SET_HERE}
-        return fingerprint([stat(item.video), stat(item.reference), pre, upstream_commit(self.template.wan22_dir),
+        mask = as_dict(self.mask) if self.replace else None
+        return fingerprint([stat(item.video), stat(item.reference), pre, mask, upstream_commit(self.template.wan22_dir),
                             self.opts.clip_frames, self.opts.max_clips])
 
     def is_done(self, item: VideoItem, fp: str) -> bool:
@@ -181,9 +189,8 @@ class Builder:
             reference = item.reference or self.extract_reference(item, ctx)
             pre_dir = self.layout.preprocess(item)
             if not (record.get("preprocessed") == fp and preprocess.read_record(pre_dir)):
-                popts = self.preprocess_options(item, reference)
-                argv = [sys.executable, str(PREPROCESS_CLI), *to_argv(popts), "--overwrite",
-                        "--runs_dir", str(ctx.run_dir / "preprocess-runs")]
+                argv = self.preprocess_argv(item, reference) + [
+                    "--overwrite", "--runs_dir", str(ctx.run_dir / "preprocess-runs")]
                 ctx.step("preprocess (run_preprocessing.py)", argv, stage=STAGE, env=env)
                 self.layout.write_record(item, {"status": "preprocessed", "preprocessed": fp})
             done = self.cut_clips(item, pre_dir, ctx)
@@ -260,7 +267,8 @@ def cancel_on_signals(cancel: threading.Event) -> Iterator[None]:
             signal.signal(sig, h)
 
 
-def run(opts: DatasetOptions, pre_values: dict[str, Any], run_opts: RunOptions, *, ctx: RunContext) -> Path:
+def run(opts: DatasetOptions, pre_values: dict[str, Any], mask: MaskOptions, run_opts: RunOptions, *,
+        ctx: RunContext) -> Path:
     """Build (or bring up to date) the dataset in `opts.output`; returns the metadata.csv path.
     `pre_values` are the preprocessing options as parsed (PreprocessOptions less PREPROCESS_SET_HERE)."""
     validate(opts)
@@ -277,14 +285,14 @@ def run(opts: DatasetOptions, pre_values: dict[str, Any], run_opts: RunOptions, 
         if layout.root == item.video.parent or layout.root in item.video.parents:
             raise UserError(f"{layout.root}: the dataset folder holds the input {item.video}; choose another --output")
     slots = gpu_slots(opts)
-    builder = Builder(opts, template, layout, ctx.run_dir, ctx.cancel or threading.Event())
+    builder = Builder(opts, template, mask, layout, ctx.run_dir, ctx.cancel or threading.Event())
     if ctx.dry_run:
         return describe_plan(builder, items, slots, ctx)
 
     # Checked once here so a missing clone or model fails the run, not every video one by one.
     wan_preprocess.check_wan22(Path(template.wan22_dir))
     wan_preprocess.check_process_checkpoint(Path(template.ckpt_dir), replace=template.replace, use_flux=False)
-    options = {**as_dict(opts), "preprocess": as_dict(template)}
+    options = {**as_dict(opts), "preprocess": as_dict(template), "mask": as_dict(mask) if template.replace else None}
     ctx.begin_stage(STAGE, options=options, inputs={"input": str(absolute(opts.input))},
                     upstream={"Wan2.2": {"path": template.wan22_dir, "commit": upstream_commit(template.wan22_dir)}},
                     fp=fingerprint(options))
@@ -415,7 +423,7 @@ def describe_plan(builder: Builder, items: list[VideoItem], slots: list[str | No
         if item.reference is None:
             ctx.step(f"{item.id}: reference = frame {builder.opts.reference_frame}",
                      clips.reference_frame_argv(item.video, builder.opts.reference_frame, reference), stage=STAGE)
-        argv = [sys.executable, str(PREPROCESS_CLI), *to_argv(builder.preprocess_options(item, reference))]
+        argv = builder.preprocess_argv(item, reference)
         ctx.step(f"{item.id}: preprocess{f' (CUDA_VISIBLE_DEVICES={gpu})' if gpu is not None else ''}", argv,
                  stage=STAGE)
     ctx.say(f"then: each video resampled like its pose and cut into {builder.opts.clip_frames}-frame clips")
@@ -428,13 +436,14 @@ def main(argv: list[str] | None = None) -> int:
     seen: set[str] = set()
     add_to_parser(parser, DatasetOptions, seen=seen)
     pre_names = add_to_parser(parser, preprocess.PreprocessOptions, skip=PREPROCESS_SET_HERE, seen=seen)
+    add_to_parser(parser, MaskOptions, skip=MASK_SET_HERE, seen=seen)
     add_to_parser(parser, RunOptions, seen=seen)
     values = vars(parser.parse_args(argv))
 
     def body() -> None:
-        opts, run_opts = build(DatasetOptions, values), build(RunOptions, values)
+        opts, mask, run_opts = build(DatasetOptions, values), build(MaskOptions, values), build(RunOptions, values)
         ctx = RunContext.create(run_opts.runs_dir, STAGE, dry_run=run_opts.dry_run, cancel=threading.Event())
-        run(opts, {name: values[name] for name in pre_names}, run_opts, ctx=ctx)
+        run(opts, {name: values[name] for name in pre_names}, mask, run_opts, ctx=ctx)
 
     return report_errors(body)
 

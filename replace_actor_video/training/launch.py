@@ -78,6 +78,9 @@ class TrainingOptions:
     train_args: str = option("", help="more train.py arguments as one string, checked against its parser; write "
                              "it with '=': --train_args='--enable_csv_log --lora_checkpoint x.safetensors'",
                              group="advanced")
+    train_script: str | None = option(None, help="the training script accelerate runs; default: DiffSynth-Studio's "
+                                      "examples/wanvideo/model_training/train.py (a fork's, or tiny_train.py for "
+                                      "smoke tests)", group="advanced")
     python: str = option(sys.executable, help="the Python that has DiffSynth-Studio, accelerate and torch",
                          group="paths")
     diffsynth_dir: str = option(config.DIFFSYNTH.default_value(), help="DiffSynth-Studio clone "
@@ -147,8 +150,9 @@ def read_dataset(folder: Path) -> DatasetInfo:
 
 
 def training_size(width: int, height: int, area: int = TRAIN_AREA) -> tuple[int, int]:
-    """(width, height) with the aspect of width x height and about `area` pixels, multiples of 16."""
-    scale = math.sqrt(area / (width * height))
+    """(width, height) with the aspect of width x height and about `area` pixels (never more than the clips
+    have), multiples of 16."""
+    scale = min(1.0, math.sqrt(area / (width * height)))
     return max(16, round(width * scale / 16) * 16), max(16, round(height * scale / 16) * 16)
 
 
@@ -270,7 +274,9 @@ def run(opts: TrainingOptions, launch: LaunchOptions, run_opts: RunOptions, *, c
                                   fsdp_offload_params=launch.fsdp_offload_params)
     config_file = ctx.run_dir / "accelerate_config.yaml"
     try:
-        script = ds.check_diffsynth(diffsynth)
+        script = ds.check_diffsynth(diffsynth) if opts.train_script is None else absolute(opts.train_script)
+        if not script.is_file():
+            raise UserError(f"--train_script {script}: file not found")
         if strategy in ("zero2", "zero3") and not has_module(opts.python, "deepspeed"):
             raise UserError(f"--strategy {strategy} needs DeepSpeed in {opts.python}; "
                             "run scripts/install_training.sh --deepspeed, or use --strategy fsdp")
@@ -278,7 +284,7 @@ def run(opts: TrainingOptions, launch: LaunchOptions, run_opts: RunOptions, *, c
         if not ctx.dry_run:
             raise
         ctx.say(f"warning: {exc}")
-        script = diffsynth / ds.TRAIN_SCRIPT
+        script = diffsynth / ds.TRAIN_SCRIPT if opts.train_script is None else absolute(opts.train_script)
     argv = acc.launch_argv(config_file, script, call.args(), python=opts.python)
     writes = launch.machine_rank == 0  # only the main process saves checkpoints (diffsynth/diffusion/logger.py)
     if ctx.dry_run:
@@ -303,6 +309,10 @@ def run(opts: TrainingOptions, launch: LaunchOptions, run_opts: RunOptions, *, c
         saved = ds.checkpoints(output) if writes else []
         if writes and not saved:
             raise StageFailed(f"train.py exited 0 but wrote no checkpoint into {output}; see {ctx.log_path(STAGE)}")
+        empty = [p.name for p in saved if ds.tensor_count(p) == 0]
+        if empty:
+            raise StageFailed(f"train.py saved checkpoints without tensors ({', '.join(empty)}): the trained "
+                              "parameters were not found under their names; see " + str(ctx.log_path(STAGE)))
         if writes:
             write_record(output, options=options, command=argv, accelerate=accel, checkpoints=saved)
     except BaseException as exc:

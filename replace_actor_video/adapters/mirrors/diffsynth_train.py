@@ -1,10 +1,10 @@
-"""Mirror of DiffSynth-Studio `examples/wanvideo/model_training/train.py` `wan_parser()` at commit fed7b18:
+"""Mirror of DiffSynth-Studio `examples/wanvideo/model_training/train.py` `wan_parser()` at commit db5b335:
 `add_general_config` and `add_video_size_config` of `diffsynth/diffusion/parsers.py` (in the order upstream
 calls them) and the six arguments train.py adds itself."""
 
 import argparse
 
-UPSTREAM_COMMIT = "fed7b18fac2ed4cb802796eec91970e7659bccde"
+UPSTREAM_COMMIT = "db5b335abe8eb7573f8b6d63f6dc381e70965da7"
 UPSTREAM_FILE = "examples/wanvideo/model_training/train.py"
 UPSTREAM_PARSERS = "diffsynth/diffusion/parsers.py"
 
@@ -33,11 +33,6 @@ def add_model_config(parser):
     parser.add_argument("--fp8_models", default=None, type=str, help="Models with FP8 precision, comma-separated.")
     parser.add_argument("--offload_models", default=None, type=str, help="Models with offload, comma-separated. Only used in splited training.")
     parser.add_argument("--resume_from_checkpoint", default=None, type=str, help="Resume training from checkpoint file. Only single model training is supported.")
-    return parser
-
-
-def add_quant_config(parser):
-    parser.add_argument("--quant_options", type=str, default=None, help="Dynamically quantize loaded models.")
     return parser
 
 
@@ -102,7 +97,6 @@ def add_logger_config(parser):
 def add_general_config(parser):
     parser = add_dataset_base_config(parser)
     parser = add_model_config(parser)
-    parser = add_quant_config(parser)
     parser = add_training_config(parser)
     parser = add_output_config(parser)
     parser = add_lora_config(parser)
