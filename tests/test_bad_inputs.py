@@ -18,7 +18,7 @@ CASES = {
     "missing image": (["--refer_path", "{tmp}/nope.png"], "nope.png: file not found"),
     "bad image": (["--refer_path", "{not_an_image}"], "not_an_image.png: not a readable image"),
     "bad resolution": (["--resolution", "1280by720"], "--resolution"),
-    "odd resolution": (["--resolution", "1281x720"], "multiples of 16"),
+    "tiny resolution": (["--resolution", "8x720"], "at least 16"),
     "flux without retarget": (["--use_flux", "--no-retarget"], "--use_flux"),
     "flux in replace": (["--use_flux", "--replace"], "--use_flux"),
     "bad fps": (["--fps", "0"], "--fps 0"),
@@ -54,7 +54,7 @@ def test_missing_checkpoint_file_is_named(media, fake_wan22, fake_ckpt, tmp_path
             "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs"]
     assert run_cli("run_preprocessing.py", *args, cwd=tmp_path).returncode == 0  # animate mode does not need SAM2
     res = run_cli("run_preprocessing.py", *args[:4], "--save_path", tmp_path / "pp2", *args[6:], "--replace",
-                  cwd=tmp_path)
+                  "--mask_mode", "official", cwd=tmp_path)
     assert res.returncode == 2 and "sam2/sam2_hiera_large.pt" in res.stderr
 
 

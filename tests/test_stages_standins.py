@@ -25,7 +25,8 @@ def test_preprocess_then_generate(media, fake_wan22, fake_ckpt, tmp_path, replac
     mode = ["--replace"] if replace else []
     loc = locations(fake_wan22, fake_ckpt, tmp_path)
     pre = run_cli("run_preprocessing.py", "--video_path", media["dance"], "--refer_path", media["ref"],
-                  "--save_path", tmp_path / "pp", "--resolution", "640x368", "--fps", "16", *mode, *loc, cwd=tmp_path)
+                  "--save_path", tmp_path / "pp", "--resolution", "640x368", "--fps", "16", *mode, "--mask_mode", "official",
+                  *loc, cwd=tmp_path)
     assert pre.returncode == 0, pre.stderr
     expected = {"src_ref.png", "src_face.mp4", "src_pose.mp4", "rav_preprocess.json"}
     if replace:
@@ -65,7 +66,8 @@ def test_generation_fails_loudly_when_upstream_save_fails(media, fake_wan22, fak
 def test_pipeline_runs_resumes_and_forces(media, fake_wan22, fake_ckpt, tmp_path):
     loc = locations(fake_wan22, fake_ckpt, tmp_path)
     out = tmp_path / "final.mp4"
-    args = ["--video_path", media["dance"], "--refer_path", media["ref"], "--replace", "--resolution", "640x368",
+    args = ["--video_path", media["dance"], "--refer_path", media["ref"], "--replace", "--mask_mode", "official",
+            "--resolution", "640x368",
             "--output_path", out, "--seed", "7", *loc]
     first = run_cli("pipeline.py", *args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
@@ -98,10 +100,11 @@ def test_pipeline_dry_run_prints_commands_and_runs_nothing(media, tmp_path):
     res = run_cli("pipeline.py", "--dry-run", "--video_path", media["dance"], "--refer_path", media["ref"],
                   "--replace", "--output_path", out, "--runs_dir", tmp_path / "runs", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    lines = [l for l in res.stdout.splitlines() if l.startswith("[dry-run]")]
+    lines = [line for line in res.stdout.splitlines() if line.startswith("[dry-run]")]
     assert "preprocess_data.py" in lines[0] and "--replace_flag" in lines[0]
-    generate = lines[1]
+    assert "replace_actor_video.mask" in lines[1]  # contour mask: the default in replace mode
+    generate = lines[2]
     for needle in ("generate.py", "--task animate-14B", "--replace_flag", "--refert_num 1", "--save_file"):
         assert needle in generate
-    assert "-map 1:a:0" in lines[2]  # the source has audio: it is muxed back
+    assert "-map 1:a:0" in lines[3]  # the source has audio: it is muxed back
     assert not out.exists() and not (tmp_path / "runs").exists()

@@ -21,6 +21,7 @@ from .errors import Cancelled, StageFailed
 from .progress import Progress, parse_progress
 
 GRACE_SECONDS = 10.0
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,13 @@ class ProcessResult:
 def format_argv(argv: Sequence[str]) -> str:
     """A copy-pasteable rendering for logs and --dry-run (display only; never executed by a shell)."""
     return " ".join(shlex.quote(str(a)) for a in argv)
+
+
+def own_module_env() -> dict[str, str]:
+    """Environment for running one of our modules as a child (`python -m replace_actor_video...`) from any cwd:
+    the repository root goes first on PYTHONPATH."""
+    paths = [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def kill_tree(pid: int, grace: float = GRACE_SECONDS) -> None:

@@ -19,7 +19,7 @@ from ..core.errors import UserError
 from ..core.options import add_to_parser, build, option
 from ..core.rundir import RunContext
 from ..media.probe import probe_video
-from ..stages import generate, preprocess
+from ..stages import generate, mask, preprocess
 from ..stages.common import RunOptions, absolute
 
 # Options the pipeline wires from one stage to the next instead of asking for them.
@@ -36,7 +36,8 @@ class PipelineOptions:
     force: bool = option(False, help="rerun every stage even when its results are up to date", group="run")
 
 
-STAGE_OPTIONS = (PipelineOptions, preprocess.PreprocessOptions, generate.GenerateOptions, RunOptions)
+STAGE_OPTIONS = (PipelineOptions, preprocess.PreprocessOptions, mask.MaskOptions, generate.GenerateOptions,
+                 RunOptions)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 class PipelineConfig:
     pipeline: PipelineOptions
     preprocess: preprocess.PreprocessOptions
+    mask: mask.MaskOptions
     generate: generate.GenerateOptions
     run: RunOptions
 
@@ -72,7 +74,7 @@ def config_from(values: dict[str, Any]) -> PipelineConfig:
     pre = build(preprocess.PreprocessOptions, values)
     gen = build(generate.GenerateOptions, {**values, "src_root_path": pre.save_path,
                                            "save_file": pipe.output_path})
-    return PipelineConfig(pipe, pre, gen, run_opts)
+    return PipelineConfig(pipe, pre, build(mask.MaskOptions, values), gen, run_opts)
 
 
 def run(cfg: PipelineConfig, *, ctx: RunContext) -> Path:
@@ -80,7 +82,7 @@ def run(cfg: PipelineConfig, *, ctx: RunContext) -> Path:
     total = 2
     ctx.say(f"run directory: {ctx.run_dir}")
     ctx.say(f"step 1/{total}: preprocess")
-    preprocess.run(cfg.preprocess, cfg.run, ctx=ctx, resume=resume)
+    preprocess.run(cfg.preprocess, cfg.mask, cfg.run, ctx=ctx, resume=resume)
     ctx.say(f"step 2/{total}: generate")
     planned = _planned_record(cfg.preprocess) if ctx.dry_run else None
     out = generate.run(cfg.generate, cfg.run, ctx=ctx, resume=resume, planned=planned)

@@ -19,6 +19,8 @@ from ..core.values import parse_resolution
 from ..media.probe import check_image, probe_video
 from .common import RunOptions, absolute, ckpt_option, ensure_not_inside, wan22_option
 from .common import main as stage_main
+from .mask import SAM2_DEFAULT, MaskOptions, contour_step, sam2_checkpoint, worker_argv
+from .mask import check_ready as check_mask_ready
 
 STAGE = "preprocess"
 RECORD = "rav_preprocess.json"  # what generation needs later: fps, frame count, source video (for audio)
@@ -62,7 +64,8 @@ def validate(opts: PreprocessOptions) -> None:
             raise UserError(f"--{name} {getattr(opts, name)}: must be at least {minimum}")
 
 
-def run(opts: PreprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resume: bool = False) -> Path:
+def run(opts: PreprocessOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx: RunContext,
+        resume: bool = False) -> Path:
     """Run the official preprocessing into `save_path` (atomically) and check its outputs. With `resume`,
     a finished run of the same inputs and options in this run directory is kept instead."""
     validate(opts)
@@ -71,9 +74,14 @@ def run(opts: PreprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resum
     wan22, ckpt = absolute(opts.wan22_dir), absolute(opts.ckpt_dir)
     video_path, refer_path, save_path = absolute(opts.video_path), absolute(opts.refer_path), absolute(opts.save_path)
     ensure_not_inside(save_path, [video_path, refer_path])
+    contour = opts.replace and mask.mask_mode == "contour"
+    sam2 = None
     try:
         wan_preprocess.check_wan22(wan22)
         process_checkpoint = wan_preprocess.check_process_checkpoint(ckpt, replace=opts.replace, use_flux=opts.use_flux)
+        if contour:
+            check_mask_ready(mask)
+            sam2 = sam2_checkpoint(mask, ckpt)
     except UserError as exc:
         if not ctx.dry_run:
             raise
@@ -81,7 +89,8 @@ def run(opts: PreprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resum
         process_checkpoint = ckpt / "process_checkpoint"
     inputs = {"video_path": describe_path(video_path), "refer_path": describe_path(refer_path)}
     upstream = {"Wan2.2": {"path": str(wan22), "commit": upstream_commit(wan22)}, "checkpoint": str(ckpt)}
-    fp = fingerprint([as_dict(opts), inputs, upstream])
+    options = {**as_dict(opts), **({"mask": as_dict(mask)} if opts.replace else {})}
+    fp = fingerprint([options, inputs, upstream])
     if resume and ctx.is_done(STAGE, fp):
         ctx.say(f"preprocess: up to date, keeping {save_path}")
         return save_path
@@ -96,17 +105,25 @@ def run(opts: PreprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resum
         w_len=opts.w_len, h_len=opts.h_len)
     if ctx.dry_run:
         ctx.step("preprocess (official preprocess_data.py)", call.argv(), stage=STAGE)
+        if contour:
+            ctx.step("contour mask (SAM2 → grow → blockify)", worker_argv(
+                save_path, video_path, mask, checkpoint=sam2 or ckpt / SAM2_DEFAULT, resolution=opts.resolution,
+                fps=opts.fps), stage=STAGE)
         return save_path
 
-    ctx.begin_stage(STAGE, options=as_dict(opts), inputs=inputs, upstream=upstream, fp=fp)
+    ctx.begin_stage(STAGE, options=options, inputs=inputs, upstream=upstream, fp=fp)
     try:
         with atomic_dir(save_path) as tmp:
             tmp_call = dataclasses.replace(call, save_path=tmp)
             ctx.step("preprocess (official preprocess_data.py)", tmp_call.argv(), stage=STAGE,
                      expected_outputs=tmp_call.expected_outputs(), cwd=ctx.scratch(STAGE))
+            if contour:
+                assert sam2 is not None
+                contour_step(ctx, stage=STAGE, folder=tmp, video=video_path, mask=mask, checkpoint=sam2,
+                             resolution=opts.resolution, fps=opts.fps)
             frames = check_outputs(tmp, replace=opts.replace)
             write_record(tmp, video=video.path.resolve(), has_audio=video.has_audio, fps=fps, frames=frames,
-                         replace=opts.replace)
+                         opts=opts, mask_mode=mask.mask_mode if opts.replace else None)
     except BaseException as exc:
         ctx.end_stage(STAGE, status="cancelled" if isinstance(exc, KeyboardInterrupt) else "failed", error=str(exc))
         raise
@@ -131,9 +148,13 @@ def check_outputs(folder: Path, *, replace: bool) -> int:
     return counts[names[0]]
 
 
-def write_record(folder: Path, *, video: Path, has_audio: bool, fps: Fraction, frames: int, replace: bool) -> None:
+def write_record(folder: Path, *, video: Path, has_audio: bool, fps: Fraction, frames: int,
+                 opts: PreprocessOptions, mask_mode: str | None) -> None:
+    """What later steps need: the fps and frame count (retiming), the source video (audio, re-masking) and
+    the options that fixed the frame size and sampling (run_mask.py reproduces them)."""
     record = {"video_path": str(video), "has_audio": has_audio, "fps": str(fps), "frames": frames,
-              "mode": "replace" if replace else "animate"}
+              "mode": "replace" if opts.replace else "animate", "mask_mode": mask_mode,
+              "resolution": list(opts.resolution), "fps_option": opts.fps}
     (folder / RECORD).write_text(json.dumps(record, indent=2))
 
 
@@ -144,7 +165,7 @@ def read_record(folder: Path) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     return stage_main(description="Stage 1: Wan2.2-Animate preprocessing (official preprocess_data.py).",
-                      option_classes=[PreprocessOptions, RunOptions], run=run, argv=argv, stage=STAGE)
+                      option_classes=[PreprocessOptions, MaskOptions, RunOptions], run=run, argv=argv, stage=STAGE)
 
 
 if __name__ == "__main__":

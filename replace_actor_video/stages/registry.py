@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import generate, preprocess
+from . import generate, mask, preprocess
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class StageEntry:
 
 
 STAGES: tuple[StageEntry, ...] = (
-    StageEntry("preprocess", "Preprocess", "run_preprocessing.py", (preprocess.PreprocessOptions,)),
+    StageEntry("preprocess", "Preprocess", "run_preprocessing.py", (preprocess.PreprocessOptions, mask.MaskOptions)),
+    StageEntry("mask", "Mask", "run_mask.py", (mask.MaskStageOptions, mask.MaskOptions)),
     StageEntry("generate", "Generation", "run_generation.py", (generate.GenerateOptions,)),
 )
