@@ -59,8 +59,10 @@ def page(browser, server, request):
     context.close()
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, *, top: bool = False) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    if top:
+        page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
     if os.environ.get("RAV_UI_SCREENSHOTS") == "docs":
         DOCS.mkdir(parents=True, exist_ok=True)
@@ -132,7 +134,8 @@ def test_points_editor_writes_the_cli_points_json(page, server):
     page.locator("#points-preview").click()
     # No SAM2 weights in CI (and maybe no torch/sam2): the UI must say so, not crash.
     expect(page.locator("#points-message")).to_contain_text("Preview not available", timeout=60_000)
-    shot(page, "mask")
+    page.locator("#points-mode").scroll_into_view_if_needed()
+    shot(page, "points-editor")
 
 
 def test_queue_log_cancel_and_history(page, server, browser):
@@ -155,6 +158,11 @@ def test_queue_log_cancel_and_history(page, server, browser):
         fill(page, "pipeline-refer_path-path", "media/ref.png")
         fill(page, "pipeline-resolution", "320x240")
         fill(page, "pipeline-prompt", "a dancer; $(rm -rf ~) `whoami`")
+        page.locator("#pipeline-replace input").check()  # replace mode: the Runs tab then shows a mask overlay
+        if page.locator("#pipeline-group-mask").count():
+            open_group(page, "pipeline", "mask")
+            if page.locator("#pipeline-mask_mode").count():  # the contour mask needs SAM2 weights: not here
+                choose(page, "pipeline-mask_mode", "official")
         open_group(page, "pipeline", "performance")
         choose(page, "pipeline-attention", "flash")  # the stand-in clone has no torch-free SDPA route
         page.locator("#run-pipeline").click()
@@ -196,6 +204,7 @@ def test_queue_log_cancel_and_history(page, server, browser):
     choose(page, "run-select", pipeline_id)
     expect(page.locator("#run-summary")).to_contain_text("generate: done")
     expect(page.locator("#run-result video")).to_have_count(1)
+    expect(page.locator("#run-mask-overlay img")).to_be_visible()
     downloads = page.locator("#run-downloads")
     expect(downloads).to_contain_text(re.compile(r"output_wanimate\s*\.mp4"))  # gradio splits name and suffix
     expect(downloads).to_contain_text(re.compile(r"src_pose\s*\.mp4"))
@@ -220,11 +229,15 @@ def test_every_stage_has_a_tab(page, server):
             expect(page.locator(f"#run-{name}")).to_be_visible()
         else:
             expect(page.locator(f"#note-{name}")).to_contain_text("not available yet")
-        shot(page, name)
+        shot(page, name, top=True)
     open_tab(page, "Full pipeline")
     for option in ("video_path-path", "output_path", "sample_steps", "prompt", "replace"):
         expect(page.locator(f"#pipeline-{option}")).to_be_attached()
-    shot(page, "pipeline")
+    shot(page, "pipeline", top=True)
     open_tab(page, "Runs")
     expect(page.locator("#runs-table")).to_be_visible()
-    shot(page, "runs-list")
+    finished = sorted(p.parent.name for p in server.runs.glob("*-pipeline/job.json"))
+    if finished:  # after the queue test: show the pipeline run with its previews
+        choose(page, "run-select", finished[-1])
+        expect(page.locator("#run-summary")).to_contain_text(finished[-1])
+    shot(page, "runs-list", top=True)

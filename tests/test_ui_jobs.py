@@ -204,3 +204,16 @@ def test_log_follower_reads_tqdm_redraws_and_pipeline_steps(tmp_path):
     follower.poll()
     view = follower.view()
     assert view.fraction == pytest.approx(0.75) and view.eta_s == 10.0 and "step 2/2: generate" in view.text
+
+
+def test_points_keyword_is_not_taken_for_a_path(world):
+    """A points field takes a points JSON path or a keyword (its default, e.g. 'auto'): the keyword passes
+    through untouched, a path is resolved in the workspace."""
+    for form in [pipeline_form(), *(stage_form(e) for e in STAGES)]:
+        for spec in (s for s in form.fields if s.meta.widget == "points"):
+            values = {s.name: "media/dance.mp4" for s in form.fields if s.required}
+            job_dir = world["tmp"] / "runs" / form.name
+            kept = build_command(form, {**values, spec.name: spec.default}, job_dir=job_dir, workspace=world["ws"])
+            assert kept.values[spec.name] == spec.default
+            typed = build_command(form, {**values, spec.name: "points/p.json"}, job_dir=job_dir, workspace=world["ws"])
+            assert typed.values[spec.name] == str(world["tmp"] / "points" / "p.json")

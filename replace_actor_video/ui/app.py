@@ -136,7 +136,7 @@ def submit_handler(ctx: AppContext, form: Form, slots: Sequence[Slot]) -> Callab
             raise gr.Error(str(exc), title="Not started") from None
         job = ctx.queue.submit(stage=form.name, title=form.title, job_dir=job_dir, script=form.script,
                                args=command.args, values=command.values, run_dir=command.run_dir)
-        gr.Info(f"{job.id}: queued")
+        gr.Info(f"{job.id}: queued", duration=4)
         return gr.update(choices=_job_choices(ctx), value=job.id)
 
     return submit
@@ -347,7 +347,7 @@ def runs_panel(ctx: AppContext) -> tuple[Any, Any, Any, list[Any]]:
     with gr.Row():
         pose = gr.Video(label="pose (src_pose.mp4)", interactive=False, height=180)
         face = gr.Video(label="face (src_face.mp4)", interactive=False, height=180)
-        overlay = gr.Image(label="mask overlay (frame 0)", interactive=False, height=180)
+        overlay = gr.Image(label="mask overlay (frame 0)", interactive=False, height=180, elem_id="run-mask-overlay")
     result = gr.Video(label="result", interactive=False, elem_id="run-result", height=260)
     downloads = gr.File(label="downloads", file_count="multiple", interactive=False, elem_id="run-downloads")
     settings = gr.JSON(label="settings", elem_id="run-settings")
@@ -427,7 +427,7 @@ def points_tab(ctx: AppContext, slots: Sequence[Slot], points_fields: Sequence[O
             points_editor.save(ed, out, normalized=norm)
         except UserError as exc:
             raise gr.Error(str(exc)) from None
-        gr.Info(f"saved {out}")
+        gr.Info(f"saved {out}", duration=4)
         return [str(out), f"Saved `{out}`", *([str(out)] * len(point_targets))]
 
     def do_preview(ed: points_editor.Editor, ckpt: str) -> list[Any]:

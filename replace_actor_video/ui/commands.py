@@ -166,7 +166,9 @@ def build_command(form: Form, values: dict[str, Any], *, job_dir: Path, workspac
             value = int(value)
         if is_path(spec):
             value = str(value).strip()
-            if spec.name in uploaded:
+            if spec.meta.widget == "points" and value == spec.default:
+                pass  # a keyword such as 'auto', not a file
+            elif spec.name in uploaded:
                 source = Path(value)
                 if not workspace.contains(source):
                     raise UserError(f"{spec.name}: the uploaded file is not in the upload folder")

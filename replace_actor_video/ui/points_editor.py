@@ -14,7 +14,8 @@ from PIL import Image, ImageDraw
 
 from ..core.errors import UserError
 from ..mask.points import FramePoints, PointsSpec, save_points
-from .previews import cache_name, grab_frame, overlay
+from ..mask.preview import render_preview
+from .previews import cache_name, grab_frame
 
 POSITIVE_COLOUR = (40, 200, 60)
 NEGATIVE_COLOUR = (230, 40, 40)
@@ -126,9 +127,8 @@ def preview_mask(editor: Editor, checkpoint: Path, cache: Path, *, device: str |
         _SEGMENTERS[key] = Sam2VideoSegmenter(Sam2Settings(checkpoint=Path(checkpoint), device=device))
     with Image.open(editor.image) as im:
         frame = np.asarray(im.convert("RGB"))
-    masks = _SEGMENTERS[key].segment_chunk(frame[None], {0: replace(spec.frames[0], frame=0)})
-    mask = Image.fromarray(masks[0].astype(np.uint8) * 255)
+    clicks = replace(spec.frames[0], frame=0)
+    masks = _SEGMENTERS[key].segment_chunk(frame[None], {0: clicks})
     out = cache / cache_name("sam2", editor.image, editor.clicks, checkpoint)
-    with Image.open(editor.image) as im:
-        overlay(im, mask).save(out)
+    Image.fromarray(render_preview(frame, masks[0], clicks)).save(out)
     return out

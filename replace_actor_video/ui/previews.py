@@ -1,4 +1,4 @@
-"""Stills for the UI: one frame of a video, and a mask laid over its frame. ffmpeg by argv, PIL for pixels."""
+"""Stills for the UI: one frame of a video, and a mask laid over its frame (drawn by the mask package)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import hashlib
 import subprocess
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from ..core.errors import UserError
+from ..mask.preview import render_preview
 from ..media.ffmpeg import ffmpeg_bin
-
-MASK_TINT = (255, 64, 64)
 
 
 def grab_frame(video: str | Path, index: int, out: Path) -> Path:
@@ -34,15 +34,6 @@ def cache_name(*parts: object, suffix: str = ".png") -> str:
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:20] + suffix
 
 
-def overlay(frame: Image.Image, mask: Image.Image, alpha: float = 0.45) -> Image.Image:
-    """`frame` with the white area of `mask` tinted red."""
-    frame = frame.convert("RGB")
-    mask = mask.convert("L").resize(frame.size)
-    tint = Image.new("RGB", frame.size, MASK_TINT)
-    blended = Image.blend(frame, tint, alpha)
-    return Image.composite(blended, frame, mask.point(lambda v: 255 if v >= 128 else 0))
-
-
 def mask_overlay(background: Path, mask_video: Path, index: int, cache: Path) -> Path:
     """Frame `index` of a preprocessing folder's src_bg.mp4 with src_mask.mp4 laid over it (cached)."""
     key = (background.resolve(), background.stat().st_mtime_ns, mask_video.resolve(), mask_video.stat().st_mtime_ns, index)
@@ -52,5 +43,7 @@ def mask_overlay(background: Path, mask_video: Path, index: int, cache: Path) ->
     frame = grab_frame(background, index, cache / cache_name("bg", *key))
     mask = grab_frame(mask_video, index, cache / cache_name("mask", *key))
     with Image.open(frame) as f, Image.open(mask) as m:
-        overlay(f, m).save(out)
+        rgb = np.asarray(f.convert("RGB"))
+        on = np.asarray(m.convert("L").resize(f.size)) >= 128
+    Image.fromarray(render_preview(rgb, on)).save(out)
     return out
