@@ -20,9 +20,15 @@ PIPE = " \\| "  # a literal | inside a Markdown table cell
 BLOCK = re.compile(r"(<!-- options:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /options -->)", re.S)
 
 
-def table(classes: list[type]) -> str:
+def table(classes: list[type], shown: set[type]) -> str:
+    """Rows for each class; a class already tabled earlier in the README gets a pointer, not the rows again."""
     rows = ["| option | default | meaning |", "|---|---|---|"]
     for cls in classes:
+        if cls in shown:
+            title = cls.__doc__.strip().splitlines()[0]
+            rows.append(f"| … | | and the *{title}* options, in the table above |")
+            continue
+        shown.add(cls)
         for spec in specs(cls):
             flags = " / ".join(f"`{f}`" for f in spec.flags)
             if spec.type is bool and spec.default:
@@ -34,9 +40,10 @@ def table(classes: list[type]) -> str:
 
 
 def tables() -> dict[str, str]:
-    out = {entry.name: table(list(entry.options)) for entry in STAGES}
-    out["pipeline"] = table([PipelineOptions])
-    out["run"] = table([RunOptions])
+    shown: set[type] = set()
+    out = {entry.name: table(list(entry.options), shown) for entry in STAGES}
+    out["pipeline"] = table([PipelineOptions], shown)
+    out["run"] = table([RunOptions], shown)
     return out
 
 
