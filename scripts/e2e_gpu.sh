@@ -3,7 +3,10 @@
 # weights, real layout): pipeline.py in animate and replace mode on a short generated clip, then every
 # output checked (files, frame counts, fps, audio). See docs/E2E.md for how it is run and what it showed.
 #
-#   bash scripts/e2e_gpu.sh OUT_DIR [animate] [replace]
+#   bash scripts/e2e_gpu.sh OUT_DIR [animate] [replace] [mask720]
+#
+# mask720: replace-mode preprocessing of a 3 s 1280x720 clip with the contour mask (SAM2-L-shaped random
+# weights), reporting the contour step's frames per second (issue 4).
 #
 # Expects, relative to the repo root (gitignored, carried to the lent GPU machine; scripts/gpu_carry.md says
 # how to build them): .e2e/whl/*.whl (Python packages the GPU image lacks), .e2e/ffbins.tar.xz (static
@@ -21,19 +24,27 @@ t0=$(date +%s)
 stamp() { echo "[e2e $(( $(date +%s) - t0 ))s] $*" | tee -a "$OUT/summary.txt"; }
 
 if [ "${E2E_SETUP:-1}" = 1 ]; then
-  if [ ! -d /tmp/site ]; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$CARRY"/whl/*.whl
-  fi
+  rm -rf /tmp/site
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$CARRY"/whl/*.whl
   export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
   [ -x "$WORK/bin/ffprobe" ] || tar -xJf "$CARRY/ffbins.tar.xz" -C "$WORK/bin"
   export PATH=$WORK/bin:$PATH IMAGEIO_FFMPEG_EXE=$WORK/bin/ffmpeg
 fi
 stamp "setup done; $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | head -1)"
 
-if [ ! -f "$WORK/ckpt/config.json" ]; then
-  python3 scripts/make_synthetic_checkpoint.py --out "$WORK/ckpt" --profile tiny 2>&1 | tail -n 5
+CKPT=$WORK/ckpt
+if [ -f "$CKPT/process_checkpoint/sam2/sam2_hiera_large.pt" ]; then  # written last
+  :
+elif [ "$MODES" = mask720 ]; then  # preprocessing only: the light parts and SAM2 are enough
+  CKPT=$WORK/ckpt_light
+  if [ ! -f "$CKPT/process_checkpoint/sam2/sam2_hiera_large.pt" ]; then
+    python3 scripts/make_synthetic_checkpoint.py --out "$CKPT" --profile tiny --skip_heavy 2>&1 | tail -n 5
+    python3 -c "import sys; from pathlib import Path; sys.path.insert(0, 'scripts'); import make_synthetic_checkpoint as m; m.write_sam2(Path(sys.argv[1]))" "$CKPT"
+  fi
+else
+  python3 scripts/make_synthetic_checkpoint.py --out "$CKPT" --profile tiny 2>&1 | tail -n 5
 fi
-stamp "synthetic checkpoint ready: $(du -sh "$WORK/ckpt" | cut -f1)"
+stamp "synthetic checkpoint ready: $(du -sh "$CKPT" | cut -f1)"
 
 # A 2 s, 24 fps, 480x272 clip with a tone, and a reference image: preprocessing samples it at 16 fps, so the
 # result must come back at 16 fps with 32 frames and audio (generate.py itself always writes 30 fps).
@@ -43,11 +54,24 @@ ffmpeg -v error -y -f lavfi -i "testsrc=size=272x480" -frames:v 1 "$WORK/ref.png
 
 status=0
 for mode in $MODES; do
+  if [ "$mode" = mask720 ]; then
+    ffmpeg -v error -y -f lavfi -i "testsrc2=size=1280x720:rate=30" -f lavfi -i "sine=frequency=330" -t 3 \
+      -c:v libx264 -pix_fmt yuv420p -c:a aac "$WORK/clip720.mp4"
+    stamp "mask720: replace-mode preprocessing + contour mask on a 3 s 1280x720 30 fps clip"
+    if PYTHONUNBUFFERED=1 python3 run_preprocessing.py --replace --video_path "$WORK/clip720.mp4" \
+        --refer_path "$WORK/ref.png" --resolution 1280x720 --save_path "$WORK/pp720" --overwrite \
+        --wan22_dir "$WAN22" --ckpt_dir "$CKPT" --runs_dir "$WORK/runs" > "$OUT/mask720.log" 2>&1; then
+      grep -h "contour mask:\|exit code" "$OUT/mask720.log" | tee -a "$OUT/summary.txt"
+    else
+      status=1; stamp "mask720: FAILED"; tail -n 30 "$OUT/mask720.log" | tee -a "$OUT/summary.txt"
+    fi
+    continue
+  fi
   flag=(); [ "$mode" = replace ] && flag=(--replace --use_relighting_lora)
   stamp "pipeline $mode: start"
   if PYTHONUNBUFFERED=1 python3 pipeline.py --video_path "$WORK/clip.mp4" --refer_path "$WORK/ref.png" "${flag[@]}" \
       --resolution 480x272 --fps 16 --sample_steps 2 --prompt "a robot dancing on a stage" --seed 1 \
-      --wan22_dir "$WAN22" --ckpt_dir "$WORK/ckpt" --runs_dir "$WORK/runs" --output_path "$OUT/$mode.mp4" \
+      --wan22_dir "$WAN22" --ckpt_dir "$CKPT" --runs_dir "$WORK/runs" --output_path "$OUT/$mode.mp4" \
       --overwrite --force > "$OUT/$mode.log" 2>&1; then
     stamp "pipeline $mode: exit 0"
   else
