@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -217,3 +220,13 @@ def test_points_keyword_is_not_taken_for_a_path(world):
             assert kept.values[spec.name] == spec.default
             typed = build_command(form, {**values, spec.name: "points/p.json"}, job_dir=job_dir, workspace=world["ws"])
             assert typed.values[spec.name] == str(world["tmp"] / "points" / "p.json")
+
+
+@pytest.mark.parametrize("exposed", [["--share"], ["--host", "0.0.0.0"]])
+def test_exposing_the_ui_needs_auth(exposed, tmp_path):
+    pytest.importorskip("gradio", reason="the UI needs requirements-ui.txt")
+    env = {k: v for k, v in os.environ.items() if k != "RAV_UI_AUTH"}
+    res = subprocess.run([sys.executable, str(REPO / "app_ui.py"), *exposed, "--runs_dir", str(tmp_path / "runs")],
+                         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert res.returncode == 2
+    assert "add --auth user:password" in res.stderr and len(res.stderr.strip().splitlines()) == 1
