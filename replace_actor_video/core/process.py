@@ -90,23 +90,39 @@ def _split_lines(stream, sink: Callable[[str], None]) -> None:
 
 
 class _CancelOnSignal:
-    """Turn SIGTERM/SIGHUP into a Cancelled exception while a child runs (main thread only), so a UI or
-    a scheduler that stops us also stops the upstream program instead of orphaning it on the GPU."""
+    """Note SIGTERM/SIGHUP while a child runs (main thread only) so the wait loop cancels cleanly: a UI or
+    a scheduler that stops us also stops the upstream program instead of orphaning it on the GPU. The
+    handler only records the signal: raising from it could land inside lock code (threading) and turn a
+    clean cancel into a traceback, and a second signal during clean-up must not interrupt kill_tree."""
 
     def __enter__(self):
         self._old = {}
+        self.received: str | None = None
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGHUP):
-                self._old[sig] = signal.signal(sig, self._raise)
+                self._old[sig] = signal.signal(sig, self._note)
         return self
 
-    @staticmethod
-    def _raise(signum, _frame):
-        raise Cancelled(f"received {signal.Signals(signum).name}")
+    def _note(self, signum, _frame):
+        self.received = self.received or signal.Signals(signum).name
 
     def __exit__(self, *exc):
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
+        return False
+
+
+class _ignoring_interrupts:
+    """A second Ctrl-C while the tree is being ended must not leave it half-ended."""
+
+    def __enter__(self):
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
         return False
 
 
@@ -129,7 +145,7 @@ def run_process(
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with open(log_path, "a", encoding="utf-8") as log, _CancelOnSignal():
+    with open(log_path, "a", encoding="utf-8") as log, _CancelOnSignal() as signals:
         header = f"[rav] {label}: {format_argv(argv)}\n"
         log.write(header)
         log.flush()
@@ -159,13 +175,15 @@ def run_process(
         reader.start()
         try:
             while proc.poll() is None:
-                if cancel is not None and cancel.wait(0.2):
+                if signals.received:
+                    raise Cancelled(f"received {signals.received}")
+                if cancel is not None and cancel.is_set():
                     raise Cancelled("cancel requested")
-                if cancel is None:
-                    time.sleep(0.2)
+                time.sleep(0.2)
         except (KeyboardInterrupt, Cancelled) as exc:
             log.write(f"[rav] {label}: stopping the process tree ({type(exc).__name__})\n")
-            kill_tree(proc.pid)
+            with _ignoring_interrupts():
+                kill_tree(proc.pid)
             reader.join(timeout=5)
             raise Cancelled(f"{label} cancelled; the upstream process tree was ended") from None
         reader.join()

@@ -17,6 +17,8 @@ JPEG folder or an mp4 (the latter needs decord), not arrays.
 
 from __future__ import annotations
 
+import pickle
+
 import re
 import tempfile
 import warnings
@@ -104,6 +106,9 @@ class Sam2VideoSegmenter:
             # sam2 raises a bare RuntimeError (and logs the keys) when the weights don't fit the config.
             raise UserError(f"{ckpt} does not match SAM2 config {self.config} ({exc or 'state dict mismatch'}); "
                             "pass the --sam2_config that matches the checkpoint") from None
+        except (EOFError, IndexError, KeyError, OSError, ValueError, pickle.UnpicklingError) as exc:
+            # torch.load on a truncated or foreign file fails with any of these.
+            raise UserError(f"{ckpt}: not a readable SAM2 checkpoint ({type(exc).__name__}); download it again") from None
         self.device = settings.device
 
     def segment_chunk(self, frames: np.ndarray, prompts: dict[int, FramePoints],
