@@ -14,6 +14,9 @@ What train.py does with an Animate dataset (DiffSynth-Studio @ db5b335):
 - The pose, face, inpaint and mask videos are cut to `len(video) - 4` frames (`wan_video.py:959-976`).
 - An empty prompt cell is read by pandas as NaN (a float), which the tokenizer rejects: write a prompt.
 - Gradient checkpointing is forced on whatever the flag says (`train.py:30-32`).
+- In full mode the motion encoder's `enc` half never gets a gradient: `Generator.get_motion` runs it under a
+  reentrant checkpoint whose only input, the face pixels, needs no grad (wan_video_animate_adapter.py:608-612;
+  the official Wan code does the same). It stays as loaded; DDP must be told about unused parameters.
 - Without `--tokenizer_path` it downloads `Wan-AI/Wan2.1-T2V-1.3B:google/umt5-xxl/` (`train.py:36`), and
   `--model_id_with_origin_paths` downloads too: we always pass local paths and set
   DIFFSYNTH_SKIP_DOWNLOAD=true.
@@ -138,7 +141,8 @@ class TrainCall:
             args += ["--lora_base_model", "dit", "--lora_target_modules", self.lora_target_modules,
                      "--lora_rank", str(self.lora_rank)]
         else:
-            args += ["--trainable_models", "animate_adapter"]
+            # motion_encoder.enc gets no gradient (see above); DDP would stop at the second step without this.
+            args += ["--trainable_models", "animate_adapter", "--find_unused_parameters"]
         args.append("--use_gradient_checkpointing")
         if self.gradient_checkpointing_offload:
             args.append("--use_gradient_checkpointing_offload")
