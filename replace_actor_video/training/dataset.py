@@ -254,17 +254,14 @@ class Builder:
 # -- the whole dataset ------------------------------------------------------------------------------
 @contextlib.contextmanager
 def cancel_on_signals(cancel: threading.Event) -> Iterator[None]:
-    """SIGTERM/SIGHUP set `cancel`, so every worker ends its upstream process tree."""
-    def handler(signum, _frame):
-        cancel.set()
-        raise Cancelled(f"received {signal.Signals(signum).name}")
-
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    """SIGTERM/SIGHUP only set `cancel` (raising from a handler could land inside lock code); the wait loop
+    of build_all sees it, and every worker ends its upstream process tree."""
+    old = {sig: signal.signal(sig, lambda _signum, _frame: cancel.set()) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def run(opts: DatasetOptions, pre_values: dict[str, Any], mask: MaskOptions, run_opts: RunOptions, *,
@@ -352,13 +349,17 @@ def build_all(builder: Builder, todo: list[VideoItem], slots: list[str | None], 
 
     results = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(slots)) as pool:
-        futures = {pool.submit(one, item): item for item in todo}
+        pending = {pool.submit(one, item): item for item in todo}
         try:
-            for future in concurrent.futures.as_completed(futures):
-                results[futures[future].id] = future.result()
+            while pending:
+                done, _ = concurrent.futures.wait(pending, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    results[pending.pop(future).id] = future.result()
+                if builder.cancel.is_set():
+                    raise Cancelled("cancel requested")
         except BaseException:
-            builder.cancel.set()
-            for future in futures:
+            builder.cancel.set()  # the workers' run_process sees it and ends its process tree
+            for future in pending:
                 future.cancel()
             raise
     return results
