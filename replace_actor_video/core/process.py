@@ -5,6 +5,7 @@ child exits non-zero or exits 0 without the files it had to write."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -204,12 +205,20 @@ def _is_empty(path: Path) -> bool:
 
 
 def _tail_hint(log_path: Path) -> str:
-    """The last error-looking line of the log, so the one-line failure says why."""
+    """The most telling error line of the log, so the one-line failure says why: the last Python exception
+    line ('ValueError: ...', also behind torchrun's '[rank0]:' prefix) if any, else the last line that
+    mentions an error (torchrun's own 'ChildFailedError' summary and its boilerplate are skipped)."""
     try:
-        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-400:]
     except OSError:
         return ""
-    for line in reversed(lines[-200:]):
-        if any(word in line for word in ("Error", "error", "Traceback", "failed", "assert")) and not line.startswith("[rav]"):
-            return f" (last error: {line.strip()[:240]})"
-    return ""
+    ours = [line for line in lines if not line.startswith("[rav]")]
+    exception = [line for line in ours if _EXCEPTION.search(line) and "ChildFailedError" not in line]
+    loose = [line for line in ours if any(w in line for w in ("Error", "error", "failed", "assert"))
+             and not any(b in line for b in _TORCHRUN_BOILERPLATE)]
+    picked = (exception or loose or [""])[-1].strip()
+    return f" (last error: {picked[:240]})" if picked else ""
+
+
+_EXCEPTION = re.compile(r"(^|[\s:])[A-Za-z_.]*(Error|Exception|Interrupt)\b: ")
+_TORCHRUN_BOILERPLATE = ("error_file", "elastic/errors", "To enable traceback", "ChildFailedError")
