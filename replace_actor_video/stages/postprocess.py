@@ -1,0 +1,258 @@
+"""Stage 3 (optional): frame interpolation to a higher, exact frame rate (16 → 30 fps) with
+rife-ncnn-vulkan (Vulkan), Practical-RIFE (CUDA) or ffmpeg minterpolate, keeping the source audio.
+
+Whatever the backend, the result has round(frames × target / source) frames at exactly the target rate
+(so it lasts as long as the input within one frame), H.264 yuv420p, and the input's audio."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from ..adapters import ffmpeg_interpolate, practical_rife, rife_ncnn
+from ..core import config
+from ..core.atomic import atomic_file, refuse_overwrite
+from ..core.config import upstream_commit
+from ..core.errors import StageFailed, UserError
+from ..core.gpu import visible_gpus
+from ..core.options import as_dict, option
+from ..core.rundir import RunContext, describe_path, fingerprint
+from ..media.interpolate import (
+    check_result,
+    count_files,
+    extract_frames_argv,
+    fps_fraction,
+    frames_to_video_argv,
+    pad_frames,
+    resample_argv,
+    target_frames,
+)
+from ..media.probe import VideoInfo, probe_video
+from .common import RunOptions, absolute, ensure_not_inside
+from .common import main as stage_main
+
+STAGE = "postprocess"
+BACKENDS = ("auto", "ncnn", "cuda", "ffmpeg")
+
+
+@dataclass(kw_only=True)
+class PostprocessOptions:
+    """Post-processing: frame interpolation (RIFE or ffmpeg)"""
+
+    input: str = option(help="video to interpolate", widget="video", group="inputs")
+    output: str = option(help="interpolated video (H.264 yuv420p, the input's audio kept)", group="outputs")
+    target_fps: float = option(30.0, help="output frame rate; any ratio works (16 → 30 gives exactly 30 fps)")
+    backend: str = option("auto", choices=BACKENDS,
+                          help="ncnn = rife-ncnn-vulkan (Vulkan GPU), cuda = Practical-RIFE (PyTorch), "
+                          "ffmpeg = minterpolate (no extra install, slower, lower quality); auto = the first "
+                          "that works, in that order")
+    fallback_ffmpeg: bool = option(False, help="same as --backend ffmpeg")
+    rife_bin: str | None = option(None, help=f"rife-ncnn-vulkan binary (default: ${rife_ncnn.ENV}, PATH, "
+                                  f"./{rife_ncnn.INSTALL_DIR}/)", widget="file", group="paths")
+    rife_model: str = option(rife_ncnn.DEFAULT_MODEL, help="rife-ncnn-vulkan model: a folder, or the name of one "
+                             "next to the binary; must be a rife-v4 model", group="paths")
+    rife_pytorch_dir: str = option(config.PRACTICAL_RIFE.default_value(),
+                                   help="Practical-RIFE clone with the model in train_log/ "
+                                   f"(env {config.PRACTICAL_RIFE.env})", widget="dir", group="paths")
+
+
+def validate(opts: PostprocessOptions) -> Fraction:
+    """The target rate as a fraction; UserError for a bad rate or contradictory backend flags."""
+    target = fps_fraction(opts.target_fps)
+    if opts.fallback_ffmpeg and opts.backend not in ("auto", "ffmpeg"):
+        raise UserError(f"--fallback_ffmpeg contradicts --backend {opts.backend}; pass only one of them")
+    return target
+
+
+@dataclass(frozen=True)
+class Choice:
+    backend: str
+    reason: str
+    ncnn: rife_ncnn.NcnnSetup | None = None
+    rife_dir: Path | None = None
+
+    def upstream(self) -> dict:
+        if self.ncnn is not None:
+            return {"rife-ncnn-vulkan": {"binary": str(self.ncnn.binary), "model": str(self.ncnn.model)}}
+        if self.rife_dir is not None:
+            return {"Practical-RIFE": {"path": str(self.rife_dir), "commit": upstream_commit(self.rife_dir)}}
+        return {}
+
+
+def _ncnn(opts: PostprocessOptions, *, requested: bool) -> Choice:
+    setup = rife_ncnn.locate(opts.rife_bin, opts.rife_model)
+    probe = rife_ncnn.probe(setup)
+    if probe.problem:
+        raise UserError(probe.problem)
+    if probe.software:
+        if not requested:
+            raise UserError(f"only a software Vulkan device ({probe.device}), which would run on the CPU")
+        return Choice("ncnn", f"requested; warning: {probe.device} is a software Vulkan device (CPU, slow)", ncnn=setup)
+    return Choice("ncnn", f"rife-ncnn-vulkan on {probe.device}", ncnn=setup)
+
+
+def _cuda(opts: PostprocessOptions, *, requested: bool) -> Choice:
+    rife_dir = absolute(opts.rife_pytorch_dir)
+    practical_rife.check_clone(rife_dir)
+    practical_rife.check_python()
+    gpus = visible_gpus()
+    if gpus:
+        return Choice("cuda", f"Practical-RIFE on {gpus[0].name}", rife_dir=rife_dir)
+    if not requested:
+        raise UserError("no NVIDIA GPU visible (nvidia-smi)")
+    return Choice("cuda", "requested; warning: no NVIDIA GPU visible, Practical-RIFE runs on the CPU (slow)",
+                  rife_dir=rife_dir)
+
+
+def choose_backend(opts: PostprocessOptions, *, dry_run: bool = False) -> Choice:
+    """The backend to use and why. A requested backend that cannot run is a UserError (a warning in a dry
+    run); `auto` tries ncnn, then cuda, then falls back to ffmpeg, saying what each lacked."""
+    backend = "ffmpeg" if opts.fallback_ffmpeg else opts.backend
+    if backend == "ffmpeg":
+        return Choice("ffmpeg", "requested")
+    if backend in ("ncnn", "cuda"):
+        try:
+            return (_ncnn if backend == "ncnn" else _cuda)(opts, requested=True)
+        except UserError as exc:
+            if not dry_run:
+                raise UserError(f"--backend {backend}: {exc}") from None
+            placeholder = (Choice("ncnn", f"warning: {exc}", ncnn=rife_ncnn.NcnnSetup(
+                Path(opts.rife_bin or rife_ncnn.BINARY), Path(opts.rife_model)))
+                if backend == "ncnn" else Choice("cuda", f"warning: {exc}", rife_dir=absolute(opts.rife_pytorch_dir)))
+            return placeholder
+    lacks = []
+    for name, attempt in (("ncnn", _ncnn), ("cuda", _cuda)):
+        try:
+            return attempt(opts, requested=False)
+        except UserError as exc:
+            lacks.append(f"{name}: {exc}")
+    return Choice("ffmpeg", "auto fallback; " + "; ".join(lacks))
+
+
+@dataclass
+class Step:
+    label: str
+    argv: list[str]
+    expected: list[Path]
+    cwd: Path | None = None
+    fresh_dirs: tuple[Path, ...] = ()  # emptied (or made) before the step
+    check: Callable[[], None] | None = None  # raises StageFailed when the step's result is wrong
+
+
+def plan(choice: Choice, source: VideoInfo, *, target: Fraction, frames: int, out: Path, work: Path) -> list[Step]:
+    """The commands that turn `source` into `out` with the chosen backend (scratch files under `work`)."""
+    audio = source.path.resolve() if source.has_audio else None
+    pad = pad_frames(source.fps, target)
+    if choice.backend == "ffmpeg":
+        return [Step("interpolate with ffmpeg minterpolate (single-threaded: slow at high resolution)",
+                     ffmpeg_interpolate.argv(source.path.resolve(), out, fps=target, frames=frames, pad=pad,
+                                             audio=source.has_audio), [out])]
+    if choice.backend == "ncnn":
+        frames_in, frames_out = work / "frames_in", work / "frames_out"
+        call = rife_ncnn.NcnnCall(choice.ncnn, frames_in, frames_out, frames)
+        return [
+            Step("extract frames", extract_frames_argv(source.path.resolve(), frames_in), [frames_in],
+                 fresh_dirs=(frames_in,), check=lambda: _expect_files(frames_in, source.frames, "frame extraction")),
+            Step(f"interpolate with rife-ncnn-vulkan to {frames} frames", call.argv(), [frames_out], cwd=call.cwd,
+                 fresh_dirs=(frames_out,), check=lambda: _expect_files(frames_out, frames, "rife-ncnn-vulkan")),
+            Step(f"encode at {target} fps{' with the source audio' if audio else ''}",
+                 frames_to_video_argv(frames_out, out, fps=target, frames=frames, audio_from=audio), [out]),
+        ]
+    multi = practical_rife.multi_for(source.fps, target)
+    rife_out = work / "rife_out.mp4"
+    call = practical_rife.RifeCall(choice.rife_dir, source.path.resolve(), rife_out, multi)
+    cwd = work / "rife_cwd"  # upstream deletes and recreates ./temp in its cwd
+    return [
+        Step(f"interpolate with Practical-RIFE ×{multi}", call.argv(), [rife_out], cwd=cwd, fresh_dirs=(cwd,),
+             check=lambda: _expect_rife_frames(rife_out, call.expected_frames(source.frames))),
+        Step(f"resample to exactly {target} fps, encode{', mux the source audio' if audio else ''}",
+             resample_argv(rife_out, out, rate_in=source.fps * multi, fps=target, frames=frames, pad=pad,
+                           audio_from=audio), [out]),
+    ]
+
+
+def _expect_files(folder: Path, count: int, what: str) -> None:
+    found = count_files(folder)
+    if found != count:
+        raise StageFailed(f"{what} wrote {found} frames to {folder}, expected {count}; see the postprocess log")
+
+
+def _expect_rife_frames(video: Path, expected: int) -> None:
+    # Upstream stops its writer thread by polling an empty queue, which can drop the very last frame.
+    found = probe_video(video, count_frames=True).frames
+    if found < expected - 1:
+        raise StageFailed(f"Practical-RIFE wrote {found} frames, expected {expected}; see the postprocess log")
+
+
+def run(opts: PostprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resume: bool = False) -> Path:
+    """Interpolate `input` into `output`. With `resume`, a finished run of the same input and options in
+    this run directory is kept."""
+    target = validate(opts)
+    source = probe_video(opts.input, count_frames=True)
+    input_path, output = absolute(opts.input), absolute(opts.output)
+    ensure_not_inside(output, [input_path])
+    if target <= source.fps:
+        raise UserError(f"--target_fps {opts.target_fps}: {input_path.name} already has {source.fps} fps; "
+                        "interpolation needs a higher target rate")
+    if source.frames < 2:
+        raise UserError(f"{input_path}: a single frame cannot be interpolated; pass a video")
+    frames = target_frames(source.frames, source.fps, target)
+    duration = source.frames / float(source.fps)
+    choice = choose_backend(opts, dry_run=ctx.dry_run)
+    ctx.say(f"postprocess backend: {choice.backend} ({choice.reason})")
+    inputs = {"input": describe_path(input_path)}
+    upstream = choice.upstream()
+    fp = fingerprint([as_dict(opts), inputs, upstream, choice.backend])
+    if resume and not ctx.dry_run and ctx.is_done(STAGE, fp):
+        ctx.say(f"postprocess: up to date, keeping {output}")
+        return output
+    refuse_overwrite(output, run_opts.overwrite or ctx.owns(STAGE, output))
+
+    work = ctx.scratch(STAGE)
+    if ctx.dry_run:
+        for step in plan(choice, source, target=target, frames=frames, out=output, work=work):
+            ctx.step(step.label, step.argv, stage=STAGE)
+        return output
+
+    resolved = {**as_dict(opts), "backend_used": choice.backend, "backend_reason": choice.reason,
+                "source_fps": str(source.fps), "source_frames": source.frames, "frames": frames}
+    ctx.begin_stage(STAGE, options=resolved, inputs=inputs, upstream=upstream, fp=fp)
+    try:
+        with atomic_file(output) as tmp:
+            steps = plan(choice, source, target=target, frames=frames, out=tmp, work=work)
+            for n, step in enumerate(steps, 1):
+                ctx.say(f"postprocess {n}/{len(steps)}: {step.label}")
+                for folder in step.fresh_dirs:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    folder.mkdir(parents=True)
+                ctx.step(step.label, step.argv, stage=STAGE, expected_outputs=step.expected, cwd=step.cwd)
+                if step.check:
+                    step.check()
+            check_result(tmp, frames=frames, fps=target, audio=source.has_audio, duration=duration,
+                         what=f"the interpolated video ({choice.backend})")
+    except BaseException as exc:
+        ctx.end_stage(STAGE, status="cancelled" if isinstance(exc, KeyboardInterrupt) else "failed", error=str(exc))
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # frame folders can take gigabytes
+        with contextlib.suppress(OSError):
+            work.parent.rmdir()
+    ctx.end_stage(STAGE, status="done", outputs=[output])
+    ctx.say(f"postprocess done: {output} ({frames} frames at {target} fps via {choice.backend}"
+            f"{', with audio' if source.has_audio else ''})")
+    return output
+
+
+def main(argv: list[str] | None = None) -> int:
+    return stage_main(description="Stage 3 (optional): frame interpolation to an exact higher fps "
+                      "(rife-ncnn-vulkan, Practical-RIFE or ffmpeg), audio kept.",
+                      option_classes=[PostprocessOptions, RunOptions], run=run, argv=argv, stage=STAGE)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
