@@ -108,3 +108,36 @@ def test_pipeline_dry_run_prints_commands_and_runs_nothing(media, tmp_path):
         assert needle in generate
     assert "-map 1:a:0" in lines[3]  # the source has audio: it is muxed back
     assert not out.exists() and not (tmp_path / "runs").exists()
+
+
+def test_pipeline_dry_run_prints_all_five_stages_in_order(media, tmp_path):
+    res = run_cli("pipeline.py", "--dry-run", "--video_path", media["dance"], "--refer_path", media["ref"],
+                  "--replace", "--fps", "16", "--output_path", tmp_path / "out.mp4", "--refine", "--target_fps", "30",
+                  "--upscale", "realesrgan", "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    lines = [line for line in res.stdout.splitlines() if line.startswith("[dry-run]")]
+    upstream = [next(i for i, line in enumerate(lines) if needle in line)
+                for needle in ("preprocess_data.py", "generate.py", "refine_process", "minterpolate", "realesrgan")]
+    assert upstream == sorted(upstream), "stages out of order"
+    assert sum("preprocess_data.py" in line for line in lines) == 2 and sum("generate.py" in line for line in lines) == 2
+    assert str(tmp_path / "out.mp4") in lines[-1], "the last stage writes --output_path"
+    assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "runs").exists()
+
+
+def test_pipeline_with_interpolation_to_30_fps(media, fake_wan22, fake_ckpt, tmp_path):
+    out = tmp_path / "final30.mp4"
+    res = run_cli("pipeline.py", "--video_path", media["dance"], "--refer_path", media["ref"], "--fps", "16",
+                  "--resolution", "320x240", "--target_fps", "30", "--interp_backend", "ffmpeg", "--output_path", out,
+                  *locations(fake_wan22, fake_ckpt, tmp_path), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "step 3/3: postprocess" in res.stdout
+    info = probe_video(out, count_frames=True)
+    assert (info.fps, info.frames, info.has_audio) == (30, 60, True)
+    assert abs(info.duration - 2.0) <= 1 / 30
+    assert (tmp_path / "runs" / "final30" / "generate.mp4").is_file(), "intermediates stay in the run directory"
+
+
+def test_pipeline_refuses_a_target_fps_not_above_the_preprocessing_fps(media, tmp_path):
+    res = run_cli("pipeline.py", "--video_path", media["dance"], "--refer_path", media["ref"], "--target_fps", "30",
+                  "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    assert res.returncode == 2 and "--target_fps 30 is not above the preprocessing fps (30)" in res.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from ..core.cli import report_errors
 from ..core.errors import UserError
 from ..core.options import add_to_parser, build, option
 from ..core.rundir import RunContext
+from ..media.probe import VideoInfo, probe_video
 
 
 @dataclass(kw_only=True)
@@ -35,6 +37,14 @@ def ckpt_option() -> Any:
     return option(config.CHECKPOINT.default_value(),
                   help=f"Wan2.2-Animate-14B checkpoint folder (env {config.CHECKPOINT.env})",
                   widget="dir", group="paths")
+
+
+def probe_input(path: str | Path, ctx: RunContext, planned: VideoInfo | None) -> VideoInfo:
+    """Facts about a stage's input video. In a dry-run pipeline the input of a later stage does not exist
+    yet: `planned` describes what the earlier stage will write, so the command can still be printed."""
+    if ctx.dry_run and planned is not None and not Path(path).exists():
+        return dataclasses.replace(planned, path=Path(path))
+    return probe_video(path, count_frames=True)
 
 
 def absolute(path: str | Path) -> Path:

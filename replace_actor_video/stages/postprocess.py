@@ -33,7 +33,7 @@ from ..media.interpolate import (
     target_frames,
 )
 from ..media.probe import VideoInfo, probe_video
-from .common import RunOptions, absolute, ensure_not_inside
+from .common import RunOptions, absolute, ensure_not_inside, probe_input
 from .common import main as stage_main
 
 STAGE = "postprocess"
@@ -189,11 +189,12 @@ def _expect_rife_frames(video: Path, expected: int) -> None:
         raise StageFailed(f"Practical-RIFE wrote {found} frames, expected {expected}; see the postprocess log")
 
 
-def run(opts: PostprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resume: bool = False) -> Path:
+def run(opts: PostprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resume: bool = False,
+        planned: VideoInfo | None = None) -> Path:
     """Interpolate `input` into `output`. With `resume`, a finished run of the same input and options in
-    this run directory is kept."""
+    this run directory is kept; `planned` stands in for a not yet written input in a dry run."""
     target = validate(opts)
-    source = probe_video(opts.input, count_frames=True)
+    source = probe_input(opts.input, ctx, planned)
     input_path, output = absolute(opts.input), absolute(opts.output)
     ensure_not_inside(output, [input_path])
     if target <= source.fps:

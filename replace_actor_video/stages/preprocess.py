@@ -16,8 +16,8 @@ from ..core.options import as_dict, option
 from ..core.config import upstream_commit
 from ..core.rundir import RunContext, describe_path, fingerprint
 from ..core.values import parse_resolution
-from ..media.probe import check_image, probe_video
-from .common import RunOptions, absolute, ckpt_option, ensure_not_inside, wan22_option
+from ..media.probe import VideoInfo, check_image, probe_video
+from .common import RunOptions, absolute, ckpt_option, ensure_not_inside, probe_input, wan22_option
 from .common import main as stage_main
 from .mask import SAM2_DEFAULT, MaskOptions, contour_step, sam2_checkpoint, worker_argv
 from .mask import check_ready as check_mask_ready
@@ -65,11 +65,12 @@ def validate(opts: PreprocessOptions) -> None:
 
 
 def run(opts: PreprocessOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx: RunContext,
-        resume: bool = False) -> Path:
+        resume: bool = False, planned: VideoInfo | None = None) -> Path:
     """Run the official preprocessing into `save_path` (atomically) and check its outputs. With `resume`,
-    a finished run of the same inputs and options in this run directory is kept instead."""
+    a finished run of the same inputs and options in this run directory is kept instead; `planned` stands in
+    for a driving video that an earlier stage of a dry-run pipeline has not written yet (refine)."""
     validate(opts)
-    video = probe_video(opts.video_path)
+    video = probe_input(opts.video_path, ctx, planned)
     check_image(opts.refer_path)
     wan22, ckpt = absolute(opts.wan22_dir), absolute(opts.ckpt_dir)
     video_path, refer_path, save_path = absolute(opts.video_path), absolute(opts.refer_path), absolute(opts.save_path)

@@ -20,9 +20,9 @@ from ..core.atomic import refuse_overwrite
 from ..core.errors import UserError
 from ..core.options import as_dict, option
 from ..core.rundir import RunContext, describe_path, fingerprint
-from ..media.probe import check_image, probe_video
+from ..media.probe import VideoInfo, check_image
 from . import generate, preprocess
-from .common import RunOptions, absolute
+from .common import RunOptions, absolute, probe_input
 from .common import main as stage_main
 from .mask import MaskOptions, sam2_checkpoint
 from .mask import check_ready as check_mask_ready
@@ -107,7 +107,7 @@ def check_upstream(opts: RefineOptions, mask: MaskOptions) -> None:
 
 
 def run(opts: RefineOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx: RunContext,
-        resume: bool = False) -> Path:
+        resume: bool = False, planned: VideoInfo | None = None) -> Path:
     """Preprocess `input` in replace mode into `save_path`, generate into `save_file`. With `resume`, a
     finished refine of the same input and options in this run directory is kept."""
     pre, gen = stage_options(opts)
@@ -116,7 +116,7 @@ def run(opts: RefineOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx: Ru
     input_path, save_file = absolute(opts.input), absolute(opts.save_file)
     if save_file == input_path:
         raise UserError(f"{save_file}: --save_file is the input; choose another output path")
-    video = probe_video(input_path)
+    video = probe_input(input_path, ctx, planned)
     check_image(opts.refer_path)
     if not ctx.dry_run:
         check_upstream(opts, mask)
@@ -132,7 +132,7 @@ def run(opts: RefineOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx: Ru
     inner = RunContext.open(ctx.run_dir / SUB_RUN, dry_run=ctx.dry_run, on_progress=ctx.on_progress,
                             cancel=ctx.cancel, echo=ctx.echo)
     if ctx.dry_run:
-        preprocess.run(pre, mask, run_opts, ctx=inner, resume=resume)
+        preprocess.run(pre, mask, run_opts, ctx=inner, resume=resume, planned=planned)
         fps = video.fps if opts.fps == -1 else Fraction(opts.fps)
         planned = {"video_path": str(input_path), "has_audio": video.has_audio, "fps": str(fps),
                    "frames": int(video.frames / video.fps * fps)}

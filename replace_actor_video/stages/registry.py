@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import generate, mask, preprocess
+from . import generate, mask, postprocess, preprocess, refine, upscale
 
 
 @dataclass(frozen=True)
@@ -19,4 +19,7 @@ STAGES: tuple[StageEntry, ...] = (
     StageEntry("preprocess", "Preprocess", "run_preprocessing.py", (preprocess.PreprocessOptions, mask.MaskOptions)),
     StageEntry("mask", "Mask", "run_mask.py", (mask.MaskStageOptions, mask.MaskOptions)),
     StageEntry("generate", "Generation", "run_generation.py", (generate.GenerateOptions,)),
+    StageEntry("refine", "Refine", "run_refine.py", (refine.RefineOptions, mask.MaskOptions)),
+    StageEntry("postprocess", "Postprocess", "run_postprocess.py", (postprocess.PostprocessOptions,)),
+    StageEntry("upscale", "Upscale", "run_upscale.py", (upscale.UpscaleOptions,)),
 )

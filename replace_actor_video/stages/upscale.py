@@ -22,7 +22,7 @@ from ..core.rundir import RunContext, describe_path, fingerprint
 from ..media.ffmpeg import ffmpeg_bin
 from ..media.interpolate import check_result, finish_upscaled_argv, video_only_argv
 from ..media.probe import VideoInfo, probe_video
-from .common import RunOptions, absolute, ensure_not_inside
+from .common import RunOptions, absolute, ensure_not_inside, probe_input
 from .common import main as stage_main
 
 STAGE = "upscale"
@@ -48,9 +48,8 @@ class UpscaleOptions:
     seed: int = option(666, help="SeedVR2: seed (upstream default 666)", group="seedvr")
     seedvr_dir: str = option(config.SEEDVR.default_value(), help=f"SeedVR clone with ckpts/ (env {config.SEEDVR.env})",
                              widget="dir", group="paths")
-    seedvr_python: str = option(os.environ.get("SEEDVR_PYTHON") or sys.executable,
-                                help="Python of SeedVR's own environment (env SEEDVR_PYTHON; default: this one)",
-                                widget="file", group="paths")
+    seedvr_python: str | None = option(None, help="Python of SeedVR's own environment (env SEEDVR_PYTHON; "
+                                       "default: the Python running this)", widget="file", group="paths")
     model_name: str = option("realesr-general-x4v3", choices=realesrgan.MODEL_NAMES, help="Real-ESRGAN model",
                              group="realesrgan")
     outscale: int = option(2, choices=(2, 4), help="Real-ESRGAN: scale factor", group="realesrgan")
@@ -92,7 +91,7 @@ def check_backend(opts: UpscaleOptions, ctx: RunContext) -> Path:
     UserError names what is missing and the fix (a warning in a dry run)."""
     if opts.backend == "seedvr":
         clone = absolute(opts.seedvr_dir)
-        _checked(ctx, lambda: (seedvr.check_clone(clone, opts.model), seedvr.check_python(opts.seedvr_python)))
+        _checked(ctx, lambda: (seedvr.check_clone(clone, opts.model), seedvr.check_python(seedvr_python(opts))))
         gpus = visible_gpus()
         if gpus and opts.num_gpus > len(gpus):
             raise UserError(f"--num_gpus {opts.num_gpus}: only {len(gpus)} GPU(s) visible")
@@ -123,7 +122,7 @@ def build_job(opts: UpscaleOptions, source: VideoInfo, clone: Path, *, feed: Pat
     """The upstream command reading the folder/file `feed` lives in, writing into `out_dir`."""
     if opts.backend == "seedvr":
         call = seedvr.SeedVrCall(clone, opts.model, feed.parent, out_dir, opts.seed, opts.res_h, opts.res_w,
-                                 opts.num_gpus, seedvr.sp_size_for(opts.num_gpus, opts.sp_size), opts.seedvr_python)
+                                 opts.num_gpus, seedvr.sp_size_for(opts.num_gpus, opts.sp_size), seedvr_python(opts))
         return Job(f"upscale with SeedVR2-{opts.model.upper()} on {opts.num_gpus} GPU(s)", call.argv(), clone,
                    call.env(), call.output, None)
     call = realesrgan.RealEsrganCall(clone, feed, out_dir, opts.model_name, opts.outscale, opts.tile,
@@ -148,11 +147,16 @@ def check_upscaled(path: Path, source: VideoInfo, size: tuple[int, int] | None, 
     return info
 
 
-def run(opts: UpscaleOptions, run_opts: RunOptions, *, ctx: RunContext, resume: bool = False) -> Path:
+def seedvr_python(opts: UpscaleOptions) -> str:
+    return opts.seedvr_python or os.environ.get("SEEDVR_PYTHON") or sys.executable
+
+
+def run(opts: UpscaleOptions, run_opts: RunOptions, *, ctx: RunContext, resume: bool = False,
+        planned: VideoInfo | None = None) -> Path:
     """Upscale `input` into `output`. With `resume`, a finished run of the same input and options in this
-    run directory is kept."""
+    run directory is kept; `planned` stands in for a not yet written input in a dry run."""
     validate(opts)
-    source = probe_video(opts.input, count_frames=True)
+    source = probe_input(opts.input, ctx, planned)
     input_path, output = absolute(opts.input), absolute(opts.output)
     ensure_not_inside(output, [input_path])
     clone = check_backend(opts, ctx)
