@@ -101,12 +101,14 @@ if [ "$CHECKPOINT" = 1 ]; then
   fi
 fi
 
-finishing_args=()
+finishing_args=(--python "$PYTHON")
 [ "$RIFE" = 1 ] || finishing_args+=(--no-rife)
 [ "$REALESRGAN" = 1 ] || finishing_args+=(--no-realesrgan)
 [ "$DRY_RUN" = 1 ] && finishing_args+=(--dry-run)
-if [ -x scripts/install_finishing.sh ]; then bash scripts/install_finishing.sh "${finishing_args[@]}"; fi
-if [ "$TRAINING" = 1 ] && [ -x scripts/install_training.sh ]; then
+echo "== finishing tools: Practical-RIFE, Real-ESRGAN, rife-ncnn-vulkan (scripts/install_finishing.sh)"
+bash scripts/install_finishing.sh "${finishing_args[@]}"
+if [ "$TRAINING" = 1 ]; then
+  echo "== training side: DiffSynth-Studio (scripts/install_training.sh)"
   bash scripts/install_training.sh $([ "$DRY_RUN" = 1 ] && echo --dry-run)
 fi
 

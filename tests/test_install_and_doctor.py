@@ -10,19 +10,21 @@ from conftest import REPO, run_cli
 
 
 def test_install_dry_run_prints_every_step_and_changes_nothing(tmp_path):
-    for name in ("install.sh", "requirements.txt"):
+    for name in ("install.sh", "requirements.txt", "requirements-ui.txt"):
         shutil.copy(REPO / name, tmp_path / name)
-    before = sorted(p.name for p in tmp_path.iterdir())
-    res = subprocess.run(["bash", str(tmp_path / "install.sh"), "--dry-run", "--ui"], capture_output=True, text=True,
+    shutil.copytree(REPO / "scripts", tmp_path / "scripts")
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    res = subprocess.run(["bash", str(tmp_path / "install.sh"), "--dry-run", "--ui", "--training"], capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "HOME": str(tmp_path)})
     assert res.returncode == 0, res.stderr
     out = res.stdout
     for needle in ("git clone https://github.com/Wan-Video/Wan2.2.git", "checkout --quiet 42bf4cf",
                    "onnxruntime-gpu", "flash-attn --no-build-isolation", "hf download Wan-AI/Wan2.2-Animate-14B",
-                   "-r requirements.txt", "-r requirements-ui.txt", "moviepy"):
+                   "-r requirements.txt", "-r requirements-ui.txt", "moviepy", "Practical-RIFE", "Real-ESRGAN",
+                   "rife-ncnn-vulkan", "DiffSynth-Studio"):
         assert needle in out, needle
     assert out.index("torch") < out.index("Wan2.2 requirements"), "PyTorch must come first"
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
 
 
 def test_install_rejects_unknown_option(tmp_path):
