@@ -4,8 +4,12 @@ Traps handled here (reference: shared wan22-animate.md §1, §5, §8):
 - `--refert_num` defaults to 77, which WanAnimate.generate rejects: we always pass 1 or 5;
 - without `--save_file` the output lands in the cwd under a generated name: we always pass it;
 - `--prompt` never reaches WanAnimate.generate: the launcher passes it (see wan_launcher.py);
-- Animate hard-requires flash_attn: the launcher can route attention to torch SDPA;
+- Animate hard-requires flash_attn: the launcher routes attention to torch SDPA (cuDNN first), FA3 or Sage;
 - `--frame_num` must be 4n+1 (not checked upstream); Ulysses needs N | 40 heads and N | sequence length.
+
+Speed options the launcher applies when upstream builds the DiT (upstream has none of them): LoRA files
+merged into the weights (`--lora PATH:WEIGHT`, e.g. the LightX2V 4-step distill LoRA), float8 linears
+(`--fp8`, torchao) and torch.compile of each block (`--compile`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import UserError
+from .lora import format_lora_arg
 
 SCRIPT = "generate.py"
 LAUNCHER = Path(__file__).with_name("wan_launcher.py")
@@ -55,6 +60,9 @@ class GenerateCall:
     convert_model_dtype: bool
     nproc: int
     attention: str
+    loras: tuple[tuple[Path, float], ...] = ()
+    compile: bool = False
+    fp8: bool = False
 
     def generate_args(self) -> list[str]:
         """The argument list of the official generate.py."""
@@ -80,6 +88,9 @@ class GenerateCall:
         launcher = [str(LAUNCHER), "--wan22_dir", str(self.wan22_dir), "--attention", self.attention]
         if self.negative_prompt:
             launcher += ["--negative_prompt", self.negative_prompt]
+        for path, weight in self.loras:
+            launcher += ["--lora", format_lora_arg(path, weight)]
+        launcher += [flag for flag, on in (("--compile", self.compile), ("--fp8", self.fp8)) if on]
         if self.nproc > 1:
             head = [python, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
                     "--nproc_per_node", str(self.nproc)]

@@ -1,7 +1,7 @@
-"""Run the official Wan2.2 generate.py as __main__, with two patches applied in memory (the clone is
-never edited). Started by the generation stage as `python wan_launcher.py [launcher options] -- <the
-official generate.py arguments>`, or under torchrun. Standard library and torch only: it runs in the
-upstream environment.
+"""Run the official Wan2.2 generate.py as __main__, with patches applied in memory (the clone is never
+edited). Started by the generation stage as `python wan_launcher.py [launcher options] -- <the official
+generate.py arguments>`, or under torchrun. Standard library and torch only: it runs in the upstream
+environment (LoRA merging comes from lora.py beside this file, loaded by path).
 
 Patch 1, the prompt (generate.py L471-481, commit 42bf4cf): the animate branch calls
 `WanAnimate.generate(...)` without `input_prompt`/`n_prompt`, so `--prompt` only reaches the log and the
@@ -9,27 +9,60 @@ model always gets the config prompt. We wrap WanAnimate.generate to pass them.
 
 Patch 2, attention (wan/modules/attention.py `flash_attention`, animate/model_animate.py, animate/clip.py
 `version=2`, animate/face_blocks.py `flash_attn_func`, distributed/ulysses.py): Animate calls flash_attn
-directly and asserts FA2 is installed. With `--attention sdpa` (the default of `auto`) every one of those
-call sites goes to torch SDPA with cuDNN first: same math, no flash_attn needed, and on an H200 the cuDNN
-kernel ran a 720p DiT forward in 13.9 s against 18.7 s for the FA2 kernel.
+directly and asserts FA2 is installed. `--attention` picks what those call sites run:
+- cudnn: torch SDPA with the cuDNN kernel first (then flash, efficient, math for shapes cuDNN rejects).
+  Same math as flash_attn, no package needed; on an H200 a 720p DiT forward took 13.9 s this way against
+  18.7 s on the FA2 kernel (docs/PERFORMANCE.md).
+- sdpa: torch SDPA with PyTorch's own kernel choice (portable; on Hopper that is usually the FA2 kernel).
+- flash: upstream unchanged (needs flash_attn; upstream itself uses FA3 in the DiT when it is installed).
+- fa3: the DiT's attention through FA3 (`flash_attn_interface.flash_attn_func`, either return type, see
+  Wan2.2 PR #312); CLIP and the face blocks, which upstream pins to FA2, through cuDNN SDPA.
+- sage: the DiT's attention through SageAttention (8-bit QK: LOSSY); the rest through cuDNN SDPA.
+- auto: the fastest lossless route this Python can import: fa3 if flash_attn_interface imports, else cudnn.
 
 Patch 3, imports (generate.py L20 → wan/utils/prompt_extend.py): generate.py imports the `dashscope` API
 client for prompt extension, which we never enable. When it is not installed, an empty stand-in module is
 registered so the import succeeds; enabling prompt extension would then fail loudly.
+
+Speed options, applied to the DiT when `WanAnimate` builds it:
+- `--lora PATH:WEIGHT` (repeatable): merged into the weights before upstream configures the model (before
+  the relighting adapter and FSDP sharding), so it costs nothing per step;
+- `--fp8`: float8 dynamic-activation/weight linears in the DiT blocks via torchao (lossy; single GPU);
+- `--compile`: torch.compile of each DiT block (single GPU; the first forward pays the compilation).
 """
 
 import argparse
+import contextlib
+import importlib
 import importlib.util
 import os
 import runpy
 import sys
+import time
 
 TAG = "[rav-launcher]"
+ROUTES = ("auto", "cudnn", "flash", "fa3", "sage", "sdpa")
+LOSSY_ROUTES = ("sage",)
+ROUTE_PACKAGES = {  # route → (module it imports, how to get it)
+    "flash": ("flash_attn", "pip install flash-attn --no-build-isolation"),
+    "fa3": ("flash_attn_interface", "build flash-attention/hopper (FlashAttention-3)"),
+    "sage": ("sageattention", "pip install sageattention"),
+}
+SDPA_SITES = ("wan.modules.attention", "wan.modules.model", "wan.modules.animate.model_animate",
+              "wan.modules.animate.clip", "wan.distributed.ulysses")
+DIT_SITES = ("wan.modules.attention", "wan.modules.model", "wan.modules.animate.model_animate",
+             "wan.distributed.ulysses")  # not clip.py: upstream pins CLIP to FA2 (version=2)
+FACE_BLOCKS = "wan.modules.animate.face_blocks"
+
+
+class LauncherError(Exception):
+    """A launcher option that cannot work in this Python; the message says why and what to do."""
 
 
 def _split_argv(argv):
     if "--" not in argv:
-        sys.exit(f"{TAG} usage: wan_launcher.py --wan22_dir DIR [--attention auto|sdpa|flash] -- <generate.py args>")
+        sys.exit(f"{TAG} usage: wan_launcher.py --wan22_dir DIR [--attention {'|'.join(ROUTES)}] [--lora PATH:W] "
+                 "[--compile] [--fp8] -- <generate.py args>")
     cut = argv.index("--")
     return argv[:cut], argv[cut + 1:]
 
@@ -39,28 +72,65 @@ def _log(message):
         print(f"{TAG} {message}", flush=True)
 
 
-def _sdpa_flash_attention(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softmax_scale=None, q_scale=None,
-                          causal=False, window_size=(-1, -1), deterministic=False, dtype=None, version=None):
-    """Drop-in for wan.modules.attention.flash_attention on [B, L, N, D] tensors. Padded keys beyond
-    `k_lens` are masked exactly as the varlen flash kernel skips them."""
+def module_available(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def choose_attention(requested, available=module_available):
+    """The route to install for `--attention requested`, given which modules this Python can import."""
+    if requested not in ROUTES:
+        raise LauncherError(f"--attention {requested}: choose one of {', '.join(ROUTES)}")
+    if requested == "auto":
+        return "fa3" if available(ROUTE_PACKAGES["fa3"][0]) else "cudnn"
+    if requested in ROUTE_PACKAGES:
+        module, how = ROUTE_PACKAGES[requested]
+        if not available(module):
+            raise LauncherError(f"--attention {requested} needs the {module} module, which this Python cannot "
+                                f"import ({how}); or use --attention auto (cuDNN SDPA, nothing to install)")
+    return requested
+
+
+# ---- attention functions ----------------------------------------------------------------------------------------
+
+def _half_qkv(q, k, v, q_scale, dtype):
+    """Upstream flash_attention's dtype handling: fp16/bf16 kept, anything else cast to `dtype`."""
     import torch
-    import torch.nn.functional as F
 
     half = (torch.float16, torch.bfloat16)
     dtype = dtype or torch.bfloat16
-    out_dtype = q.dtype
     q, k, v = (t if t.dtype in half else t.to(dtype) for t in (q, k, v))
     q, k = q.to(v.dtype), k.to(v.dtype)
     if q_scale is not None:
         q = q * q_scale
-    mask = None
-    if k_lens is not None:
-        lk = k.size(1)
-        keep = torch.arange(lk, device=k.device)[None, :] < k_lens.to(k.device)[:, None]
-        if not bool(keep.all()):
-            mask = keep[:, None, None, :]
+    return q, k, v
+
+
+def _key_mask(k, k_lens):
+    """A [B, 1, 1, Lk] keep-mask when some keys are padding, else None (the varlen kernels skip padding)."""
+    import torch
+
+    if k_lens is None:
+        return None
+    if k_lens.device.type == "cpu" and int(k_lens.min()) >= k.size(1):  # the DiT's case: no GPU round trip
+        return None
+    keep = torch.arange(k.size(1), device=k.device)[None, :] < k_lens.to(k.device)[:, None]
+    return None if bool(keep.all()) else keep[:, None, None, :]
+
+
+def _sdpa_flash_attention(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softmax_scale=None, q_scale=None,
+                          causal=False, window_size=(-1, -1), deterministic=False, dtype=None, version=None):
+    """Drop-in for wan.modules.attention.flash_attention on [B, L, N, D] tensors. Padded keys beyond
+    `k_lens` are masked exactly as the varlen flash kernel skips them."""
+    import torch.nn.functional as F
+
+    out_dtype = q.dtype
+    q, k, v = _half_qkv(q, k, v, q_scale, dtype)
     out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                         attn_mask=mask, dropout_p=dropout_p, is_causal=causal, scale=softmax_scale)
+                                         attn_mask=_key_mask(k, k_lens), dropout_p=dropout_p, is_causal=causal,
+                                         scale=softmax_scale)
     return out.transpose(1, 2).contiguous().type(out_dtype)
 
 
@@ -73,20 +143,57 @@ def _sdpa_flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=Fal
     return out.transpose(1, 2)
 
 
-def route_attention_to_sdpa():
-    import importlib
+def _fa3_flash_attention(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softmax_scale=None, q_scale=None,
+                         causal=False, window_size=(-1, -1), deterministic=False, dtype=None, version=None):
+    """flash_attention through FA3's dense kernel; padded keys (never in Animate's DiT) or dropout go to SDPA."""
+    if dropout_p or _key_mask(k, k_lens) is not None:
+        return _sdpa_flash_attention(q, k, v, q_lens, k_lens, dropout_p, softmax_scale, q_scale, causal,
+                                     window_size, deterministic, dtype, version)
+    import flash_attn_interface
 
-    for name in ("wan.modules.attention", "wan.modules.model", "wan.modules.animate.model_animate",
-                 "wan.modules.animate.clip", "wan.distributed.ulysses"):
+    out_dtype = q.dtype
+    q, k, v = _half_qkv(q, k, v, q_scale, dtype)
+    out = flash_attn_interface.flash_attn_func(q, k, v, softmax_scale=softmax_scale, causal=causal)
+    if isinstance(out, tuple):  # FA3 before 2025 returned (out, lse); newer builds return out (Wan2.2 PR #312)
+        out = out[0]
+    return out.contiguous().type(out_dtype)
+
+
+def _sage_flash_attention(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softmax_scale=None, q_scale=None,
+                          causal=False, window_size=(-1, -1), deterministic=False, dtype=None, version=None):
+    """flash_attention through SageAttention (INT8 QK, lossy) where its kernels apply, else SDPA."""
+    if dropout_p or q.size(-1) not in (64, 128) or _key_mask(k, k_lens) is not None:
+        return _sdpa_flash_attention(q, k, v, q_lens, k_lens, dropout_p, softmax_scale, q_scale, causal,
+                                     window_size, deterministic, dtype, version)
+    from sageattention import sageattn
+
+    out_dtype = q.dtype
+    q, k, v = _half_qkv(q, k, v, q_scale, dtype)
+    out = sageattn(q, k, v, tensor_layout="NHD", is_causal=causal, sm_scale=softmax_scale)
+    return out.contiguous().type(out_dtype)
+
+
+def _patch(module_names, attribute, value):
+    for name in module_names:
         module = importlib.import_module(name)
-        if hasattr(module, "flash_attention"):
-            module.flash_attention = _sdpa_flash_attention
-    face_blocks = importlib.import_module("wan.modules.animate.face_blocks")
-    face_blocks.flash_attn_func = _sdpa_flash_attn_func
+        if hasattr(module, attribute):
+            setattr(module, attribute, value)
 
 
-def sdpa_backend_context():
-    """Prefer cuDNN attention, then flash, efficient, math (whatever the GPU supports)."""
+def install_attention(route):
+    """Point upstream's attention call sites at the functions of `route` (after `import wan`)."""
+    if route == "flash":
+        return
+    _patch(SDPA_SITES, "flash_attention", _sdpa_flash_attention)
+    _patch((FACE_BLOCKS,), "flash_attn_func", _sdpa_flash_attn_func)
+    if route == "fa3":
+        _patch(DIT_SITES, "flash_attention", _fa3_flash_attention)
+    elif route == "sage":
+        _patch(DIT_SITES, "flash_attention", _sage_flash_attention)
+
+
+def cudnn_first_context():
+    """Prefer cuDNN attention, then flash, efficient, math (whatever the GPU supports for each call)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     order = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
@@ -94,6 +201,112 @@ def sdpa_backend_context():
         return sdpa_kernel(order, set_priority=True)
     except TypeError:  # torch < 2.6 has no priority order; it still picks the best supported backend
         return sdpa_kernel(order)
+
+
+def attention_context(route):
+    """The SDPA kernel preference the run goes under: cuDNN first except for plain `sdpa` and upstream."""
+    if route in ("sdpa", "flash"):
+        return contextlib.nullcontext()
+    return cudnn_first_context()
+
+
+# ---- the model -----------------------------------------------------------------------------------------------
+
+def _lora_module():
+    name = "rav_lora"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                                         "lora.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the file executes
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def parse_loras(args):
+    """`PATH:WEIGHT` strings → [(path, weight)], each file checked to exist."""
+    lora = _lora_module()
+    specs = []
+    for text in args or ():
+        path, weight = lora.parse_lora_arg(text)
+        if not os.path.isfile(path):
+            raise LauncherError(f"--lora {text}: {path} is not a file")
+        specs.append((path, weight))
+    return specs
+
+
+def merge_loras(model, specs):
+    lora = _lora_module()
+    for path, weight in specs:
+        started = time.time()
+        try:
+            report = lora.merge_file(model, path, weight)
+        except lora.LoraError as exc:
+            sys.exit(f"{TAG} --lora {path}: {exc}")
+        _log(f"LoRA {report.summary()} ({time.time() - started:.1f} s)")
+
+
+def quantize_fp8(model):
+    """Float8 dynamic-activation + float8-weight linears in the DiT blocks (torchao; lossy)."""
+    import torch.nn as nn
+    from torchao.quantization import quantize_
+
+    try:
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow
+
+        config = Float8DynamicActivationFloat8WeightConfig(granularity=PerRow())
+    except ImportError:  # torchao < 0.10
+        from torchao.quantization import float8_dynamic_activation_float8_weight
+
+        config = float8_dynamic_activation_float8_weight()
+    quantize_(model.blocks, config, filter_fn=lambda m, fqn: isinstance(m, nn.Linear) and "lora_" not in fqn)
+
+
+def compile_blocks(model):
+    for block in model.blocks:
+        block.compile()
+
+
+def check_model_options(fp8, compile_, world_size):
+    if (fp8 or compile_) and world_size > 1:
+        raise LauncherError("--fp8 and --compile are single-GPU options (FSDP shards the blocks); drop them "
+                            "for multi-GPU runs")
+    if fp8 and not module_available("torchao"):
+        raise LauncherError("--fp8 needs torchao, which this Python cannot import (pip install torchao); "
+                            "or drop --fp8")
+
+
+def hook_model_build(loras, fp8, compile_):
+    """Apply the model options when upstream builds the DiT: LoRAs merged as WanAnimate._configure_model
+    starts (before the relighting adapter and FSDP), fp8 and compile once WanAnimate.__init__ is done."""
+    import wan.animate
+
+    cls = wan.animate.WanAnimate
+    if loras:
+        if not hasattr(cls, "_configure_model"):
+            raise LauncherError("this Wan2.2 has no WanAnimate._configure_model (upstream changed): --lora "
+                                "cannot be merged; update replace_actor_video or drop --lora")
+        configure = cls._configure_model
+
+        def _configure_model(self, model, *args, **kwargs):
+            merge_loras(model, loras)
+            return configure(self, model, *args, **kwargs)
+
+        cls._configure_model = _configure_model
+    if fp8 or compile_:
+        init = cls.__init__
+
+        def __init__(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            if fp8:
+                quantize_fp8(self.noise_model)
+                _log("fp8: DiT block linears quantized (float8 weights and activations, torchao)")
+            if compile_:
+                compile_blocks(self.noise_model)
+                _log(f"compile: {len(self.noise_model.blocks)} DiT blocks wrapped with torch.compile "
+                     "(compiled on the first forward)")
+
+        cls.__init__ = __init__
 
 
 def pass_prompt_to_animate(prompt, negative_prompt):
@@ -121,13 +334,20 @@ def stand_in_for_dashscope():
         _log("dashscope is not installed: registered an empty stand-in (prompt extension is never used)")
 
 
-def main():
-    own_argv, upstream_argv = _split_argv(sys.argv[1:])
+def build_parser():
     parser = argparse.ArgumentParser(prog="wan_launcher.py")
     parser.add_argument("--wan22_dir", required=True)
-    parser.add_argument("--attention", choices=("auto", "sdpa", "flash"), default="auto")
+    parser.add_argument("--attention", choices=ROUTES, default="auto")
     parser.add_argument("--negative_prompt", default=None)
-    own = parser.parse_args(own_argv)
+    parser.add_argument("--lora", action="append", default=[], metavar="PATH:WEIGHT")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--fp8", action="store_true")
+    return parser
+
+
+def main():
+    own_argv, upstream_argv = _split_argv(sys.argv[1:])
+    own = build_parser().parse_args(own_argv)
     prompt = argparse.ArgumentParser(add_help=False)
     prompt.add_argument("--prompt", default=None)
     upstream_prompt = prompt.parse_known_args(upstream_argv)[0].prompt
@@ -135,25 +355,26 @@ def main():
     wan22_dir = os.path.abspath(own.wan22_dir)
     generate_py = os.path.join(wan22_dir, "generate.py")
     sys.path.insert(0, wan22_dir)
-
-    route = own.attention
-    if route == "auto":
-        route = "sdpa"
-    if route == "flash" and importlib.util.find_spec("flash_attn") is None:
-        sys.exit(f"{TAG} --attention flash needs the flash_attn package; install it or use --attention sdpa")
+    try:
+        route = choose_attention(own.attention)
+        check_model_options(own.fp8, own.compile, int(os.environ.get("WORLD_SIZE", "1")))
+        loras = parse_loras(own.lora)
+    except LauncherError as exc:
+        sys.exit(f"{TAG} {exc}")
     stand_in_for_dashscope()
     import wan  # noqa: F401  (binds upstream modules so the patches below replace the names they use)
 
-    if route == "sdpa":
-        route_attention_to_sdpa()
-    _log(f"attention route: {route} (requested {own.attention})")
+    install_attention(route)
+    _log(f"attention route: {route} (requested {own.attention})"
+         + (": LOSSY (quantized attention)" if route in LOSSY_ROUTES else ""))
     pass_prompt_to_animate(upstream_prompt, own.negative_prompt)
+    try:
+        hook_model_build(loras, own.fp8, own.compile)
+    except LauncherError as exc:
+        sys.exit(f"{TAG} {exc}")
 
     sys.argv = [generate_py, *upstream_argv]
-    if route == "sdpa":
-        with sdpa_backend_context():
-            runpy.run_path(generate_py, run_name="__main__")
-    else:
+    with attention_context(route):
         runpy.run_path(generate_py, run_name="__main__")
 
 

@@ -1,9 +1,14 @@
 """Stage 2: official Wan2.2 `generate.py --task animate-14B` (one GPU, or torchrun + FSDP + Ulysses), then
 the finishing the official script leaves out: check the file was really written, retime it to the
-preprocessing fps, trim it to the source frame count and put the source audio back."""
+preprocessing fps, trim it to the source frame count and put the source audio back.
+
+Speed (docs/PERFORMANCE.md): the attention route, LoRA merging (`--lora`, e.g. the LightX2V 4-step distill
+LoRA with `--preset fast`), `--compile` and `--fp8` are applied by our launcher around the official code;
+T5 stays on big GPUs instead of upstream's offload to the CPU."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sys
 from dataclasses import dataclass
@@ -11,10 +16,11 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..adapters import wan_generate
+from ..adapters.lora import LoraError, format_lora_arg, lora_key_count, parse_lora_arg, safetensors_keys
 from ..core.atomic import atomic_file, refuse_overwrite
 from ..core.config import upstream_commit
 from ..core.errors import StageFailed, UserError
-from ..core.gpu import visible_gpus
+from ..core.gpu import Gpu, visible_gpus
 from ..core.options import as_dict, option
 from ..core.rundir import RunContext, describe_path, fingerprint
 from ..media.ffmpeg import retime_trim_mux_argv
@@ -24,6 +30,21 @@ from .common import RunOptions, absolute, ckpt_option, ensure_not_inside, wan22_
 from .common import main as stage_main
 
 STAGE = "generate"
+BIG_GPU_MIB = 80 * 10**9 // 2**20  # 80 GB: T5 (11 GB) stays beside the DiT (35 GB) and its activations
+LORA_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
+# LightX2V's config for Animate with its step-distill LoRA (configs/wan22/wan_animate_lora.json):
+# 4 steps, shift 5.0, guide 1.0 (no CFG); their scheduler is UniPC like upstream's default solver.
+PRESETS = {"fast": {"sample_steps": 4, "sample_shift": 5.0, "sample_guide_scale": 1.0}}
+FAST_LORA_HINT = ("the LightX2V 4-step distill LoRA for Wan2.1-I2V-14B, e.g. "
+                  "lightx2v/Wan2.1-Distill-Loras: wan2.1_i2v_lora_rank64_lightx2v_4step.safetensors")
+
+
+def parse_lora_list(text: str) -> str:
+    """`PATH[:WEIGHT] ...` → the same list spelled `PATH:WEIGHT PATH:WEIGHT` (paths without spaces)."""
+    words = text.split()
+    if not words:
+        raise ValueError("give one or more LoRA files, PATH or PATH:WEIGHT")
+    return " ".join(format_lora_arg(*parse_lora_arg(word)) for word in words)
 
 
 @dataclass(kw_only=True)
@@ -51,16 +72,30 @@ class GenerateOptions:
     frame_num: int = option(77, help="frames per generated clip, 4n+1", group="sampling")
     refert_num: int = option(1, choices=(1, 5), help="frames carried over between clips as temporal guidance",
                              group="sampling")
-    no_offload: bool = option(False, help="keep every model on the GPU (faster; single GPU needs ~60 GB+)",
-                              group="performance")
+    preset: str | None = option(None, choices=tuple(PRESETS),
+                                help="fast = 4 steps, shift 5.0, guide 1.0 for a 4-step distill LoRA given with "
+                                "--lora (LightX2V's Animate settings); explicit --sample_* values win",
+                                group="performance")
+    lora: str | None = option(None, nargs="+", parse=parse_lora_list,
+                              help="LoRA file(s) merged into the DiT weights at load, PATH or PATH:WEIGHT (weight "
+                              "1.0), several after one --lora; kohya, ComfyUI/LightX2V and diffusers key names",
+                              group="performance")  # a text box in the UI: a weight or a second file may follow
+    no_offload: bool = option(False, help="keep T5 on the GPU after encoding; automatic on a GPU of 80 GB or more "
+                              "(upstream's single-GPU default moves it back to the CPU)", group="performance")
     t5_cpu: bool = option(False, help="run the T5 text encoder on the CPU (saves ~11 GB VRAM)", group="performance")
     convert_model_dtype: bool = option(False, help="convert model weights to the compute dtype",
                                        group="performance")
     multi_gpu: bool = option(False, help="torchrun with FSDP + Ulysses over several GPUs", group="performance")
     nproc_per_node: int = option(0, help="GPUs for --multi_gpu; 0 = every visible GPU", group="performance")
-    attention: str = option("auto", choices=("auto", "sdpa", "flash"),
-                            help="attention kernels: sdpa = torch SDPA (cuDNN first, no flash_attn needed), "
-                            "flash = upstream flash_attn; auto = sdpa", group="performance")
+    attention: str = option("auto", choices=("auto", "cudnn", "flash", "fa3", "sage", "sdpa"),
+                            help="attention kernels: cudnn = torch SDPA, cuDNN kernel first (no package needed); "
+                            "sdpa = torch SDPA, PyTorch's own kernel choice; flash = upstream flash_attn; fa3 = "
+                            "FlashAttention-3 in the DiT; sage = SageAttention in the DiT (LOSSY); auto = fa3 "
+                            "when importable, else cudnn", group="performance")
+    compile: bool = option(False, help="torch.compile each DiT block (single GPU; the first step pays the "
+                           "compilation)", group="performance")
+    fp8: bool = option(False, help="float8 linears in the DiT blocks via torchao (LOSSY; single GPU; needs torchao "
+                       "in the Wan2.2 Python)", group="performance")
     audio_from: str | None = option(None, help="take the audio from this file instead of the preprocessed "
                                     "source video", widget="video", group="outputs")
     wan22_dir: str = wan22_option()
@@ -73,6 +108,49 @@ def validate(opts: GenerateOptions) -> None:
         raise UserError("--use_relighting_lora only applies in replace mode; add --replace or drop it")
     if opts.sample_steps is not None and opts.sample_steps < 1:
         raise UserError(f"--sample_steps {opts.sample_steps}: must be at least 1")
+    if opts.preset == "fast" and not opts.lora:
+        raise UserError(f"--preset fast samples 4 steps, which needs a step-distill LoRA: add --lora PATH "
+                        f"({FAST_LORA_HINT})")
+    if opts.multi_gpu and (opts.compile or opts.fp8):
+        raise UserError("--compile and --fp8 are single-GPU options (FSDP shards the DiT blocks); drop them or "
+                        "--multi_gpu")
+
+
+def apply_preset(opts: GenerateOptions) -> GenerateOptions:
+    """The preset's sampling values for every --sample_* option left unset."""
+    if not opts.preset:
+        return opts
+    unset = {name: value for name, value in PRESETS[opts.preset].items() if getattr(opts, name) is None}
+    return dataclasses.replace(opts, **unset)
+
+
+def lora_files(opts: GenerateOptions) -> tuple[tuple[Path, float], ...]:
+    """The --lora files as absolute paths with weights (syntax already checked when the option was parsed)."""
+    return tuple((absolute(path), weight) for path, weight in map(parse_lora_arg, (opts.lora or "").split()))
+
+
+def check_lora_file(path: Path) -> None:
+    if not path.is_file():
+        raise UserError(f"--lora {path}: file not found")
+    if path.suffix not in LORA_SUFFIXES:
+        raise UserError(f"--lora {path}: expected one of {', '.join(LORA_SUFFIXES)}")
+    if path.suffix == ".safetensors":
+        try:
+            keys = safetensors_keys(path)
+            count = lora_key_count(keys)
+        except LoraError as exc:
+            raise UserError(f"--lora {exc}") from None
+        if not count:
+            raise UserError(f"--lora {path}: no LoRA weights in it (no lora_down/lora_up, lora_A/lora_B or "
+                            ".diff keys); pass a LoRA file")
+
+
+def offload_t5(opts: GenerateOptions, nproc: int, gpus: list[Gpu]) -> bool:
+    """generate.py --offload_model: upstream defaults to True on one GPU, which only moves T5 (11 GB) back to
+    the CPU after encoding; on a GPU of 80 GB or more everything fits, so we keep it there."""
+    if opts.no_offload or nproc > 1:
+        return False
+    return not (gpus and gpus[0].memory_mib >= BIG_GPU_MIB)
 
 
 def gpu_count(opts: GenerateOptions) -> int:
@@ -90,9 +168,13 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
     run directory is kept. `planned` stands in for the preprocessing record when a dry-run pipeline
     describes this stage before preprocessing has produced anything."""
     validate(opts)
+    opts = apply_preset(opts)
     wan22, ckpt = absolute(opts.wan22_dir), absolute(opts.ckpt_dir)
     src_root, save_file = absolute(opts.src_root_path), absolute(opts.save_file)
+    loras = lora_files(opts)
     inputs = {"src_root_path": describe_path(src_root)}
+    if loras:
+        inputs["lora"] = [describe_path(path) for path, _ in loras]
     upstream = {"Wan2.2": {"path": str(wan22), "commit": upstream_commit(wan22)}, "checkpoint": str(ckpt)}
     fp = fingerprint([as_dict(opts), inputs, upstream])
     if resume and not ctx.dry_run and ctx.is_done(STAGE, fp):
@@ -105,6 +187,8 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
         wan_generate.check_wan22(wan22)
         wan_generate.check_checkpoint(ckpt, use_relighting_lora=opts.use_relighting_lora)
         wan_generate.check_src_root(src_root, replace=opts.replace)
+        for path, _ in loras:
+            check_lora_file(path)
     except UserError as exc:
         if not ctx.dry_run:
             raise
@@ -116,16 +200,21 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
         wan_generate.check_parallel(nproc, frame_num=opts.frame_num, width=pose.width, height=pose.height)
     fps = Fraction(record["fps"]) if record.get("fps") else (pose.fps if pose else Fraction(30))
     frames = pose.frames if pose else record.get("frames", 0)
-    audio = resolve_audio(opts, record)
+    audio = resolve_audio(opts, record, dry_run=ctx.dry_run)
     seed = opts.seed if opts.seed >= 0 else random.randint(0, 2**31 - 1)
+    gpus = visible_gpus() if nproc == 1 and not opts.no_offload else []
+    offload = offload_t5(opts, nproc, gpus)
+    if gpus and not offload:
+        ctx.say(f"generate: {gpus[0].name} has {gpus[0].memory_mib / 1024:.0f} GiB: T5 stays on the GPU "
+                "(no --offload_model)")
     raw = ctx.scratch(STAGE) / "generated_30fps_raw.mp4"
     call = wan_generate.GenerateCall(
         wan22_dir=wan22, ckpt_dir=ckpt, src_root_path=src_root, save_file=raw, replace=opts.replace,
         use_relighting_lora=opts.use_relighting_lora, prompt=opts.prompt, negative_prompt=opts.negative_prompt,
         sample_steps=opts.sample_steps, sample_guide_scale=opts.sample_guide_scale, sample_shift=opts.sample_shift,
         sample_solver=opts.sample_solver, seed=seed, frame_num=opts.frame_num, refert_num=opts.refert_num,
-        offload_model=False if (opts.no_offload or nproc > 1) else True, t5_cpu=opts.t5_cpu,
-        convert_model_dtype=opts.convert_model_dtype, nproc=nproc, attention=opts.attention)
+        offload_model=offload, t5_cpu=opts.t5_cpu, convert_model_dtype=opts.convert_model_dtype, nproc=nproc,
+        attention=opts.attention, loras=loras, compile=opts.compile, fp8=opts.fp8)
     finish = retime_trim_mux_argv(raw, save_file, fps=fps, frames=frames or 1, audio_from=audio)
     if ctx.dry_run:
         ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE)
@@ -133,7 +222,7 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
                  f"{', mux source audio' if audio else ''}", finish, stage=STAGE)
         return save_file
 
-    resolved = {**as_dict(opts), "seed": seed, "nproc": nproc}
+    resolved = {**as_dict(opts), "seed": seed, "nproc": nproc, "offload_model": offload}
     ctx.begin_stage(STAGE, options=resolved, inputs=inputs, upstream=upstream, fp=fp)
     try:
         raw.unlink(missing_ok=True)
@@ -152,13 +241,15 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
     return save_file
 
 
-def resolve_audio(opts: GenerateOptions, record: dict) -> Path | None:
+def resolve_audio(opts: GenerateOptions, record: dict, *, dry_run: bool = False) -> Path | None:
+    """The audio source: --audio_from, else the preprocessed video when it has audio (in a dry run it may
+    be the output of an earlier stage that does not exist yet)."""
     if opts.audio_from:
         source = absolute(opts.audio_from)
         if not probe_video(source).has_audio:
             raise UserError(f"{source}: has no audio stream; pass a file with audio to --audio_from")
         return source
-    if record.get("has_audio") and Path(record["video_path"]).is_file():
+    if record.get("has_audio") and (dry_run or Path(record["video_path"]).is_file()):
         return Path(record["video_path"])
     return None
 
