@@ -39,7 +39,8 @@ if os.environ.get("ACCELERATE_USE_FSDP") == "true":
     plugin = FullyShardedDataParallelPlugin()
     report["fsdp"] = {"version": plugin.fsdp_version, "wrap": plugin.transformer_cls_names_to_wrap,
                       "reshard_after_forward": plugin.reshard_after_forward,
-                      "activation_checkpointing": plugin.activation_checkpointing}
+                      "activation_checkpointing": plugin.activation_checkpointing,
+                      "ignored_modules": plugin.ignored_modules}
 json.dump(report, open(os.path.join(args.output_path, "training_args.json"), "w"))
 # A safetensors file as ModelLogger saves it (header, then data): LoRA weights under their saved names,
 # or none at all when STANDIN_EMPTY_CHECKPOINT is set (what a parameter-renaming wrapper leads to).
@@ -49,6 +50,104 @@ blob = json.dumps(header).encode()
 for epoch in range(args.num_epochs):
     with open(os.path.join(args.output_path, f"epoch-{epoch}.safetensors"), "wb") as fh:
         fh.write(len(blob).to_bytes(8, "little") + blob + bytes(2 * len(names)))
+'''
+
+# A second stand-in of train.py that goes through accelerate's real FSDP2 preparation on this CPU: it builds a
+# model shaped like DiffSynth's WanTrainingModule (bf16, a block of each wrap class, LoRA-like trainables in the
+# DiT blocks, the frozen CLIP at `pipe.image_encoder.model` with its 0-dim `log_scale`,
+# wan_video_image_encoder.py:564),
+# passes it to accelerator.prepare as runner.py:75 does, takes one step per epoch and saves the trainable
+# tensors as ModelLogger.save_model does (logger.py:125-133). accelerate turns FSDP on only over an accelerator
+# backend (state.py: CPU processes become MULTI_CPU, never FSDP), so the gloo group is presented to it as one.
+FSDP_TRAIN_STANDIN = '''
+import json, os, sys
+sys.path.insert(0, os.environ["RAV_REPO"])
+from replace_actor_video.adapters.mirrors.diffsynth_train import build_parser
+args = build_parser().parse_args()
+import torch
+from accelerate import Accelerator
+from accelerate.state import PartialState
+from accelerate.utils import DistributedType
+from torch.distributed.tensor import DTensor
+
+os.environ["ACCELERATE_TORCH_DEVICE"] = "cpu"
+PartialState._prepare_backend = lambda self, *a, **k: ("gloo", DistributedType.MULTI_GPU)
+
+
+class DiTBlock(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.q = torch.nn.Linear(8, 8)
+        self.lora_B = torch.nn.Linear(8, 8, bias=False)
+
+    def forward(self, x):
+        return x + self.lora_B(self.q(x))
+
+
+class T5SelfAttention(DiTBlock):
+    pass
+
+
+class FaceBlock(DiTBlock):
+    pass
+
+
+class CLIP(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.visual = torch.nn.Linear(8, 8)
+        self.log_scale = torch.nn.Parameter(torch.ones([]) * 2.6592)
+
+
+class WanTrainingModule(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pipe = torch.nn.Module()
+        self.pipe.dit = torch.nn.Module()
+        self.pipe.dit.blocks = torch.nn.ModuleList([DiTBlock(), DiTBlock()])
+        self.pipe.text_encoder = torch.nn.Module()
+        self.pipe.text_encoder.blocks = torch.nn.ModuleList([T5SelfAttention()])
+        self.pipe.animate_adapter = torch.nn.Module()
+        self.pipe.animate_adapter.fuser_blocks = torch.nn.ModuleList([FaceBlock()])
+        self.pipe.image_encoder = torch.nn.Module()
+        self.pipe.image_encoder.model = CLIP()
+        self.to(torch.bfloat16).requires_grad_(False)  # loaded in bf16, as train.py does
+        for block in self.pipe.dit.blocks:
+            block.lora_B.requires_grad_(True)  # LoRA-like: the only trainable tensors
+
+    def forward(self, x):
+        clip = self.pipe.image_encoder.model
+        with torch.no_grad():
+            x = self.pipe.text_encoder.blocks[0](clip.visual(x) * clip.log_scale.exp())
+        for block in self.pipe.dit.blocks:
+            x = block(x)
+        return (x + self.pipe.animate_adapter.fuser_blocks[0](x)).square().mean()
+
+
+accelerator = Accelerator()
+model = WanTrainingModule()
+trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.1)
+model, optimizer = accelerator.prepare(model, optimizer)
+os.makedirs(args.output_path, exist_ok=True)
+for epoch in range(args.num_epochs):
+    loss = model(torch.randn(4, 8))
+    accelerator.backward(loss)
+    optimizer.step()
+    optimizer.zero_grad()
+    state = accelerator.get_state_dict(model)
+    if accelerator.is_main_process:
+        accelerator.save({n: state[n] for n in trainable}, os.path.join(args.output_path, f"epoch-{epoch}.safetensors"),
+                         safe_serialization=True)
+if accelerator.is_main_process:
+    clip = accelerator.unwrap_model(model).pipe.image_encoder.model
+    report = {"distributed_type": str(accelerator.distributed_type), "processes": accelerator.num_processes,
+              "ignored_modules": accelerator.state.fsdp_plugin.ignored_modules,
+              "block_sharded": isinstance(model.pipe.dit.blocks[0].lora_B.weight, DTensor),
+              "clip_sharded": isinstance(clip.log_scale, DTensor),
+              "log_scale": [list(state["pipe.image_encoder.model.log_scale"].shape),
+                            float(state["pipe.image_encoder.model.log_scale"])]}
+    json.dump(report, open(os.path.join(args.output_path, "training_args.json"), "w"))
 '''
 
 
@@ -78,9 +177,9 @@ def fake_diffsynth(tmp_path, monkeypatch) -> Path:
     return root
 
 
-def train(dataset: Path, fake_ckpt: Path, diffsynth: Path, tmp_path: Path, *extra: str):
+def train(dataset: Path, fake_ckpt: Path, diffsynth: Path, tmp_path: Path, *extra: str, out: str = "out"):
     return run_cli("run_training.py", "--dataset", dataset, "--ckpt_dir", fake_ckpt, "--diffsynth_dir", diffsynth,
-                   "--runs_dir", tmp_path / "runs", "--output_path", tmp_path / "out", *extra, cwd=tmp_path)
+                   "--runs_dir", tmp_path / "runs", "--output_path", tmp_path / out, *extra, cwd=tmp_path)
 
 
 def dry_run_argv(stdout: str) -> list[str]:
@@ -138,7 +237,8 @@ def test_launch_through_accelerate_with_fsdp(dataset, fake_ckpt, fake_diffsynth,
     report = json.loads((out / "training_args.json").read_text())
     assert report["rows"] == 2 and "--enable_csv_log" in report["argv"]
     assert report["fsdp"] == {"version": 2, "wrap": ["DiTBlock", "T5SelfAttention", "FaceBlock"],
-                              "reshard_after_forward": True, "activation_checkpointing": False}
+                              "reshard_after_forward": True, "activation_checkpointing": False,
+                              "ignored_modules": r"pipe\.image_encoder"}
     record = json.loads((out / "rav_training.json").read_text())
     assert sorted(record["checkpoints"]) == ["epoch-0.safetensors", "epoch-1.safetensors"]
     assert record["options"]["strategy"] == "fsdp"
@@ -147,6 +247,31 @@ def test_launch_through_accelerate_with_fsdp(dataset, fake_ckpt, fake_diffsynth,
     # A second run into the same folder is refused rather than mixing checkpoints.
     again = train(dataset, fake_ckpt, fake_diffsynth, tmp_path, "--strategy", "fsdp", "--num_processes", "1")
     assert again.returncode == 2 and "already holds checkpoints" in again.stderr
+
+
+def test_fsdp2_shards_a_model_holding_a_scalar_parameter(dataset, fake_ckpt, fake_diffsynth, tmp_path):
+    pytest.importorskip("accelerate", reason="accelerate is needed to run `accelerate launch` (pip install accelerate)")
+    (fake_diffsynth / ds.TRAIN_SCRIPT).write_text(FSDP_TRAIN_STANDIN)
+    # What the GPU smoke run hit: without ignored modules, fully_shard refuses the CLIP's log_scale.
+    bare = train(dataset, fake_ckpt, fake_diffsynth, tmp_path, "--strategy", "fsdp", "--num_processes", "2",
+                 "--num_epochs", "1", "--fsdp_ignored_modules", "", out="bare")
+    assert bare.returncode == 1, bare.stderr
+    assert "fully_shard doesn't support scalar parameters. Change log_scale" in bare.stderr.strip().splitlines()[-1]
+
+    result = train(dataset, fake_ckpt, fake_diffsynth, tmp_path, "--strategy", "fsdp", "--num_processes", "2",
+                   "--num_epochs", "2")
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = tmp_path / "out"
+    report = json.loads((out / "training_args.json").read_text())
+    assert report["distributed_type"] == "DistributedType.FSDP" and report["processes"] == 2
+    assert report["ignored_modules"] == acc.FSDP_IGNORED_MODULES
+    assert report["block_sharded"] and not report["clip_sharded"]
+    # The ignored parameter keeps its name and shape in the full state dict DiffSynth exports from.
+    assert report["log_scale"] == [[], pytest.approx(2.6592, abs=0.01)]  # bf16
+    record = json.loads((out / "rav_training.json").read_text())
+    assert sorted(record["checkpoints"]) == ["epoch-0.safetensors", "epoch-1.safetensors"]
+    assert all(ds.tensor_count(out / name) == 2 for name in record["checkpoints"])
+    assert record["accelerate_config"]["fsdp_config"]["fsdp_ignored_modules"] == r"pipe\.image_encoder"
 
 
 def test_missing_or_empty_checkpoint_is_a_failure(dataset, fake_ckpt, fake_diffsynth, tmp_path):
@@ -169,6 +294,7 @@ def test_missing_or_empty_checkpoint_is_a_failure(dataset, fake_ckpt, fake_diffs
     (["--train_args=--learning_rate 1"], "repeats --learning_rate"),
     (["--num_frames", "80"], "4n+1"),
     (["--height", "480"], "both --height and --width"),
+    (["--fsdp_ignored_modules", "pipe.(image"], "not a regular expression"),
 ])
 def test_bad_launch_options_exit_2(dataset, fake_ckpt, fake_diffsynth, tmp_path, extra, message):
     result = train(dataset, fake_ckpt, fake_diffsynth, tmp_path, "--dry-run", *extra)
@@ -202,8 +328,10 @@ def test_multi_machine_config_and_accelerate_accepts_it(tmp_path):
         assert (loaded.main_process_ip, loaded.main_process_port) == ("10.0.0.1", 29500)
         assert loaded.mixed_precision == "bf16"
         for section in ("fsdp_config", "deepspeed_config"):
-            # accelerate launch turns each key of these sections into its --flag of the same name
-            assert {f"--{key}" for key in (config.get(section) or {})} <= launch_flags, (strategy, section)
+            # accelerate launch turns each key of these sections into its --flag of the same name; the one
+            # without a flag is exported by the launcher all the same (the FSDP launch tests show it arriving)
+            keys = set(config.get(section) or {}) - {"fsdp_ignored_modules"}
+            assert {f"--{key}" for key in keys} <= launch_flags, (strategy, section)
     assert acc.accelerate_config("zero3", topology, gradient_accumulation_steps=4)["deepspeed_config"][
         "gradient_accumulation_steps"] == 4
     assert accelerate.__version__

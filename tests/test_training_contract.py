@@ -16,7 +16,7 @@ import pytest
 
 from replace_actor_video.adapters import diffsynth_train as ds
 from replace_actor_video.adapters.mirrors import diffsynth_train as mirror
-from replace_actor_video.training.accelerate_config import FSDP_WRAP_CLASSES
+from replace_actor_video.training.accelerate_config import FSDP_IGNORED_MODULES, FSDP_WRAP_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
 CLONE = Path(os.environ.get("DIFFSYNTH_DIR") or REPO / "DiffSynth-Studio")
@@ -99,3 +99,17 @@ def test_fsdp_wrap_classes_exist_in_the_animate_models():
                for name in ("wan_video_dit", "wan_video_text_encoder", "wan_video_animate_adapter")}
     for cls in FSDP_WRAP_CLASSES.split(","):
         assert sum(f"\nclass {cls}(" in text for text in sources.values()) == 1, cls
+
+
+@needs_clone
+def test_fsdp_ignored_modules_hold_every_scalar_parameter_of_the_wan_models():
+    """FSDP2 refuses 0-dim parameters; the only ones in the Wan models are the CLIP's (log_scale, logit_bias),
+    and the ignored-modules regex names where train.py's training module keeps the CLIP."""
+    scalar = re.compile(r"nn\.Parameter\(.*torch\.(ones|zeros|empty|tensor)\((\[\]|\(\)|[-\d.e]+\))")
+    holders = {path.name for path in (CLONE / "diffsynth/models").glob("wan_video_*.py")
+               if scalar.search(path.read_text())}
+    assert holders == {"wan_video_image_encoder.py"}
+    train = (CLONE / ds.TRAIN_SCRIPT).read_text()
+    assert "self.pipe = WanVideoPipeline.from_pretrained(" in train
+    assert "self.image_encoder: WanImageEncoder = None" in (CLONE / "diffsynth/pipelines/wan_video.py").read_text()
+    assert re.fullmatch(FSDP_IGNORED_MODULES, "pipe.image_encoder")  # accelerate fullmatches module names

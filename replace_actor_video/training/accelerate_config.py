@@ -4,12 +4,13 @@ Strategies:
 - fsdp: PyTorch FSDP2 (accelerate `fsdp_version: 2`), full shard (`fsdp_reshard_after_forward: true`), each
   DiT block its own shard unit (`DiTBlock`, diffsynth/models/wan_video_dit.py:211), likewise each umT5 block
   (`T5SelfAttention`, wan_video_text_encoder.py:116) and each face-adapter block (`FaceBlock`,
-  wan_video_animate_adapter.py:235); bf16. FSDP2 rather than FSDP1 because DiffSynth saves checkpoints by
-  matching `named_parameters()` of the unwrapped model against the state dict (logger.py:127-129,
-  training_module.py:119-121): FSDP1 puts `_fsdp_wrapped_module.` into the parameter names, so every
-  checkpoint would come out empty; FSDP2 keeps the names. Activation checkpointing is DiffSynth's own
-  (train.py forces it on, per DiT block); accelerate's would wrap the blocks a second time and add
-  `_checkpoint_wrapped_module.` to the names, so it stays off.
+  wan_video_animate_adapter.py:235); bf16; the frozen CLIP stays whole (FSDP_IGNORED_MODULES below).
+  FSDP2 rather than FSDP1 because DiffSynth saves checkpoints by matching `named_parameters()` of the
+  unwrapped model against the state dict (logger.py:127-129, training_module.py:119-121): FSDP1 puts
+  `_fsdp_wrapped_module.` into the parameter names, so every checkpoint would come out empty; FSDP2 keeps
+  the names. Activation checkpointing is DiffSynth's own (train.py forces it on, per DiT block);
+  accelerate's would wrap the blocks a second time and add `_checkpoint_wrapped_module.` to the names, so
+  it stays off.
 - zero2, zero3: DeepSpeed, as DiffSynth ships them (examples/wanvideo/model_training/full/
   accelerate_config_14B.yaml for ZeRO-2 with optimizer and parameter offload to CPU, the Animate scripts'
   choice; accelerate_config_zero3.yaml for ZeRO-3). Needs the deepspeed package.
@@ -28,6 +29,12 @@ import yaml
 
 STRATEGIES = ("fsdp", "zero2", "zero3", "ddp", "layer_offload")
 FSDP_WRAP_CLASSES = "DiTBlock,T5SelfAttention,FaceBlock"
+# Modules FSDP2 leaves unsharded: a regex that accelerate fullmatches against the module names of what train.py
+# hands to accelerator.prepare (WanTrainingModule: `pipe` is the WanVideoPipeline, `pipe.image_encoder` its CLIP).
+# fully_shard refuses 0-dim parameters, and the CLIP holds one, `log_scale = nn.Parameter(... torch.ones([]))`
+# (wan_video_image_encoder.py:564); it is frozen in every mode, so a whole copy per GPU (1.3 GB) costs no
+# gradient traffic. Ignored parameters keep their names and stay in the full state dict.
+FSDP_IGNORED_MODULES = r"pipe\.image_encoder"
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,9 @@ def _common(topology: Topology, distributed_type: str) -> dict[str, Any]:
     return config
 
 
-def fsdp_section(wrap_classes: str = FSDP_WRAP_CLASSES, offload_params: bool = False) -> dict[str, Any]:
-    return {
+def fsdp_section(wrap_classes: str = FSDP_WRAP_CLASSES, offload_params: bool = False,
+                 ignored_modules: str = FSDP_IGNORED_MODULES) -> dict[str, Any]:
+    section = {
         "fsdp_version": 2,
         "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
         "fsdp_transformer_layer_cls_to_wrap": wrap_classes,
@@ -75,6 +83,11 @@ def fsdp_section(wrap_classes: str = FSDP_WRAP_CLASSES, offload_params: bool = F
         "fsdp_cpu_ram_efficient_loading": False,
         "fsdp_activation_checkpointing": False,
     }
+    if ignored_modules:
+        # Not an `accelerate launch` flag, but the launcher copies every fsdp_config key onto its arguments and
+        # exports this one as FSDP_IGNORED_MODULES, which FullyShardedDataParallelPlugin reads.
+        section["fsdp_ignored_modules"] = ignored_modules
+    return section
 
 
 def deepspeed_section(stage: int) -> dict[str, Any]:
@@ -86,11 +99,12 @@ def deepspeed_section(stage: int) -> dict[str, Any]:
 
 
 def accelerate_config(strategy: str, topology: Topology, *, gradient_accumulation_steps: int = 1,
-                      fsdp_wrap_classes: str = FSDP_WRAP_CLASSES, fsdp_offload_params: bool = False) -> dict[str, Any]:
+                      fsdp_wrap_classes: str = FSDP_WRAP_CLASSES, fsdp_offload_params: bool = False,
+                      fsdp_ignored_modules: str = FSDP_IGNORED_MODULES) -> dict[str, Any]:
     """The accelerate config dict for `strategy` (one of STRATEGIES)."""
     if strategy == "fsdp":
         config = _common(topology, "FSDP")
-        config["fsdp_config"] = fsdp_section(fsdp_wrap_classes, fsdp_offload_params)
+        config["fsdp_config"] = fsdp_section(fsdp_wrap_classes, fsdp_offload_params, fsdp_ignored_modules)
     elif strategy in ("zero2", "zero3"):
         config = _common(topology, "DEEPSPEED")
         config["deepspeed_config"] = deepspeed_section(2 if strategy == "zero2" else 3)

@@ -17,6 +17,7 @@ import io
 import json
 import math
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -109,6 +110,10 @@ class LaunchOptions:
     fsdp_wrap_classes: str = option(acc.FSDP_WRAP_CLASSES, help="module classes FSDP shards one by one",
                                     group="launch")
     fsdp_offload_params: bool = option(False, help="FSDP: keep parameter shards in CPU RAM", group="launch")
+    fsdp_ignored_modules: str = option(acc.FSDP_IGNORED_MODULES, help="FSDP: regex of module names (in train.py's "
+                                       "training module) kept whole on every GPU, not sharded; default the frozen "
+                                       "CLIP, whose 0-dim log_scale FSDP2 cannot shard; '' for none",
+                                       group="launch")
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,11 @@ def validate_launch(launch: LaunchOptions, num_processes: int, strategy: str) ->
     if num_processes < 1 or num_processes % launch.num_machines:
         raise UserError(f"--num_processes {num_processes}: must be a positive multiple of --num_machines "
                         f"{launch.num_machines} (it counts the processes of all machines)")
+    try:
+        re.compile(launch.fsdp_ignored_modules)
+    except re.error as exc:
+        raise UserError(f"--fsdp_ignored_modules {launch.fsdp_ignored_modules!r}: not a regular expression "
+                        f"({exc})") from None
     if strategy == "layer_offload" and num_processes > 1:
         raise UserError("--strategy layer_offload trains on one GPU (train.py does not wrap the model then); "
                         "use fsdp, zero2, zero3 or ddp for several GPUs")
@@ -271,7 +281,8 @@ def run(opts: TrainingOptions, launch: LaunchOptions, run_opts: RunOptions, *, c
                             launch.main_process_port)
     accel = acc.accelerate_config(strategy, topology, gradient_accumulation_steps=opts.gradient_accumulation_steps,
                                   fsdp_wrap_classes=launch.fsdp_wrap_classes,
-                                  fsdp_offload_params=launch.fsdp_offload_params)
+                                  fsdp_offload_params=launch.fsdp_offload_params,
+                                  fsdp_ignored_modules=launch.fsdp_ignored_modules)
     config_file = ctx.run_dir / "accelerate_config.yaml"
     try:
         script = ds.check_diffsynth(diffsynth) if opts.train_script is None else absolute(opts.train_script)
