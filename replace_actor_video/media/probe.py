@@ -56,6 +56,9 @@ def probe_video(path: str | Path, *, count_frames: bool = False) -> VideoInfo:
         raise UserError(f"{path}: file not found")
     extra = ["-show_streams", "-show_format"] + (["-count_packets"] if count_frames else [])
     data = _ffprobe(path, extra)
+    container = data.get("format", {}).get("format_name", "")
+    if container == "image2" or container.endswith("_pipe"):
+        raise UserError(f"{path}: this is a still image, not a video; pass a video file (mp4, mov, mkv, webm)")
     streams = data.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"
                   and not s.get("disposition", {}).get("attached_pic")), None)
