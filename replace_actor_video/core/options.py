@@ -24,6 +24,7 @@ class OptionMeta:
     choices: tuple[Any, ...] | None = None
     parse: Callable[[str], Any] | None = None  # turns the CLI/UI text into the field's value
     nargs: str | None = None  # "+" joins several CLI words before `parse` (e.g. --resolution 1280 720)
+    repeat: bool = False  # the flag may be given several times; the words of all of them are joined
     widget: str | None = None  # UI hint: video, image, file, dir, textarea, points
     group: str = "options"  # UI and README grouping
     cli: bool = True  # False: wired by the pipeline, not exposed on its CLI
@@ -99,6 +100,8 @@ def add_to_parser(parser: argparse.ArgumentParser, cls: type, *, skip: Iterable[
                 kwargs["choices"] = spec.meta.choices
             if spec.meta.nargs:
                 kwargs["nargs"] = spec.meta.nargs
+            if spec.meta.repeat:
+                kwargs["action"], kwargs["nargs"] = "extend", "+"
             if spec.meta.parse:
                 kwargs["type"] = str  # parsed in build(), so CLI, UI and config files share one error path
             elif spec.type in (int, float, str):

@@ -76,7 +76,7 @@ class GenerateOptions:
                                 help="fast = 4 steps, shift 5.0, guide 1.0 for a 4-step distill LoRA given with "
                                 "--lora (LightX2V's Animate settings); explicit --sample_* values win",
                                 group="performance")
-    lora: str | None = option(None, nargs="+", parse=parse_lora_list,
+    lora: str | None = option(None, nargs="+", repeat=True, parse=parse_lora_list,
                               help="LoRA file(s) merged into the DiT weights at load, PATH or PATH:WEIGHT (weight "
                               "1.0), several after one --lora; kohya, ComfyUI/LightX2V and diffusers key names",
                               group="performance")  # a text box in the UI: a weight or a second file may follow
