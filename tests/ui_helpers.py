@@ -14,19 +14,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-STANDINS = REPO / "tests" / "standins"
+from conftest import CKPT_FILES, REPO, STANDINS
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-CKPT_FILES = (
-    "config.json", "diffusion_pytorch_model.safetensors.index.json",
-    "diffusion_pytorch_model-00001-of-00001.safetensors", "models_t5_umt5-xxl-enc-bf16.pth",
-    "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth", "Wan2.1_VAE.pth", "relighting_lora.ckpt",
-    "google/umt5-xxl/tokenizer.json", "xlm-roberta-large/tokenizer.json",
-    "process_checkpoint/det/yolov10m.onnx", "process_checkpoint/pose2d/vitpose_h_wholebody.onnx/end2end.onnx",
-    "process_checkpoint/sam2/sam2_hiera_large.pt",
-)
 
 
 def ffmpeg(*args: str) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, TextIO
 
 from .. import __version__
+from .errors import Cancelled
 from .process import Progress, format_argv, run_process
 
 MANIFEST = "manifest.json"
@@ -163,6 +164,11 @@ class RunContext:
         if error:
             record["error"] = error
         self.save()
+
+    def abort_stage(self, stage: str, exc: BaseException) -> None:
+        """Record why `stage` stopped: cancelled (Ctrl-C, SIGTERM, UI cancel) or failed."""
+        cancelled = isinstance(exc, (KeyboardInterrupt, Cancelled))
+        self.end_stage(stage, status="cancelled" if cancelled else "failed", error=str(exc) or type(exc).__name__)
 
     def owns(self, stage: str, path: Path) -> bool:
         """True when `path` was written by an earlier run of `stage` in this run directory."""

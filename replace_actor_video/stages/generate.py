@@ -234,7 +234,7 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
                      stage=STAGE, expected_outputs=[tmp])
             check_final(tmp, fps=fps, frames=frames, audio=audio is not None)
     except BaseException as exc:
-        ctx.end_stage(STAGE, status="cancelled" if isinstance(exc, KeyboardInterrupt) else "failed", error=str(exc))
+        ctx.abort_stage(STAGE, exc)
         raise
     ctx.end_stage(STAGE, status="done", outputs=[save_file])
     ctx.say(f"generation done: {save_file} ({frames} frames at {fps} fps{', with audio' if audio else ''}, seed {seed})")

@@ -127,7 +127,7 @@ def run(opts: MaskStageOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx:
         contour_step(ctx, stage=STAGE, folder=folder, video=video, mask=mask, checkpoint=checkpoint,
                      resolution=resolution, fps=fps)
     except BaseException as exc:
-        ctx.end_stage(STAGE, status="failed", error=str(exc))
+        ctx.abort_stage(STAGE, exc)
         raise
     ctx.end_stage(STAGE, status="done", outputs=[folder / name for name in OUTPUTS])
     ctx.say(f"contour mask done: {folder / 'src_mask.mp4'} (preview: {folder / 'mask_preview.mp4'})")

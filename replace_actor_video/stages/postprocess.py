@@ -237,7 +237,7 @@ def run(opts: PostprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resu
             check_result(tmp, frames=frames, fps=target, audio=source.has_audio, duration=duration,
                          what=f"the interpolated video ({choice.backend})")
     except BaseException as exc:
-        ctx.end_stage(STAGE, status="cancelled" if isinstance(exc, KeyboardInterrupt) else "failed", error=str(exc))
+        ctx.abort_stage(STAGE, exc)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)  # frame folders can take gigabytes

@@ -126,7 +126,7 @@ def run(opts: PreprocessOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx
             write_record(tmp, video=video.path.resolve(), has_audio=video.has_audio, fps=fps, frames=frames,
                          opts=opts, mask_mode=mask.mask_mode if opts.replace else None)
     except BaseException as exc:
-        ctx.end_stage(STAGE, status="cancelled" if isinstance(exc, KeyboardInterrupt) else "failed", error=str(exc))
+        ctx.abort_stage(STAGE, exc)
         raise
     ctx.end_stage(STAGE, status="done", outputs=[save_path])
     ctx.say(f"preprocessing done: {save_path} ({frames} frames at {fps} fps)")

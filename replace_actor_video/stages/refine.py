@@ -146,7 +146,7 @@ def run(opts: RefineOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx: Ru
         ctx.say("refine 2/2: generate (replace mode)")
         out = generate.run(gen, run_opts, ctx=inner, resume=resume)
     except BaseException as exc:
-        ctx.end_stage(STAGE, status="cancelled" if isinstance(exc, KeyboardInterrupt) else "failed", error=str(exc))
+        ctx.abort_stage(STAGE, exc)
         raise
     ctx.end_stage(STAGE, status="done", outputs=[out])
     ctx.say(f"refine done: {out}")

@@ -196,7 +196,7 @@ def run(opts: UpscaleOptions, run_opts: RunOptions, *, ctx: RunContext, resume: 
             check_result(tmp, frames=source.frames, fps=upscaled.fps, audio=audio is not None, duration=duration,
                          what="the upscaled video")
     except BaseException as exc:
-        ctx.end_stage(STAGE, status="cancelled" if isinstance(exc, KeyboardInterrupt) else "failed", error=str(exc))
+        ctx.abort_stage(STAGE, exc)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)

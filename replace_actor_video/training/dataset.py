@@ -195,8 +195,7 @@ class Builder:
                 self.layout.write_record(item, {"status": "preprocessed", "preprocessed": fp})
             done = self.cut_clips(item, pre_dir, ctx)
         except BaseException as exc:
-            ctx.end_stage(STAGE, status="cancelled" if isinstance(exc, (KeyboardInterrupt, Cancelled)) else "failed",
-                          error=str(exc))
+            ctx.abort_stage(STAGE, exc)
             raise
         done.update({"fingerprint": fp, "preprocessed": fp, "video": str(item.video), "reference": str(reference),
                      "reference_taken_from_frame": None if item.reference else self.opts.reference_frame})
@@ -307,8 +306,7 @@ def run(opts: DatasetOptions, pre_values: dict[str, Any], mask: MaskOptions, run
             results.update(build_all(builder, todo, slots, ctx))
     except BaseException as exc:
         builder.cancel.set()
-        ctx.end_stage(STAGE, status="cancelled" if isinstance(exc, (KeyboardInterrupt, Cancelled)) else "failed",
-                      error=str(exc))
+        ctx.abort_stage(STAGE, exc)
         raise
     metadata = write_outputs(builder, items, results)
     failed = [r for r in results.values() if r.get("status") == "failed"]

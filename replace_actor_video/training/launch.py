@@ -327,7 +327,7 @@ def run(opts: TrainingOptions, launch: LaunchOptions, run_opts: RunOptions, *, c
         if writes:
             write_record(output, options=options, command=argv, accelerate=accel, checkpoints=saved)
     except BaseException as exc:
-        ctx.end_stage(STAGE, status="cancelled" if isinstance(exc, KeyboardInterrupt) else "failed", error=str(exc))
+        ctx.abort_stage(STAGE, exc)
         raise
     ctx.end_stage(STAGE, status="done", outputs=saved)
     ctx.say(f"training done: {len(saved)} checkpoint(s) in {output}" if writes else "training done (rank > 0)")

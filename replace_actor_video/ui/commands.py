@@ -188,8 +188,11 @@ def build_command(form: Form, values: dict[str, Any], *, job_dir: Path, workspac
     args: list[str] = []
     emitted: set[str] = set()
     for cls in form.classes:
-        names = {s.name for s in specs(cls)}
-        obj = build(cls, {k: v for k, v in resolved.items() if k in names})
+        present = {k: v for k, v in resolved.items() if k in {s.name for s in specs(cls)}}
+        # Options the pipeline wires (a finishing stage's input/output) are not on its form: a placeholder
+        # lets the class be built; those options are never emitted (the form does not own them).
+        present.update({s.name: "" for s in specs(cls) if s.required and s.name not in present})
+        obj = build(cls, present)
         for name, tokens in _flag_groups(to_argv(obj), cls):
             if form.owner.get(name) is cls and name not in emitted:
                 emitted.add(name)
