@@ -16,13 +16,12 @@ Standard library only at import time: this file runs in whatever Python has Prac
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import runpy
 import sys
 import types
 import warnings
-from pathlib import Path
+
+from upstream_main import run_upstream_script  # a sibling file: launchers run as files
 
 TAG = "[rav-rife]"
 
@@ -74,23 +73,14 @@ def restore_numpy_compat() -> None:
         _log(f"NumPy {np.__version__}: restored {', '.join(restored)} for sk-video")
 
 
-def main() -> None:
-    argv = sys.argv[1:]
-    cut = argv.index("--") if "--" in argv else len(argv)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rife_dir", required=True, help="the Practical-RIFE clone")
-    own = parser.parse_args(argv[:cut])
-    rife_dir = Path(own.rife_dir).resolve()
-    script = rife_dir / "inference_video.py"
-    if not script.is_file():
-        sys.exit(f"{TAG} {script} not found")
-    # As when upstream is run as `python inference_video.py`: `train_log` and `model` import from the
-    # clone (and nothing beside this launcher can shadow them).
-    sys.path[0] = str(rife_dir)
+def shims() -> None:
     shim_moviepy_editor()
     restore_numpy_compat()
-    sys.argv = [str(script), *argv[cut + 1:]]
-    runpy.run_path(str(script), run_name="__main__")
+
+
+def main() -> None:
+    # As when upstream is run as `python inference_video.py`: `train_log` and `model` import from the clone.
+    run_upstream_script("rife_dir", "inference_video.py", TAG, shims)
 
 
 if __name__ == "__main__":

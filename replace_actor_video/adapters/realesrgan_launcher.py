@@ -11,12 +11,11 @@ the new one under its name before upstream imports basicsr. Nothing in site-pack
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import importlib.util
-import runpy
 import sys
-from pathlib import Path
+
+from upstream_main import run_upstream_script  # a sibling file: launchers run as files
 
 TAG = "[rav-realesrgan]"
 OLD = "torchvision.transforms.functional_tensor"
@@ -34,21 +33,8 @@ def shim_functional_tensor() -> None:
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    cut = argv.index("--") if "--" in argv else len(argv)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--realesrgan_dir", required=True, help="the Real-ESRGAN clone")
-    own = parser.parse_args(argv[:cut])
-    clone = Path(own.realesrgan_dir).resolve()
-    script = clone / "inference_realesrgan_video.py"
-    if not script.is_file():
-        sys.exit(f"{TAG} {script} not found")
-    # As when upstream is run as `python inference_realesrgan_video.py`: the clone's `realesrgan` package
-    # comes first (and our adapters folder, which has a realesrgan.py, is off the path).
-    sys.path[0] = str(clone)
-    shim_functional_tensor()
-    sys.argv = [str(script), *argv[cut + 1:]]
-    runpy.run_path(str(script), run_name="__main__")
+    # As when upstream is run as `python inference_realesrgan_video.py`: the clone's `realesrgan` package first.
+    run_upstream_script("realesrgan_dir", "inference_realesrgan_video.py", TAG, shim_functional_tensor)
 
 
 if __name__ == "__main__":

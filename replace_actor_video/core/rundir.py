@@ -3,11 +3,13 @@ timings), one log per stage, and the fingerprints that let a rerun skip finished
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import threading
@@ -15,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from .. import __version__
 from .errors import Cancelled
@@ -164,6 +166,25 @@ class RunContext:
         if error:
             record["error"] = error
         self.save()
+
+    @contextlib.contextmanager
+    def running(self, stage: str, *, options: dict[str, Any], inputs: dict[str, Any], upstream: dict[str, Any],
+                fp: str, outputs: Sequence[Path]) -> Iterator[None]:
+        """Record `stage` as running; done (with `outputs` described) when the block ends, or cancelled/failed."""
+        self.begin_stage(stage, options=options, inputs=inputs, upstream=upstream, fp=fp)
+        try:
+            yield
+        except BaseException as exc:
+            self.abort_stage(stage, exc)
+            raise
+        self.end_stage(stage, status="done", outputs=outputs)
+
+    def remove_scratch(self, stage: str) -> None:
+        """Drop a stage's working directory (frame folders can take gigabytes)."""
+        path = self.run_dir / "work" / stage
+        shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
 
     def abort_stage(self, stage: str, exc: BaseException) -> None:
         """Record why `stage` stopped: cancelled (Ctrl-C, SIGTERM, UI cancel) or failed."""

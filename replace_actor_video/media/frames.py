@@ -165,28 +165,26 @@ class VideoWriter:
             raise failure
 
 
-def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | float,
-                *, crf: int = 12) -> int:
-    """Encode RGB frames to H.264 (yuv420p) atomically; returns the number of frames written."""
+def _write_all(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | float, what: str,
+               **writer: object) -> int:
+    """Size the writer from the first frame, write them all; returns the number written."""
     it = iter(frames)
     first = next(it, None)
     if first is None:
-        raise ValueError(f"no frames to write to {path}")
-    with VideoWriter(path, first.shape[1], first.shape[0], fps, crf=crf) as w:
+        raise ValueError(f"no {what} to write to {path}")
+    with VideoWriter(path, first.shape[1], first.shape[0], fps, **writer) as w:
         w.write(first)
         for frame in it:
             w.write(frame)
     return w.frames_written
 
 
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | float,
+                *, crf: int = 12) -> int:
+    """Encode RGB frames to H.264 (yuv420p) atomically; returns the number of frames written."""
+    return _write_all(path, frames, fps, "frames", crf=crf)
+
+
 def write_mask_video(path: str | Path, masks: Iterable[np.ndarray], fps: Fraction | float) -> int:
     """Encode (H, W) masks as a lossless 3-channel-decodable mp4 whose frames decode to exactly 0/255."""
-    it = iter(masks)
-    first = next(it, None)
-    if first is None:
-        raise ValueError(f"no masks to write to {path}")
-    with VideoWriter(path, first.shape[1], first.shape[0], fps, mask=True) as w:
-        w.write(first)
-        for m in it:
-            w.write(m)
-    return w.frames_written
+    return _write_all(path, masks, fps, "masks", mask=True)

@@ -223,8 +223,7 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
         return save_file
 
     resolved = {**as_dict(opts), "seed": seed, "nproc": nproc, "offload_model": offload}
-    ctx.begin_stage(STAGE, options=resolved, inputs=inputs, upstream=upstream, fp=fp)
-    try:
+    with ctx.running(STAGE, options=resolved, inputs=inputs, upstream=upstream, fp=fp, outputs=[save_file]):
         raw.unlink(missing_ok=True)
         ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, expected_outputs=[raw],
                  cwd=ctx.scratch(STAGE))
@@ -233,10 +232,6 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
             ctx.step("retime, trim, mux audio", retime_trim_mux_argv(raw, tmp, fps=fps, frames=frames, audio_from=audio),
                      stage=STAGE, expected_outputs=[tmp])
             check_final(tmp, fps=fps, frames=frames, audio=audio is not None)
-    except BaseException as exc:
-        ctx.abort_stage(STAGE, exc)
-        raise
-    ctx.end_stage(STAGE, status="done", outputs=[save_file])
     ctx.say(f"generation done: {save_file} ({frames} frames at {fps} fps{', with audio' if audio else ''}, seed {seed})")
     return save_file
 

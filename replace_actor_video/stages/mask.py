@@ -121,15 +121,11 @@ def run(opts: MaskStageOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx:
                  worker_argv(folder, video, mask, checkpoint=checkpoint, resolution=resolution, fps=fps), stage=STAGE)
         return folder
     inputs = {"src_root_path": describe_path(folder), "video_path": describe_path(video)}
-    ctx.begin_stage(STAGE, options={**as_dict(opts), **as_dict(mask)}, inputs=inputs,
-                    upstream={"sam2_checkpoint": str(checkpoint)}, fp=fingerprint([as_dict(mask), inputs]))
-    try:
+    with ctx.running(STAGE, options={**as_dict(opts), **as_dict(mask)}, inputs=inputs,
+                     upstream={"sam2_checkpoint": str(checkpoint)}, fp=fingerprint([as_dict(mask), inputs]),
+                     outputs=[folder / name for name in OUTPUTS]):
         contour_step(ctx, stage=STAGE, folder=folder, video=video, mask=mask, checkpoint=checkpoint,
                      resolution=resolution, fps=fps)
-    except BaseException as exc:
-        ctx.abort_stage(STAGE, exc)
-        raise
-    ctx.end_stage(STAGE, status="done", outputs=[folder / name for name in OUTPUTS])
     ctx.say(f"contour mask done: {folder / 'src_mask.mp4'} (preview: {folder / 'mask_preview.mp4'})")
     return folder
 

@@ -6,7 +6,6 @@ Whatever the backend, the result has round(frames × target / source) frames at 
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import sys
 from collections.abc import Callable
@@ -222,28 +221,22 @@ def run(opts: PostprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resu
 
     resolved = {**as_dict(opts), "backend_used": choice.backend, "backend_reason": choice.reason,
                 "source_fps": str(source.fps), "source_frames": source.frames, "frames": frames}
-    ctx.begin_stage(STAGE, options=resolved, inputs=inputs, upstream=upstream, fp=fp)
     try:
-        with atomic_file(output) as tmp:
-            steps = plan(choice, source, target=target, frames=frames, out=tmp, work=work)
-            for n, step in enumerate(steps, 1):
-                ctx.say(f"postprocess {n}/{len(steps)}: {step.label}")
-                for folder in step.fresh_dirs:
-                    shutil.rmtree(folder, ignore_errors=True)
-                    folder.mkdir(parents=True)
-                ctx.step(step.label, step.argv, stage=STAGE, expected_outputs=step.expected, cwd=step.cwd)
-                if step.check:
-                    step.check()
-            check_result(tmp, frames=frames, fps=target, audio=source.has_audio, duration=duration,
-                         what=f"the interpolated video ({choice.backend})")
-    except BaseException as exc:
-        ctx.abort_stage(STAGE, exc)
-        raise
+        with ctx.running(STAGE, options=resolved, inputs=inputs, upstream=upstream, fp=fp, outputs=[output]):
+            with atomic_file(output) as tmp:
+                steps = plan(choice, source, target=target, frames=frames, out=tmp, work=work)
+                for n, step in enumerate(steps, 1):
+                    ctx.say(f"postprocess {n}/{len(steps)}: {step.label}")
+                    for folder in step.fresh_dirs:
+                        shutil.rmtree(folder, ignore_errors=True)
+                        folder.mkdir(parents=True)
+                    ctx.step(step.label, step.argv, stage=STAGE, expected_outputs=step.expected, cwd=step.cwd)
+                    if step.check:
+                        step.check()
+                check_result(tmp, frames=frames, fps=target, audio=source.has_audio, duration=duration,
+                             what=f"the interpolated video ({choice.backend})")
     finally:
-        shutil.rmtree(work, ignore_errors=True)  # frame folders can take gigabytes
-        with contextlib.suppress(OSError):
-            work.parent.rmdir()
-    ctx.end_stage(STAGE, status="done", outputs=[output])
+        ctx.remove_scratch(STAGE)
     ctx.say(f"postprocess done: {output} ({frames} frames at {target} fps via {choice.backend}"
             f"{', with audio' if source.has_audio else ''})")
     return output

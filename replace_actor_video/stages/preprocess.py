@@ -112,8 +112,7 @@ def run(opts: PreprocessOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx
                 fps=opts.fps), stage=STAGE)
         return save_path
 
-    ctx.begin_stage(STAGE, options=options, inputs=inputs, upstream=upstream, fp=fp)
-    try:
+    with ctx.running(STAGE, options=options, inputs=inputs, upstream=upstream, fp=fp, outputs=[save_path]):
         with atomic_dir(save_path) as tmp:
             tmp_call = dataclasses.replace(call, save_path=tmp)
             ctx.step("preprocess (official preprocess_data.py)", tmp_call.argv(), stage=STAGE,
@@ -125,10 +124,6 @@ def run(opts: PreprocessOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx
             frames = check_outputs(tmp, replace=opts.replace)
             write_record(tmp, video=video.path.resolve(), has_audio=video.has_audio, fps=fps, frames=frames,
                          opts=opts, mask_mode=mask.mask_mode if opts.replace else None)
-    except BaseException as exc:
-        ctx.abort_stage(STAGE, exc)
-        raise
-    ctx.end_stage(STAGE, status="done", outputs=[save_path])
     ctx.say(f"preprocessing done: {save_path} ({frames} frames at {fps} fps)")
     return save_path
 

@@ -138,17 +138,12 @@ def run(opts: RefineOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx: Ru
                    "frames": int(video.frames / video.fps * fps)}
         return generate.run(gen, run_opts, ctx=inner, resume=resume, planned=planned)
 
-    ctx.begin_stage(STAGE, options={**as_dict(opts), "mask": as_dict(mask)}, inputs=inputs,
-                    upstream={"run_dir": str(inner.run_dir)}, fp=fp)
-    try:
+    with ctx.running(STAGE, options={**as_dict(opts), "mask": as_dict(mask)}, inputs=inputs,
+                     upstream={"run_dir": str(inner.run_dir)}, fp=fp, outputs=[save_file]):
         ctx.say("refine 1/2: preprocess the generated video (replace mode)")
         preprocess.run(pre, mask, run_opts, ctx=inner, resume=resume)
         ctx.say("refine 2/2: generate (replace mode)")
         out = generate.run(gen, run_opts, ctx=inner, resume=resume)
-    except BaseException as exc:
-        ctx.abort_stage(STAGE, exc)
-        raise
-    ctx.end_stage(STAGE, status="done", outputs=[out])
     ctx.say(f"refine done: {out}")
     return out
 

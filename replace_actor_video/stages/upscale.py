@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import sys
@@ -180,29 +179,23 @@ def run(opts: UpscaleOptions, run_opts: RunOptions, *, ctx: RunContext, resume: 
                  stage=STAGE)
         return output
 
-    ctx.begin_stage(STAGE, options=as_dict(opts), inputs=inputs, upstream=upstream, fp=fp)
     try:
-        for folder in (work / "in", work / "out"):
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-        ctx.step("video-only copy for the upscaler", video_only_argv(input_path, feed), stage=STAGE,
-                 expected_outputs=[feed])
-        ctx.step(job.label, job.argv, stage=STAGE, expected_outputs=[job.output], cwd=job.cwd, env=job.env)
-        upscaled = check_upscaled(job.output, source, job.size, opts.backend)
-        with atomic_file(output) as tmp:
-            copy = (upscaled.codec, upscaled.pix_fmt) == ("h264", "yuv420p")
-            ctx.step(f"H.264{' + source audio' if audio else ''}", finish_upscaled_argv(
-                job.output, tmp, copy=copy, audio_from=audio, duration=duration), stage=STAGE, expected_outputs=[tmp])
-            check_result(tmp, frames=source.frames, fps=upscaled.fps, audio=audio is not None, duration=duration,
-                         what="the upscaled video")
-    except BaseException as exc:
-        ctx.abort_stage(STAGE, exc)
-        raise
+        with ctx.running(STAGE, options=as_dict(opts), inputs=inputs, upstream=upstream, fp=fp, outputs=[output]):
+            for folder in (work / "in", work / "out"):
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir(parents=True)
+            ctx.step("video-only copy for the upscaler", video_only_argv(input_path, feed), stage=STAGE,
+                     expected_outputs=[feed])
+            ctx.step(job.label, job.argv, stage=STAGE, expected_outputs=[job.output], cwd=job.cwd, env=job.env)
+            upscaled = check_upscaled(job.output, source, job.size, opts.backend)
+            with atomic_file(output) as tmp:
+                copy = (upscaled.codec, upscaled.pix_fmt) == ("h264", "yuv420p")
+                ctx.step(f"H.264{' + source audio' if audio else ''}", finish_upscaled_argv(
+                    job.output, tmp, copy=copy, audio_from=audio, duration=duration), stage=STAGE, expected_outputs=[tmp])
+                check_result(tmp, frames=source.frames, fps=upscaled.fps, audio=audio is not None, duration=duration,
+                             what="the upscaled video")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            work.parent.rmdir()
-    ctx.end_stage(STAGE, status="done", outputs=[output])
+        ctx.remove_scratch(STAGE)
     ctx.say(f"upscale done: {output} ({upscaled.width}x{upscaled.height}, {source.frames} frames"
             f"{', with audio' if audio else ''})")
     return output
