@@ -9,11 +9,16 @@ Routes (each: 1 warm-up forward, then 1 timed forward, CUDA events; the same wei
   official-fa2    the official path as users get it: upstream's flash_attention on the FA2 kernel. flash_attn
                   is not installed on the lent machine, so it is EMULATED: the call sites go to torch SDPA
                   restricted to SDPBackend.FLASH_ATTENTION, which is PyTorch's FlashAttention-2 kernel.
-  cudnn           our default (`--attention auto` without FA3): the launcher's SDPA functions under its
-                  cuDNN-first kernel order, imported from replace_actor_video/adapters/wan_launcher.py.
-  sdpa, fa3, sage the other launcher routes, when asked for with --routes (fa3/sage only if importable).
-  cudnn+compile   `--compile`: the launcher's torch.compile of each DiT block (warm-up = compilation).
-  cudnn+compile+fp8  `--fp8`: the launcher's torchao float8 linears, if torchao is importable.
+  cudnn           `--attention cudnn` (auto without FA3): the launcher's SDPA functions under its cuDNN-first
+                  kernel order and its float32 rope, imported from replace_actor_video/adapters/wan_launcher.py.
+  fa3             `--attention fa3` (auto with FA3): FlashAttention-3 in the DiT (if flash_attn_interface imports).
+  fa3-fp8         `--attention fa3-fp8`: FA3's FP8 kernel, q/k/v quantized per head (LOSSY).
+  sdpa, sage      the other launcher routes, when asked for with --routes (sage only if importable).
+  <best>+compile  `--compile` on the fastest lossless route (fa3, else cudnn): warm-up = compilation.
+  fast            `--preset fast`'s speed options: fa3-fp8 attention + `--fp8` (torchao float8 linears, if
+                  importable) + `--compile`; its clip estimate uses the bf16 VAE (`--vae_bf16`). LOSSY.
+--profile adds a torch.profiler breakdown of one forward of the compiled lossless route (attention, GEMMs,
+the rest): what limits it.
 Reported per route: seconds per DiT forward, TFLOP/s (blocks only, the formula of measured-anchors.md),
 percent of --peak_tflops, peak GPU memory, max |difference| and PSNR of the DiT output against
 official-fa2, and the speed ratio to official-fa2. Parts (measured): official Wan2_1_VAE encodes/decode,
@@ -57,8 +62,11 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=20, help="sampling steps of the official default, for the clip estimate")
     p.add_argument("--fast_steps", type=int, default=4, help="steps of --preset fast, for the clip estimate")
     p.add_argument("--peak_tflops", type=float, default=790.0, help="reference dense bf16 TFLOP/s for the percent column")
-    p.add_argument("--routes", default="official-fa2,cudnn,compile,fp8",
-                   help="comma list from official-fa2,cudnn,sdpa,fa3,sage,compile,fp8 (official-fa2 always runs)")
+    p.add_argument("--routes", default="official-fa2,cudnn,fa3,fa3-fp8,compile,fast",
+                   help="comma list from official-fa2,cudnn,sdpa,fa3,fa3-fp8,sage,compile,fast (official-fa2 "
+                   "always runs)")
+    p.add_argument("--profile", action="store_true",
+                   help="profile one forward of the compiled lossless route by kernel kind")
     p.add_argument("--skip_parts", action="store_true", help="time only the DiT (no VAE, CLIP, T5)")
     p.add_argument("--budget_s", type=float, default=480.0,
                    help="skip the remaining routes once one would end past this many seconds")
@@ -144,26 +152,35 @@ def compare(out: torch.Tensor, ref: torch.Tensor) -> dict:
 
 # ---- parts of a clip -------------------------------------------------------------------------------------------
 
-def bench_parts(wan, args, device, log) -> dict:
+def bench_parts(wan, launcher, args, device, log) -> dict:
     """The official VAE (Wan2_1_VAE), CLIP visual and T5 encoder on random weights at the real size, called the
     way WanAnimate.generate calls them (inside its bf16 autocast for the VAE and CLIP). Each model is freed
     before the next one is built."""
     parts = {}
     for bench in (bench_vae, bench_clip, bench_t5):
-        parts.update(bench(wan, args, device))
+        parts.update(bench(wan, launcher, args, device))
         free()
-    log(f"VAE: encode {parts['vae_encode_pose_s']:.2f} s, decode {parts['vae_decode_s']:.2f} s, peak "
+    log(f"VAE: encode {parts['vae_encode_pose_s']:.2f} s, decode {parts['vae_decode_s']:.2f} s (bf16: "
+        f"{parts['vae_bf16_encode_pose_s']:.2f} s, {parts['vae_bf16_decode_s']:.2f} s), peak "
         f"{parts['vae_peak_gib']} GiB; CLIP visual {parts['clip_visual_s']:.3f} s; T5 two forwards "
         f"{parts['t5_two_forwards_s']:.3f} s, offload to CPU {parts['t5_offload_to_cpu_s']:.2f} s")
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in parts.items()}
+
+
+def vae_clip_seconds(parts: dict, vae: str) -> float:
+    """VAE encodes + decode + CLIP per clip, with the float32 (upstream) or the bf16 VAE."""
+    prefix = "vae_bf16_" if vae == "bf16" else "vae_"
+    return sum(parts[prefix + p] for p in ("encode_pose_s", "encode_ref_s", "encode_reft_s", "decode_s")) \
+        + parts["clip_visual_s"]
 
 
 def generate_autocast():
     return torch.autocast("cuda", dtype=torch.bfloat16)  # the context WanAnimate.generate runs the models in
 
 
-def bench_vae(wan, args, device) -> dict:
-    """Wan2_1_VAE itself; only its checkpoint load is replaced by random weights."""
+def bench_vae(wan, launcher, args, device) -> dict:
+    """Wan2_1_VAE itself; only its checkpoint load is replaced by random weights. Then again with the
+    launcher's --vae_bf16, and how far its latents and frames are from float32's (PSNR)."""
     H, W, T = args.height, args.width, args.frames
 
     def random_video_vae(pretrained_path=None, z_dim=None, **_kwargs):
@@ -189,12 +206,20 @@ def bench_vae(wan, args, device) -> dict:
         zeros = [torch.zeros(3, T, H, W, device=device)]  # clip 1 of animate mode: y_reft from zeros
         parts["vae_encode_reft_s"], _ = timed(lambda: vae.encode(zeros))
         x0 = latents[0].float()  # T//4 + 1 latents: what generate decodes after dropping the reference latent
-        parts["vae_decode_s"], _ = timed(lambda: vae.decode([x0]))
-    parts["vae_peak_gib"] = peak_gib()
+        parts["vae_decode_s"], frames = timed(lambda: vae.decode([x0]))
+        parts["vae_peak_gib"] = peak_gib()
+        launcher.vae_in_bf16(vae)  # --vae_bf16
+        vae.encode(pose[:, :, :5])
+        parts["vae_bf16_encode_pose_s"], latents16 = timed(lambda: vae.encode(pose))
+        parts["vae_bf16_encode_ref_s"], _ = timed(lambda: vae.encode(ref))
+        parts["vae_bf16_encode_reft_s"], _ = timed(lambda: vae.encode(zeros))
+        parts["vae_bf16_decode_s"], frames16 = timed(lambda: vae.decode([x0]))
+    parts["vae_bf16_psnr_db"] = {"encode": compare(latents16[0], latents[0])["psnr_db"],
+                                 "decode": compare(frames16[0], frames[0])["psnr_db"]}
     return parts
 
 
-def bench_clip(wan, args, device) -> dict:
+def bench_clip(wan, launcher, args, device) -> dict:
     """CLIPModel.visual on a CLIPModel whose weights are random (its __init__ only adds the checkpoint load)."""
     model, transforms = wan.clip.clip_xlm_roberta_vit_h_14(pretrained=False, return_transforms=True,
                                                          return_tokenizer=False, dtype=torch.float16, device="meta")
@@ -209,7 +234,7 @@ def bench_clip(wan, args, device) -> dict:
     return {"clip_visual_s": seconds, "clip_peak_gib": peak_gib()}
 
 
-def bench_t5(wan, args, device) -> dict:
+def bench_t5(wan, launcher, args, device) -> dict:
     """The umT5-XXL encoder in bf16: a prompt and a negative prompt per call, padded to text_len 512; then what
     upstream's single-GPU default (--offload_model True) adds per call: T5 back to the CPU."""
     t5 = on_gpu_from_meta(lambda: wan.t5.umt5_xxl(encoder_only=True, return_tokenizer=False, dtype=torch.bfloat16,
@@ -281,7 +306,52 @@ def run_route(model, inputs, context, flops, args):
             "peak_gib": peak_gib()}, out
 
 
-def bench_dit(wan, launcher, args, device, started, log) -> tuple[dict, dict]:
+KERNEL_KINDS = (("attention", ("flash", "fmha", "sdpa", "attention")),
+                ("gemm", ("gemm", "nvjet", "xmma", "cutlass", "matmul", "scaled_mm")),
+                ("collective", ("nccl",)),
+                ("fused elementwise (Inductor)", ("triton",)))
+
+
+def kernel_kind(name: str) -> str:
+    lowered = name.lower()
+    return next((kind for kind, words in KERNEL_KINDS if any(w in lowered for w in words)), "other kernels")
+
+
+def profile_forward(model, inputs, context) -> dict:
+    """GPU time of one forward by kernel kind (torch.profiler), and the wall time the kernels leave idle
+    (launch gaps, host work such as graph breaks)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with context(), torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16), \
+            profile(activities=[ProfilerActivity.CUDA]) as prof:
+        wall, _ = timed(lambda: model(**inputs))
+    kinds: dict[str, float] = {}
+    top: list[tuple[float, str]] = []
+    for event in prof.key_averages():
+        seconds = getattr(event, "self_device_time_total", 0) / 1e6
+        if seconds <= 0:
+            continue
+        kinds[kernel_kind(event.key)] = kinds.get(kernel_kind(event.key), 0.0) + seconds
+        top.append((seconds, event.key[:90]))
+    busy = sum(kinds.values())
+    return {"wall_s": round(wall, 3), "kernels_s": {k: round(v, 3) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+            "idle_s": round(max(wall - busy, 0.0), 3),
+            "top_kernels": [[round(t, 3), name] for t, name in sorted(top, reverse=True)[:8]]}
+
+
+def time_motion_encoder(wan, model, inputs) -> float:
+    """Upstream's face path of after_patch_embedding (motion encoder over every face crop, face encoder):
+    what each upstream forward pays and our launcher pays once per clip."""
+    cls = wan.model_animate.WanAnimateModel
+    upstream = getattr(cls.after_patch_embedding, "rav_upstream", cls.after_patch_embedding)
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        upstream(model, [], [], inputs["face_pixel_values"])
+        seconds, _ = timed(lambda: upstream(model, [], [], inputs["face_pixel_values"]))
+    return round(seconds, 3)
+
+
+def bench_dit(wan, launcher, args, device, started, log, report: dict, save) -> None:
+    """Fills report['dit'] and report['routes'], calling save() after each route."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     t0 = time.perf_counter()
@@ -296,6 +366,7 @@ def bench_dit(wan, launcher, args, device, started, log) -> tuple[dict, dict]:
     wanted = [r.strip() for r in args.routes.split(",") if r.strip()]
     available = {m: launcher.module_available(m) for m in OPTIONAL_MODULES}
     results, ref = {}, None
+    report["dit"], report["routes"] = info, results
 
     def record(name, note, fn, expected_s):
         nonlocal ref
@@ -316,6 +387,7 @@ def bench_dit(wan, launcher, args, device, started, log) -> tuple[dict, dict]:
         else:
             row["vs_official"] = {k: (v if math.isfinite(v) else str(v)) for k, v in compare(out, ref).items()}
         results[name] = row
+        save()  # what is measured so far survives a run cut short by the device's time limit
         log(f"{name}: {row['s_per_forward']} s/forward, {row['tflops']} TFLOP/s, peak {row['peak_gib']} GiB"
             + (f", max|diff| {row['vs_official']['max_abs_diff']:.3g}, PSNR {db(row['vs_official']['psnr_db'])} dB"
                if "vs_official" in row else ""))
@@ -324,46 +396,64 @@ def bench_dit(wan, launcher, args, device, started, log) -> tuple[dict, dict]:
         launcher.install_attention(name)
         return lambda: launcher.attention_context(name)
 
+    def official():
+        """Upstream as users run it: its rope (complex float64) and flash_attention on the FA2 kernel."""
+        launcher.install_attention("cudnn")  # the launcher's SDPA functions at every call site ...
+        for site, function in upstream_rope.items():  # ... but upstream's own rope and face motion path
+            setattr(importlib.import_module(site), "rope_apply", function)
+        launcher.uninstall_motion_cache()
+        return lambda: sdpa_kernel([SDPBackend.FLASH_ATTENTION])
+
+    upstream_rope = wan.upstream_rope
+    info["motion_encoder_s"] = time_motion_encoder(wan, model, inputs)
+    log(f"face motion encoder + face encoder (per forward upstream, once per clip with our cache): "
+        f"{info['motion_encoder_s']} s")
     guess = 2 * 20.0  # a forward is ~13-19 s on an H200 at 720p: warm-up + timed
-    fa2_only = lambda: sdpa_kernel([SDPBackend.FLASH_ATTENTION])  # noqa: E731
-    launcher.install_attention("cudnn")  # the launcher's SDPA functions at every call site
     record("official-fa2", "EMULATED official path: upstream flash_attention → torch SDPA restricted to "
-           "FLASH_ATTENTION (PyTorch's FA2 kernel); flash_attn is not installed here",
-           lambda: run_route(model, inputs, fa2_only, flops, args), 0)
+           "FLASH_ATTENTION (PyTorch's FA2 kernel), upstream rope; flash_attn is not installed here",
+           lambda: run_route(model, inputs, official(), flops, args), 0)
     per = results.get("official-fa2", {}).get("s_per_forward", guess / 2)
-    if "cudnn" in wanted:
-        record("cudnn", "our default: launcher SDPA functions, cuDNN-first kernel order",
-               lambda: run_route(model, inputs, route("cudnn"), flops, args), 2 * per)
-    if "sdpa" in wanted:
-        record("sdpa", "launcher SDPA functions, PyTorch's default kernel order",
-               lambda: run_route(model, inputs, route("sdpa"), flops, args), 2 * per)
-    for name, module, note in (("fa3", "flash_attn_interface", "FlashAttention-3 in the DiT, CLIP/face on cuDNN SDPA"),
-                               ("sage", "sageattention", "SageAttention in the DiT: LOSSY (INT8 QK)")):
-        if name in wanted:
-            if available[module]:
-                record(name, note, lambda: run_route(model, inputs, route(name), flops, args), 2 * per)
-            else:
-                results[name] = {"note": note, "skipped": f"not available ({module} not importable)"}
-    launcher.install_attention("cudnn")
+    notes = {"cudnn": "--attention cudnn (auto without FA3): SDPA, cuDNN kernel first; float32 rope",
+             "sdpa": "--attention sdpa: SDPA, PyTorch's kernel order; float32 rope",
+             "fa3": "--attention fa3 (auto with FA3): FlashAttention-3 in the DiT; float32 rope",
+             "fa3-fp8": "--attention fa3-fp8: FA3 FP8 kernel, per-head scales: LOSSY",
+             "sage": "--attention sage: SageAttention in the DiT: LOSSY (INT8 QK)"}
+    for name, note in notes.items():
+        if name not in wanted:
+            continue
+        module = launcher.ROUTE_PACKAGES.get(name, ("torch",))[0]
+        if available.get(module, True):
+            record(name, note, lambda: run_route(model, inputs, route(name), flops, args), 2 * per)
+        else:
+            results[name] = {"note": note, "skipped": f"not available ({module} not importable)"}
+    lossless = "fa3" if available["flash_attn_interface"] else "cudnn"
     if "compile" in wanted:
         def compiled():
             launcher.compile_blocks(model)
-            return run_route(model, inputs, lambda: launcher.attention_context("cudnn"), flops, args)
+            return run_route(model, inputs, route(lossless), flops, args)
 
-        record("cudnn+compile", "launcher --compile: torch.compile of each DiT block (warm-up = compilation)",
-               compiled, 2 * per + 150)
-    if "fp8" in wanted:
-        name = "cudnn+compile+fp8" if "cudnn+compile" in results else "cudnn+fp8"
-        note = "launcher --fp8: torchao float8 linears in the DiT blocks: LOSSY"
-        if available["torchao"]:
-            def fp8():
+        record(f"{lossless}+compile", f"--attention {lossless} --compile: torch.compile of each DiT block "
+               "(warm-up = compilation)", compiled, 2 * per + 150)
+        if args.profile and f"{lossless}+compile" in results and "error" not in results[f"{lossless}+compile"]:
+            results[f"{lossless}+compile"]["profile"] = profile_forward(model, inputs, route(lossless))
+            save()
+            log(f"profile: {results[f'{lossless}+compile']['profile']}")
+    if "fast" in wanted:
+        fast_route = launcher.choose_attention("fast", launcher.module_available)
+        use_fp8 = available["torchao"]
+        note = (f"--preset fast's speed options: --attention fast ({fast_route})"
+                + (" + --fp8 (torchao float8 linears)" if use_fp8 else " (torchao not importable: no --fp8)")
+                + " + --compile; clip columns with --vae_bf16: LOSSY")
+
+        def fast():
+            if use_fp8:
                 launcher.quantize_fp8(model)
-                return run_route(model, inputs, lambda: launcher.attention_context("cudnn"), flops, args)
+            launcher.compile_blocks(model)
+            return run_route(model, inputs, route(fast_route), flops, args)
 
-            record(name, note, fp8, 2 * per + 120)
-        else:
-            results[name] = {"note": note, "skipped": "not available (torchao not importable)"}
-    return info, results
+        record("fast", note, fast, 2 * per + 150)
+        if "fast" in results:
+            results["fast"]["vae"] = "bf16"
 
 
 # ---- report ----------------------------------------------------------------------------------------------------
@@ -373,15 +463,18 @@ def derive(report: dict, args) -> None:
     parts = report.get("parts")
     if not parts:
         return
-    per_clip = (parts["vae_encode_pose_s"] + parts["vae_encode_ref_s"] + parts["vae_encode_reft_s"]
-                + parts["vae_decode_s"] + parts["clip_visual_s"])
+    per_clip = vae_clip_seconds(parts, "fp32")
     report["derived"] = {"vae_clip_per_clip_s": round(per_clip, 2),
+                         "vae_bf16_clip_per_clip_s": round(vae_clip_seconds(parts, "bf16"), 2),
                          "t5_per_call_s": parts["t5_two_forwards_s"],
                          "official_offload_per_call_s": parts["t5_offload_to_cpu_s"]}
-    for row in report["routes"].values():
+    motion = report["dit"].get("motion_encoder_s", 0.0)
+    for name, row in report["routes"].items():
         if "s_per_forward" in row:
-            row["clip_s"] = round(args.steps * row["s_per_forward"] + per_clip, 1)
-            row["fast_clip_s"] = round(args.fast_steps * row["s_per_forward"] + per_clip, 1)
+            # our routes reuse the face motion features: the first step of a clip pays them once more
+            around = vae_clip_seconds(parts, row.get("vae", "fp32")) + (0.0 if name == "official-fa2" else motion)
+            row["clip_s"] = round(args.steps * row["s_per_forward"] + around, 1)
+            row["fast_clip_s"] = round(args.fast_steps * row["s_per_forward"] + around, 1)
 
 
 def markdown(report: dict, args) -> str:
@@ -414,15 +507,32 @@ def markdown(report: dict, args) -> str:
                   f"| VAE encode, reference image (1 frame) | {parts['vae_encode_ref_s']} | |",
                   f"| VAE encode, temporal-guide video ({args.frames} frames) | {parts['vae_encode_reft_s']} | |",
                   f"| VAE decode ({args.frames // 4 + 1} latents → {args.frames} frames) | {parts['vae_decode_s']} | |",
+                  f"| `--vae_bf16`: the three encodes | {parts['vae_bf16_encode_pose_s']} + {parts['vae_bf16_encode_ref_s']} + "
+                  f"{parts['vae_bf16_encode_reft_s']} | |",
+                  f"| `--vae_bf16`: decode (PSNR vs float32: latents {db(parts['vae_bf16_psnr_db']['encode'])} dB, frames "
+                  f"{db(parts['vae_bf16_psnr_db']['decode'])} dB) | {parts['vae_bf16_decode_s']} | |",
                   f"| CLIP visual (reference image) | {parts['clip_visual_s']} | {parts['clip_peak_gib']} |",
                   f"| T5 encoder, prompt + negative prompt (once per call) | {parts['t5_two_forwards_s']} | {parts['t5_peak_gib']} |",
                   f"| T5 to the CPU (upstream's single-GPU offload, once per call) | {parts['t5_offload_to_cpu_s']} | |"]
         d = report["derived"]
         lines += ["", f"Derived (not timed end to end): clip s = steps × s/forward + VAE and CLIP per clip "
-                  f"({d['vae_clip_per_clip_s']} s); once per call add T5 ({d['t5_per_call_s']} s), model loading, "
-                  f"and on the official single-GPU path the T5 offload ({d['official_offload_per_call_s']} s)."]
+                  f"+ for our routes the face motion encoder once ({report['dit'].get('motion_encoder_s')} s; upstream "
+                  f"runs it in every forward, our launcher reuses it from the clip's first step on) "
+                  f"({d['vae_clip_per_clip_s']} s; {d['vae_bf16_clip_per_clip_s']} s with --vae_bf16, the fast row); "
+                  f"once per call add T5 ({d['t5_per_call_s']} s), model loading, the compilation of compiled routes "
+                  f"(their warm-up), and on the official single-GPU path the T5 offload "
+                  f"({d['official_offload_per_call_s']} s)."]
+    for name, row in report["routes"].items():
+        prof = row.get("profile")
+        if prof:
+            lines += ["", f"Where one forward of {name} goes (torch.profiler, {prof['wall_s']} s wall): "
+                      + ", ".join(f"{kind} {sec} s" for kind, sec in prof["kernels_s"].items())
+                      + f", GPU idle {prof['idle_s']} s.",
+                      "Top kernels: " + "; ".join(f"{sec} s {name}" for sec, name in prof["top_kernels"][:5]) + "."]
     lines += ["", "official-fa2 is an emulation of the official flash_attn path (see note). PSNR is over the official "
-              "output's value range; lossless routes differ from it only by floating-point summation order."]
+              "output's value range; lossless routes differ from it only by floating-point summation order and the "
+              "float32 rope; LOSSY routes show how much they change the output. Compiled routes: warm-up_s in the "
+              "JSON is the compilation, paid once per run."]
     return "\n".join(lines) + "\n"
 
 
@@ -439,6 +549,8 @@ def main(argv=None) -> int:
     device = torch.device("cuda")
     wan = import_wan(Path(args.wan22_dir).resolve())
     launcher = import_launcher()
+    wan.upstream_rope = {site: importlib.import_module(site).rope_apply  # before the launcher replaces them
+                         for site in (*launcher.ROPE_SITES, launcher.SP_ROPE_SITE)}
     launcher.install_attention("cudnn")
     report = {"env": {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__,
                       "cudnn": torch.backends.cudnn.version(), "python": platform.python_version(),
@@ -447,16 +559,18 @@ def main(argv=None) -> int:
     log(f"{report['env']['gpu']}, torch {report['env']['torch']}, optional modules {report['env']['optional_modules']}")
     if not args.skip_parts:
         with launcher.attention_context("cudnn"):
-            report["parts"] = bench_parts(wan, args, device, log)
-    report["dit"], report["routes"] = bench_dit(wan, launcher, args, device, started, log)
+            report["parts"] = bench_parts(wan, launcher, args, device, log)
+    def save():
+        derive(report, args)
+        report["total_s"] = round(time.perf_counter() - started, 1)
+        (out_dir / "bench_generation.json").write_text(json.dumps(report, indent=1) + "\n")
+        (out_dir / "bench_generation.md").write_text(markdown(report, args))
+
+    bench_dit(wan, launcher, args, device, started, log, report, save)
     free()
-    derive(report, args)
-    report["total_s"] = round(time.perf_counter() - started, 1)
-    text = markdown(report, args)
-    (out_dir / "bench_generation.json").write_text(json.dumps(report, indent=1) + "\n")
-    (out_dir / "bench_generation.md").write_text(text)
+    save()
     print("BENCH_JSON " + json.dumps(report), flush=True)
-    print(text, flush=True)
+    print(markdown(report, args), flush=True)
     return 0
 
 

@@ -55,29 +55,34 @@ def importable(*names):
     ("flash", ("flash_attn",), "flash"),
     ("fa3", ("flash_attn_interface",), "fa3"),
     ("sage", ("sageattention",), "sage"),
+    ("fast", (), "cudnn"),  # nothing lossy importable: fast is the lossless route
+    ("fast", ("flash_attn_interface",), "fa3-fp8"),
+    ("fa3-fp8", ("flash_attn_interface",), "fa3-fp8"),
 ])
 def test_attention_route_choice(requested, modules, route):
     assert launcher.choose_attention(requested, importable(*modules)) == route
 
 
 @pytest.mark.parametrize("requested,missing", [("flash", "flash_attn"), ("fa3", "flash_attn_interface"),
-                                               ("sage", "sageattention")])
+                                               ("fa3-fp8", "flash_attn_interface"), ("sage", "sageattention")])
 def test_attention_route_without_its_package_says_what_is_missing(requested, missing):
     with pytest.raises(launcher.LauncherError, match=f"needs the {missing} module.*--attention auto"):
         launcher.choose_attention(requested, importable("flash_attn" if requested != "flash" else "x"))
 
 
-def test_only_sage_is_marked_lossy():
-    assert launcher.LOSSY_ROUTES == ("sage",)
+def test_quantized_routes_are_marked_lossy():
+    assert set(launcher.LOSSY_ROUTES) == {"sage", "fa3-fp8"}
     assert set(launcher.ROUTES) == set(generate.GenerateOptions.__dataclass_fields__["attention"]
                                        .metadata["option"].choices)
 
 
 def test_launcher_arguments():
     own, upstream = launcher._split_argv(["--wan22_dir", "/w", "--lora", "/a.safetensors:0.5", "--lora", "/b.pt",
-                                          "--compile", "--fp8", "--attention", "fa3", "--", "--task", "animate-14B"])
+                                          "--compile", "--fp8", "--vae_bf16", "--attention", "fa3", "--", "--task",
+                                          "animate-14B"])
     args = launcher.build_parser().parse_args(own)
-    assert (args.lora, args.compile, args.fp8, args.attention) == (["/a.safetensors:0.5", "/b.pt"], True, True, "fa3")
+    assert (args.lora, args.compile, args.fp8, args.vae_bf16, args.attention) == (
+        ["/a.safetensors:0.5", "/b.pt"], True, True, True, "fa3")
     assert upstream == ["--task", "animate-14B"]
     with pytest.raises(SystemExit):
         launcher._split_argv(["--wan22_dir", "/w"])
@@ -381,6 +386,7 @@ class WanAnimate:
         model.blocks[0].self_attn = torch.nn.Module()
         model.blocks[0].self_attn.q = torch.nn.Linear(4, 4, bias=False)
         torch.nn.init.zeros_(model.blocks[0].self_attn.q.weight)
+        self.vae = type("Wan2_1_VAE", (), {"dtype": torch.float})()
         self.noise_model = self._configure_model(model=model, use_sp=False, dit_fsdp=False)
 
     def _configure_model(self, model, use_sp, dit_fsdp):
@@ -388,10 +394,17 @@ class WanAnimate:
 
     def generate(self, **kwargs):
         from .modules import attention
+        from .modules.animate import model_animate
+        from .distributed import sequence_parallel
         w = self.noise_model.blocks[0].self_attn.q.weight
         compiled = self.noise_model.blocks[0]._compiled_call_impl is not None
         print(f"fake: weight_sum={float(w.sum()):.4f} compiled={compiled} "
-              f"attention={attention.flash_attention.__name__}", flush=True)
+              f"attention={attention.flash_attention.__name__} "
+              f"rope={model_animate.rope_apply.__module__}.{model_animate.rope_apply.__name__},"
+              f"{sequence_parallel.rope_apply.__name__} "
+              f"motion_cache={hasattr(model_animate.WanAnimateModel.after_patch_embedding, 'rav_upstream')} "
+              f"vae={self.vae.dtype}",
+              flush=True)
 '''
 FAKE_GENERATE = '''
 import wan
@@ -419,9 +432,11 @@ def test_launcher_merges_loras_and_compiles_when_the_model_is_built(fake_torch_w
     path = tmp_path / "one.safetensors"
     st.save_file({"diffusion_model.blocks.0.self_attn.q.lora_down.weight": torch.ones(1, 4),
                   "diffusion_model.blocks.0.self_attn.q.lora_up.weight": torch.ones(4, 1)}, str(path))
-    res = run_launcher(fake_torch_wan22, "--lora", f"{path}:0.5", "--lora", str(path), "--compile")
+    res = run_launcher(fake_torch_wan22, "--lora", f"{path}:0.5", "--lora", str(path), "--compile", "--vae_bf16")
     assert res.returncode == 0, res.stderr
     assert "fake: weight_sum=24.0000 compiled=True attention=_sdpa_flash_attention" in res.stdout  # 16·(0.5+1)
+    assert ("rope=rav_wan_rope.rope_apply,sequence_parallel_rope_apply motion_cache=True vae=torch.bfloat16"
+            in res.stdout)
     assert "merged 1 low-rank pairs" in res.stdout and "attention route: cudnn (requested auto)" in res.stdout
 
 
@@ -486,11 +501,12 @@ def test_speed_options_reach_the_launcher_and_upstream_still_parses():
                 sample_guide_scale=1.0, sample_shift=5.0, sample_solver="unipc", seed=5, frame_num=77, refert_num=1,
                 offload_model=False, t5_cpu=False, convert_model_dtype=False, nproc=1, attention="fa3")
     call = wan_generate.GenerateCall(**base, loras=((Path("/l/a.safetensors"), 0.8), (Path("/l/b:c.pt"), 1.0)),
-                                     compile=True, fp8=True)
+                                     compile=True, fp8=True, vae_bf16=True)
     argv = call.argv("python")
     cut = argv.index("--")
     own = launcher.build_parser().parse_args(argv[2:cut])
     assert own.lora == ["/l/a.safetensors:0.8", "/l/b:c.pt:1"] and own.compile and own.fp8 and own.attention == "fa3"
+    assert own.vae_bf16
     assert [lora.parse_lora_arg(a) for a in own.lora] == [("/l/a.safetensors", 0.8), ("/l/b:c.pt", 1.0)]
     args = gen_mirror.build_parser().parse_args(argv[cut + 1:])
     assert (args.sample_steps, args.sample_guide_scale, args.sample_shift, args.offload_model) == (4, 1.0, 5.0, False)
@@ -501,11 +517,11 @@ def test_stage_dry_run_shows_the_fast_preset_and_the_lora(tmp_path):
                              ["diffusion_model.blocks.0.self_attn.q.lora_down.weight",
                               "diffusion_model.blocks.0.self_attn.q.lora_up.weight"])
     res = run_cli("run_generation.py", "--dry-run", "--preset", "fast", "--lora", f"{path}:0.8", "--compile",
-                  "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+                  "--attention", "fast", "--vae_bf16", "--runs_dir", tmp_path / "runs", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     line = next(line for line in res.stdout.splitlines() if line.startswith("[dry-run]") and "generate.py" in line)
     for needle in ("--sample_steps 4", "--sample_shift 5.0", "--sample_guide_scale 1.0", f"--lora {path}:0.8",
-                   "--compile"):
+                   "--compile", "--attention fast", "--vae_bf16"):
         assert needle in line
 
 
@@ -556,18 +572,25 @@ def test_bench_report_marks_skipped_routes_and_derives_clip_time():
     spec.loader.exec_module(bench)
     args = bench.parse_args(["--out", "x"])
     parts = {"vae_encode_pose_s": 4.0, "vae_encode_ref_s": 0.1, "vae_encode_reft_s": 4.0, "vae_decode_s": 6.0,
-             "vae_peak_gib": 21.0, "clip_visual_s": 0.1, "clip_peak_gib": 1.5, "t5_two_forwards_s": 0.2,
-             "t5_peak_gib": 11.5, "t5_offload_to_cpu_s": 3.0}
+             "vae_peak_gib": 21.0, "vae_bf16_encode_pose_s": 3.0, "vae_bf16_encode_ref_s": 0.1,
+             "vae_bf16_encode_reft_s": 3.0, "vae_bf16_decode_s": 4.0,
+             "vae_bf16_psnr_db": {"encode": 90.0, "decode": 55.0}, "clip_visual_s": 0.1, "clip_peak_gib": 1.5,
+             "t5_two_forwards_s": 0.2, "t5_peak_gib": 11.5, "t5_offload_to_cpu_s": 3.0}
     row = {"s_per_forward": 10.0, "tflops": 654.0, "pct_of_peak": 82.8, "peak_gib": 46.0, "note": "n"}
     report = {"env": {"gpu": "G", "torch": "t", "cudnn": 1, "python": "3", "optional_modules": {"torchao": False}},
-              "dit": {"params_b": 17.27, "tokens": 75600, "pflop_per_forward": 6.54}, "parts": parts,
+              "dit": {"params_b": 17.27, "tokens": 75600, "pflop_per_forward": 6.54, "motion_encoder_s": 1.0},
+              "parts": parts,
               "routes": {"official-fa2": dict(row, s_per_forward=20.0),
                          "cudnn": dict(row, vs_official={"max_abs_diff": 0.01, "psnr_db": 60.0}),
+                         "fast": dict(row, s_per_forward=8.0, vae="bf16"),
                          "cudnn+fp8": {"note": "fp8", "skipped": "not available (torchao not importable)"}}}
     bench.derive(report, args)
-    assert report["routes"]["cudnn"]["clip_s"] == round(20 * 10.0 + 14.2, 1)
-    assert report["routes"]["cudnn"]["fast_clip_s"] == round(4 * 10.0 + 14.2, 1)
+    # official: steps × forward + VAE/CLIP; ours also pays the face motion encoder once (1.0 s)
+    assert report["routes"]["official-fa2"]["clip_s"] == round(20 * 20.0 + 14.2, 1)
+    assert report["routes"]["cudnn"]["clip_s"] == round(20 * 10.0 + 14.2 + 1.0, 1)
+    assert report["routes"]["cudnn"]["fast_clip_s"] == round(4 * 10.0 + 14.2 + 1.0, 1)
+    assert report["routes"]["fast"]["fast_clip_s"] == round(4 * 8.0 + 10.2 + 1.0, 1)  # with the bf16 VAE
     text = bench.markdown(report, args)
-    assert "| cudnn | 10.00 | 654 | 83% | 46.0 | 2.00 | 0.01 | 60.0 | 214.2 | 54.2 | n |" in text
+    assert "| cudnn | 10.00 | 654 | 83% | 46.0 | 2.00 | 0.01 | 60.0 | 215.2 | 55.2 | n |" in text
     assert "| cudnn+fp8 | not available (torchao not importable) |" in text
     assert all(line.count("|") == 12 for line in text.splitlines() if line.startswith("| c") or line.startswith("| o"))

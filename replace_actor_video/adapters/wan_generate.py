@@ -63,6 +63,7 @@ class GenerateCall:
     loras: tuple[tuple[Path, float], ...] = ()
     compile: bool = False
     fp8: bool = False
+    vae_bf16: bool = False
 
     def generate_args(self) -> list[str]:
         """The argument list of the official generate.py."""
@@ -90,7 +91,8 @@ class GenerateCall:
             launcher += ["--negative_prompt", self.negative_prompt]
         for path, weight in self.loras:
             launcher += ["--lora", format_lora_arg(path, weight)]
-        launcher += [flag for flag, on in (("--compile", self.compile), ("--fp8", self.fp8)) if on]
+        launcher += [flag for flag, on in (("--compile", self.compile), ("--fp8", self.fp8),
+                                           ("--vae_bf16", self.vae_bf16)) if on]
         if self.nproc > 1:
             head = [python, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
                     "--nproc_per_node", str(self.nproc)]

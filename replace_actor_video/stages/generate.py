@@ -87,15 +87,20 @@ class GenerateOptions:
                                        group="performance")
     multi_gpu: bool = option(False, help="torchrun with FSDP + Ulysses over several GPUs", group="performance")
     nproc_per_node: int = option(0, help="GPUs for --multi_gpu; 0 = every visible GPU", group="performance")
-    attention: str = option("auto", choices=("auto", "cudnn", "flash", "fa3", "sage", "sdpa"),
-                            help="attention kernels: cudnn = torch SDPA, cuDNN kernel first (no package needed); "
-                            "sdpa = torch SDPA, PyTorch's own kernel choice; flash = upstream flash_attn; fa3 = "
-                            "FlashAttention-3 in the DiT; sage = SageAttention in the DiT (LOSSY); auto = fa3 "
-                            "when importable, else cudnn", group="performance")
+    attention: str = option("auto", choices=("auto", "fast", "cudnn", "flash", "fa3", "fa3-fp8", "sage", "sdpa"),
+                            help="attention kernels: auto = fa3 when importable, else cudnn (lossless); fast = "
+                            "fa3-fp8 when FA3 imports, else cudnn (LOSSY); cudnn = torch SDPA, cuDNN kernel first (no "
+                            "package needed); sdpa = torch SDPA, PyTorch's own kernel choice; flash = upstream "
+                            "unchanged (flash_attn); fa3 = FlashAttention-3 in the DiT (scripts/build_fa3.sh); "
+                            "fa3-fp8 = FA3's FP8 kernel (LOSSY); sage = SageAttention in the DiT (LOSSY)",
+                            group="performance")
     compile: bool = option(False, help="torch.compile each DiT block (single GPU; the first step pays the "
-                           "compilation)", group="performance")
+                           "compilation, ~1-5 min)", group="performance")
     fp8: bool = option(False, help="float8 linears in the DiT blocks via torchao (LOSSY; single GPU; needs torchao "
-                       "in the Wan2.2 Python)", group="performance")
+                       "<= 0.15 in the Wan2.2 Python: newer ones break diffusers 0.35's import; pays off only with "
+                       "--compile)", group="performance")
+    vae_bf16: bool = option(False, help="run the VAE in bf16 autocast instead of float32 (LOSSY, ~1.4x faster VAE)",
+                            group="performance")
     audio_from: str | None = option(None, help="take the audio from this file instead of the preprocessed "
                                     "source video", widget="video", group="outputs")
     wan22_dir: str = wan22_option()
@@ -214,7 +219,8 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
         sample_steps=opts.sample_steps, sample_guide_scale=opts.sample_guide_scale, sample_shift=opts.sample_shift,
         sample_solver=opts.sample_solver, seed=seed, frame_num=opts.frame_num, refert_num=opts.refert_num,
         offload_model=offload, t5_cpu=opts.t5_cpu, convert_model_dtype=opts.convert_model_dtype, nproc=nproc,
-        attention=opts.attention, loras=loras, compile=opts.compile, fp8=opts.fp8)
+        attention=opts.attention, loras=loras, compile=opts.compile, fp8=opts.fp8,
+        vae_bf16=opts.vae_bf16)
     finish = retime_trim_mux_argv(raw, save_file, fps=fps, frames=frames or 1, audio_from=audio)
     if ctx.dry_run:
         ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE)
