@@ -3,7 +3,10 @@
 # they miss, flash_attn best-effort, the Wan2.2-Animate-14B checkpoint, our own requirements, and optionally
 # Practical-RIFE, Real-ESRGAN, the Web UI and the training side. Idempotent: a second run changes nothing.
 #
-#   ./install.sh [--no-checkpoint] [--no-rife] [--no-realesrgan] [--ui] [--training] [--modelscope] [--dry-run]
+#   ./install.sh [--no-checkpoint] [--no-rife] [--no-realesrgan] [--ui] [--training] [--fa3] [--modelscope] [--dry-run]
+#
+# --fa3 (Hopper GPUs: H100/H200) builds FlashAttention-3's forward kernels (scripts/build_fa3.sh, ~5-15 min),
+# which the generation launcher then uses: 1.3x faster attention than cuDNN, lossless (docs/PERFORMANCE.md).
 #
 # Environment: WAN22_COMMIT (pinned commit to check out), TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cu128),
 # PYTHON (interpreter, default python3), WAN22_DIR / WAN_ANIMATE_CKPT (where to put the clone / checkpoint).
@@ -15,7 +18,7 @@ WAN22_COMMIT=${WAN22_COMMIT:-42bf4cfaa384bc21833865abc2f9e6c0e67233dc}
 WAN22_DIR=${WAN22_DIR:-Wan2.2}
 CKPT_DIR=${WAN_ANIMATE_CKPT:-Wan2.2-Animate-14B}
 PYTHON=${PYTHON:-python3}
-CHECKPOINT=1 RIFE=1 REALESRGAN=1 UI=0 TRAINING=0 MODELSCOPE=0 DRY_RUN=0
+CHECKPOINT=1 RIFE=1 REALESRGAN=1 UI=0 TRAINING=0 FA3=0 MODELSCOPE=0 DRY_RUN=0
 for arg in "$@"; do
   case "$arg" in
     --no-checkpoint) CHECKPOINT=0 ;;
@@ -23,9 +26,10 @@ for arg in "$@"; do
     --no-realesrgan) REALESRGAN=0 ;;
     --ui) UI=1 ;;
     --training) TRAINING=1 ;;
+    --fa3) FA3=1 ;;
     --modelscope) MODELSCOPE=1 ;;
     --dry-run) DRY_RUN=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -84,6 +88,25 @@ if have_module flash_attn; then
   echo "   already installed"
 else
   pip_install flash-attn --no-build-isolation || echo "   flash_attn did not build; continuing with the SDPA route"
+fi
+
+if [ "$FA3" = 1 ]; then
+  echo "== FlashAttention-3 forward kernels (scripts/build_fa3.sh) in .fa3/site"
+  FA_DIR=${FLASH_ATTENTION_DIR:-flash-attention}
+  FA_COMMIT=${FLASH_ATTENTION_COMMIT:-0251105a2fb19d2957484b7f023cd8c115286ced}
+  if have_module flash_attn_interface; then
+    echo "   flash_attn_interface already importable"
+  else
+    [ -d "$FA_DIR/.git" ] || run git clone https://github.com/Dao-AILab/flash-attention.git "$FA_DIR"
+    run git -C "$FA_DIR" checkout --quiet "$FA_COMMIT"
+    run git -C "$FA_DIR" submodule update --init csrc/cutlass
+    # --varlen: upstream's own FA3 call (flash_attn_varlen_func) works too, not only our launcher's dense one
+    run bash scripts/build_fa3.sh --src "$FA_DIR" --out .fa3/site --varlen --jobs "$(nproc)"
+    # a .pth file puts .fa3/site on the interpreter's path: the generation subprocess imports it like a package
+    site_dir=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    if [ "$DRY_RUN" = 0 ]; then echo "$PWD/.fa3/site" > "$site_dir/replace_actor_video_fa3.pth"; fi
+    echo "+ echo $PWD/.fa3/site > $site_dir/replace_actor_video_fa3.pth"
+  fi
 fi
 
 echo "== our own requirements"

@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, run_cli
 
 
@@ -14,17 +16,47 @@ def test_install_dry_run_prints_every_step_and_changes_nothing(tmp_path):
         shutil.copy(REPO / name, tmp_path / name)
     shutil.copytree(REPO / "scripts", tmp_path / "scripts")
     before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
-    res = subprocess.run(["bash", str(tmp_path / "install.sh"), "--dry-run", "--ui", "--training"], capture_output=True, text=True,
+    res = subprocess.run(["bash", str(tmp_path / "install.sh"), "--dry-run", "--ui", "--training", "--fa3"],
+                         capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "HOME": str(tmp_path)})
     assert res.returncode == 0, res.stderr
     out = res.stdout
     for needle in ("git clone https://github.com/Wan-Video/Wan2.2.git", "checkout --quiet 42bf4cf",
                    "onnxruntime-gpu", "flash-attn --no-build-isolation", "hf download Wan-AI/Wan2.2-Animate-14B",
                    "-r requirements.txt", "-r requirements-ui.txt", "moviepy", "Practical-RIFE", "Real-ESRGAN",
-                   "rife-ncnn-vulkan", "DiffSynth-Studio"):
+                   "rife-ncnn-vulkan", "DiffSynth-Studio", "submodule update --init csrc/cutlass",
+                   "scripts/build_fa3.sh --src flash-attention --out .fa3/site --varlen", "replace_actor_video_fa3.pth"):
         assert needle in out, needle
     assert out.index("torch") < out.index("Wan2.2 requirements"), "PyTorch must come first"
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+
+
+def fake_flash_attention(root):
+    """The paths build_fa3.sh checks in a flash-attention checkout, and an unpacked torch's stable-ABI headers."""
+    (root / "fa" / "hopper").mkdir(parents=True)
+    (root / "fa" / "hopper" / "flash_api_stable.cpp").write_text("")
+    (root / "fa" / "csrc" / "cutlass" / "include" / "cute").mkdir(parents=True)
+    (root / "torch" / "include" / "torch" / "csrc" / "stable").mkdir(parents=True)
+    return root / "fa", root / "torch"
+
+
+def test_build_fa3_plans_a_forward_only_sm90a_build(tmp_path):
+    src, torch_dir = fake_flash_attention(tmp_path)
+    res = subprocess.run(["bash", str(REPO / "scripts" / "build_fa3.sh"), "--src", str(src), "--torch", str(torch_dir),
+                          "--out", str(tmp_path / "out"), "--dry-run"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    nvcc = [line for line in res.stdout.splitlines() if "nvcc" in line]
+    assert [line.split(" -c ")[1].split()[0].rsplit("/", 1)[1] for line in nvcc] == [
+        "flash_fwd_hdim128_bf16_sm90.cu", "flash_fwd_hdim128_e4m3_sm90.cu", "flash_prepare_scheduler.cu"]
+    assert all("arch=compute_90a,code=sm_90a" in line and "-DFLASHATTENTION_DISABLE_BACKWARD" in line
+               and "-DFLASHATTENTION_DISABLE_VARLEN" in line and "-DTORCH_TARGET_VERSION=" in line for line in nvcc)
+    assert "_C.abi3.so" in res.stdout and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args,message", [([], "--src is required"), (["--src", "/nonexistent"], "no such folder")])
+def test_build_fa3_refuses_without_a_checkout(args, message):
+    res = subprocess.run(["bash", str(REPO / "scripts" / "build_fa3.sh"), *args], capture_output=True, text=True)
+    assert res.returncode == 2 and message in res.stderr
 
 
 def test_install_rejects_unknown_option(tmp_path):
