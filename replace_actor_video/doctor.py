@@ -91,14 +91,36 @@ def check_checkpoint(path: Path) -> list[Check]:
     return checks
 
 
+def check_attention() -> Check:
+    fa3 = importlib.util.find_spec("flash_attn_interface") is not None
+    flash = importlib.util.find_spec("flash_attn") is not None
+    detail = ("FlashAttention-3 importable: --attention auto uses it in the DiT" if fa3 else
+              "no FlashAttention-3: --attention auto uses torch SDPA (cuDNN)")
+    if flash:
+        detail += "; flash_attn installed (--attention flash available)"
+    return Check("attention", fa3, detail, "./install.sh --fa3 on H100/H200: the fastest lossless attention "
+                 "(docs/PERFORMANCE.md)", required=False)
+
+
+def check_torchao() -> list[Check]:
+    """torchao >= 0.16 lacks the module diffusers 0.35 imports when torchao is present: `import wan` dies."""
+    torchao, diffusers = _version("torchao"), _version("diffusers")
+    if not torchao:
+        return []
+    numbers = [tuple(int(x) for x in v.split(".")[:2] if x.isdigit()) for v in (torchao, diffusers or "0.0")]
+    breaks = numbers[0] >= (0, 16) and numbers[1] < (0, 36)
+    return [Check("torchao (for --fp8)", not breaks, f"torchao {torchao}, diffusers {diffusers}",
+                  "pip install torchao==0.15.0, or pip uninstall torchao: newer torchao makes diffusers 0.35 fail "
+                  "on `import wan` (NameError: name 'logger' is not defined)")]
+
+
 def check_python_packages() -> list[Check]:
     checks = []
     ok, out = _python("import torch; print(torch.__version__, 'cuda' if torch.cuda.is_available() else 'no-cuda')")
     checks.append(Check("torch", ok and "no-cuda" not in out, out or "not importable",
                         "pip install torch (a CUDA build) before Wan2.2's requirements"))
-    flash = importlib.util.find_spec("flash_attn") is not None
-    checks.append(Check("attention", True, "flash_attn installed (--attention flash available); default route: torch SDPA"
-                        if flash else "no flash_attn: the launcher routes attention to torch SDPA (cuDNN)"))
+    checks.append(check_attention())
+    checks += check_torchao()
     ok, out = _python("import onnxruntime as o; print(','.join(o.get_available_providers()))")
     checks.append(Check("onnxruntime CUDA provider", ok and "CUDAExecutionProvider" in out, out or "not importable",
                         "pip uninstall -y onnxruntime && pip install onnxruntime-gpu (pose detection runs on the CPU "

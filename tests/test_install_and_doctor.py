@@ -78,3 +78,26 @@ def test_doctor_reports_each_check_on_one_line(fake_wan22, fake_ckpt, tmp_path):
     failed = [line for line in checks if line.startswith("[FAIL]")]
     assert res.returncode == (1 if failed else 0)
     assert all("fix:" in line for line in failed)
+
+
+@pytest.mark.parametrize("versions,ok", [({"torchao": "0.15.0", "diffusers": "0.35.2"}, True),
+                                         ({"torchao": "0.17.0", "diffusers": "0.35.2"}, False),
+                                         ({"torchao": None, "diffusers": "0.35.2"}, None)])
+def test_doctor_flags_a_torchao_that_breaks_import_wan(monkeypatch, versions, ok):
+    from replace_actor_video import doctor
+
+    monkeypatch.setattr(doctor, "_version", versions.get)
+    checks = doctor.check_torchao()
+    if ok is None:
+        assert checks == []
+    else:
+        assert [c.ok for c in checks] == [ok]
+        assert ok or "torchao==0.15.0" in checks[0].fix
+
+
+def test_doctor_names_the_attention_route(monkeypatch):
+    from replace_actor_video import doctor
+
+    monkeypatch.setattr(doctor.importlib.util, "find_spec", lambda name: None)
+    check = doctor.check_attention()
+    assert not check.ok and not check.required and "install.sh --fa3" in check.fix and "cuDNN" in check.detail

@@ -11,8 +11,8 @@ Patch 2, attention (wan/modules/attention.py `flash_attention`, animate/model_an
 `version=2`, animate/face_blocks.py `flash_attn_func`, distributed/ulysses.py): Animate calls flash_attn
 directly and asserts FA2 is installed. `--attention` picks what those call sites run:
 - cudnn: torch SDPA with the cuDNN kernel first (then flash, efficient, math for shapes cuDNN rejects).
-  Same math as flash_attn, no package needed; on an H200 a 720p DiT forward took 13.9 s this way against
-  18.7 s on the FA2 kernel (docs/PERFORMANCE.md).
+  Same math as flash_attn, no package needed; on an H200 a 720p DiT forward took 12.8 s this way (with
+  patches 4 and 5) against 18.7 s upstream on the FA2 kernel, 11.5 s with fa3 (docs/PERFORMANCE.md).
 - sdpa: torch SDPA with PyTorch's own kernel choice (portable; on Hopper that is usually the FA2 kernel).
 - flash: upstream unchanged (needs flash_attn; upstream itself uses FA3 in the DiT when it is installed).
 - fa3: the DiT's attention through FA3 (`flash_attn_interface.flash_attn_func`, either return type, see
@@ -21,9 +21,13 @@ directly and asserts FA2 is installed. `--attention` picks what those call sites
   softmax unchanged and shrinks its range): FA3's FP8 kernel, LOSSY; ~1.3x the bf16 FA3 kernel on an H200.
 - sage: the DiT's attention through SageAttention (8-bit QK: LOSSY); the rest through cuDNN SDPA.
 - auto: the fastest lossless route this Python can import: fa3 if flash_attn_interface imports, else cudnn.
-- fast: the fastest route, lossy allowed (what `--preset fast` asks for): fa3-fp8 when FA3 imports, else auto.
-Every route but flash also replaces upstream's complex-float64 rope with wan_rope.py's float32 one, and
-reuses the face motion features between steps (Patch 4).
+- fast: the fastest route, lossy allowed: fa3-fp8 when FA3 imports, else cudnn.
+Every route but flash also replaces upstream's complex-float64 rope with wan_rope.py's float32 one
+(Patch 5) and reuses the face motion features between steps (Patch 4).
+
+Patch 3, imports (generate.py L20 → wan/utils/prompt_extend.py): generate.py imports the `dashscope` API
+client for prompt extension, which we never enable. When it is not installed, an empty stand-in module is
+registered so the import succeeds; enabling prompt extension would then fail loudly.
 
 Patch 4, face motion features (animate/model_animate.py `after_patch_embedding`): every DiT forward runs
 the motion encoder over all 77 face crops (512x512) again, though they are the same at every sampling step
@@ -31,20 +35,19 @@ of a clip: ~1.2 s of a ~11 s forward at 720p on an H200. The motion features are
 videos seen (the conditional one and CFG's constant unconditional one) and reused when the next call's face
 video is equal to one of them (torch.equal), so the result is the same tensor upstream would compute.
 
-Patch 3, imports (generate.py L20 → wan/utils/prompt_extend.py): generate.py imports the `dashscope` API
-client for prompt extension, which we never enable. When it is not installed, an empty stand-in module is
-registered so the import succeeds; enabling prompt extension would then fail loudly.
+Patch 5, rope (wan/modules/model.py and distributed/sequence_parallel.py `rope_apply`): see wan_rope.py.
 
 Speed options, applied to the DiT when `WanAnimate` builds it:
 - `--lora PATH:WEIGHT` (repeatable): merged into the weights before upstream configures the model (before
   the relighting adapter and FSDP sharding), so it costs nothing per step;
 - `--fp8`: float8 dynamic-activation/weight linears in the DiT blocks via torchao (lossy; single GPU);
 - `--compile`: torch.compile of each DiT block (single GPU; the first forward pays the compilation);
-- `--vae_bf16`: the VAE's convolutions in bf16 autocast instead of float32 (LOSSY, ~2x faster VAE).
+- `--vae_bf16`: the VAE's convolutions in bf16 autocast instead of float32 (LOSSY, ~1.4x faster VAE).
 """
 
 import argparse
 import contextlib
+import functools
 import importlib
 import importlib.util
 import os
@@ -163,8 +166,9 @@ def _sdpa_flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=Fal
 
 
 def _fa3_flash_attention(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softmax_scale=None, q_scale=None,
-                         causal=False, window_size=(-1, -1), deterministic=False, dtype=None, version=None):
-    """flash_attention through FA3's dense kernel; padded keys (never in Animate's DiT) or dropout go to SDPA."""
+                         causal=False, window_size=(-1, -1), deterministic=False, dtype=None, version=None, fp8=False):
+    """flash_attention through FA3's dense kernel, or with `fp8` its FP8 one (LOSSY); padded keys (never in
+    Animate's DiT) or dropout go to SDPA."""
     if dropout_p or _key_mask(k, k_lens) is not None:
         return _sdpa_flash_attention(q, k, v, q_lens, k_lens, dropout_p, softmax_scale, q_scale, causal,
                                      window_size, deterministic, dtype, version)
@@ -172,7 +176,11 @@ def _fa3_flash_attention(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softm
 
     out_dtype = q.dtype
     q, k, v = _half_qkv(q, k, v, q_scale, dtype)
-    out = flash_attn_interface.flash_attn_func(q, k, v, softmax_scale=softmax_scale, causal=causal)
+    scales = {}
+    if fp8:
+        (q, scales["q_descale"]), (k, scales["k_descale"]), (v, scales["v_descale"]) = (
+            fp8_per_head(q), fp8_per_head(k, centre=True), fp8_per_head(v))
+    out = flash_attn_interface.flash_attn_func(q, k, v, softmax_scale=softmax_scale, causal=causal, **scales)
     if isinstance(out, tuple):  # FA3 before 2025 returned (out, lse); newer builds return out (Wan2.2 PR #312)
         out = out[0]
     return out.contiguous().type(out_dtype)
@@ -188,24 +196,6 @@ def fp8_per_head(x, centre=False):
         x = x - x.mean(dim=1, keepdim=True)
     scale = x.abs().amax(dim=(1, 3)).float().clamp(min=1e-12) / FP8_MAX
     return (x / scale[:, None, :, None].to(x.dtype)).to(torch.float8_e4m3fn), scale
-
-
-def _fa3_fp8_flash_attention(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softmax_scale=None, q_scale=None,
-                             causal=False, window_size=(-1, -1), deterministic=False, dtype=None, version=None):
-    """flash_attention through FA3's FP8 kernel (LOSSY); padded keys or dropout go to SDPA."""
-    if dropout_p or _key_mask(k, k_lens) is not None:
-        return _sdpa_flash_attention(q, k, v, q_lens, k_lens, dropout_p, softmax_scale, q_scale, causal,
-                                     window_size, deterministic, dtype, version)
-    import flash_attn_interface
-
-    out_dtype = q.dtype
-    q, k, v = _half_qkv(q, k, v, q_scale, dtype)
-    (q8, q_descale), (k8, k_descale), (v8, v_descale) = fp8_per_head(q), fp8_per_head(k, centre=True), fp8_per_head(v)
-    out = flash_attn_interface.flash_attn_func(q8, k8, v8, softmax_scale=softmax_scale, causal=causal,
-                                               q_descale=q_descale, k_descale=k_descale, v_descale=v_descale)
-    if isinstance(out, tuple):
-        out = out[0]
-    return out.contiguous().type(out_dtype)
 
 
 def _sage_flash_attention(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softmax_scale=None, q_scale=None,
@@ -243,7 +233,7 @@ def install_attention(route):
     if route == "fa3":
         _patch(DIT_SITES, "flash_attention", _fa3_flash_attention)
     elif route == "fa3-fp8":
-        _patch(DIT_SITES, "flash_attention", _fa3_fp8_flash_attention)
+        _patch(DIT_SITES, "flash_attention", functools.partial(_fa3_flash_attention, fp8=True))
     elif route == "sage":
         _patch(DIT_SITES, "flash_attention", _sage_flash_attention)
 
