@@ -70,7 +70,12 @@ class RefineOptions:
     no_offload: bool = same_as(G, "no_offload")
     multi_gpu: bool = same_as(G, "multi_gpu")
     nproc_per_node: int = same_as(G, "nproc_per_node")
+    preset: str | None = same_as(G, "preset")
+    lora: str | None = same_as(G, "lora")
     attention: str = same_as(G, "attention")
+    compile: bool = same_as(G, "compile")
+    fp8: bool = same_as(G, "fp8")
+    vae_bf16: bool = same_as(G, "vae_bf16")
     audio_from: str | None = same_as(G, "audio_from", help="take the audio from this file (e.g. the original "
                                      "source video) instead of the input")
     wan22_dir: str = same_as(P, "wan22_dir")
@@ -91,7 +96,8 @@ def stage_options(opts: RefineOptions) -> tuple[preprocess.PreprocessOptions, ge
         use_relighting_lora=opts.use_relighting_lora, prompt=opts.prompt, sample_steps=opts.sample_steps,
         sample_guide_scale=opts.sample_guide_scale, sample_shift=opts.sample_shift, seed=opts.seed,
         no_offload=opts.no_offload, multi_gpu=opts.multi_gpu, nproc_per_node=opts.nproc_per_node,
-        attention=opts.attention, audio_from=opts.audio_from, wan22_dir=opts.wan22_dir, ckpt_dir=opts.ckpt_dir)
+        preset=opts.preset, lora=opts.lora, attention=opts.attention, compile=opts.compile, fp8=opts.fp8,
+        vae_bf16=opts.vae_bf16, audio_from=opts.audio_from, wan22_dir=opts.wan22_dir, ckpt_dir=opts.ckpt_dir)
     return pre, gen
 
 
