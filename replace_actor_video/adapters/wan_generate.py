@@ -64,6 +64,9 @@ class GenerateCall:
     compile: bool = False
     fp8: bool = False
     vae_bf16: bool = False
+    color_match: str = "off"
+    color_match_strength: float = 1.0
+    color_match_anchor: str = "join"
 
     def generate_args(self) -> list[str]:
         """The argument list of the official generate.py."""
@@ -93,6 +96,9 @@ class GenerateCall:
             launcher += ["--lora", format_lora_arg(path, weight)]
         launcher += [flag for flag, on in (("--compile", self.compile), ("--fp8", self.fp8),
                                            ("--vae_bf16", self.vae_bf16)) if on]
+        if self.color_match != "off":
+            launcher += ["--color_match", self.color_match, "--color_match_strength", f"{self.color_match_strength:g}",
+                         "--color_match_anchor", self.color_match_anchor]
         if self.nproc > 1:
             head = [python, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
                     "--nproc_per_node", str(self.nproc)]

@@ -43,6 +43,10 @@ Speed options, applied to the DiT when `WanAnimate` builds it:
 - `--fp8`: float8 dynamic-activation/weight linears in the DiT blocks via torchao (lossy; single GPU);
 - `--compile`: torch.compile of each DiT block (single GPU; the first forward pays the compilation);
 - `--vae_bf16`: the VAE's convolutions in bf16 autocast instead of float32 (LOSSY, ~1.4x faster VAE).
+
+Patch 6, colour match across clips (`--color_match METHOD --color_match_strength S`): each clip's decoded
+frames are matched to the first clip's colours inside WanAnimate.generate's loop, before its last frames
+guide the next clip (wan_clip_color.py, color_match.py).
 """
 
 import argparse
@@ -443,7 +447,30 @@ def build_parser():
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--fp8", action="store_true")
     parser.add_argument("--vae_bf16", action="store_true")
+    parser.add_argument("--color_match", default="off")
+    parser.add_argument("--color_match_strength", type=float, default=1.0)
+    parser.add_argument("--color_match_anchor", default="join")
     return parser
+
+
+def install_color_match(method, strength, anchor):
+    """Patch 6 (before the prompt patch wraps WanAnimate.generate: the hook reads upstream's own source)."""
+    color_match = _sibling("color_match")
+    if method not in color_match.METHODS:
+        raise LauncherError(f"--color_match {method}: choose one of {', '.join(color_match.METHODS)}")
+    if anchor not in color_match.ANCHORS:
+        raise LauncherError(f"--color_match_anchor {anchor}: choose one of {', '.join(color_match.ANCHORS)}")
+    if not 0.0 <= strength <= 1.0:
+        raise LauncherError(f"--color_match_strength {strength}: must be between 0 and 1")
+    if method == "off" or strength == 0.0:
+        return
+    import wan.animate
+
+    hook = _sibling("wan_clip_color")
+    try:
+        hook.install(wan.animate.WanAnimate, color_match, method, strength, _log, anchor)
+    except hook.HookSiteMissing as exc:
+        raise LauncherError(str(exc)) from None
 
 
 def main():
@@ -468,8 +495,9 @@ def main():
     install_attention(route)
     _log(f"attention route: {route} (requested {own.attention})"
          + (": LOSSY (quantized attention)" if route in LOSSY_ROUTES else ""))
-    pass_prompt_to_animate(upstream_prompt, own.negative_prompt)
     try:
+        install_color_match(own.color_match, own.color_match_strength, own.color_match_anchor)
+        pass_prompt_to_animate(upstream_prompt, own.negative_prompt)
         hook_model_build(loras, own.fp8, own.compile, own.vae_bf16)
     except LauncherError as exc:
         sys.exit(f"{TAG} {exc}")

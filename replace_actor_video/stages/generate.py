@@ -16,6 +16,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..adapters import wan_generate
+from ..adapters.color_match import ANCHORS as COLOR_MATCH_ANCHORS
+from ..adapters.color_match import METHODS as COLOR_MATCH_METHODS
 from ..adapters.lora import LoraError, format_lora_arg, lora_key_count, parse_lora_arg, safetensors_keys
 from ..core.atomic import atomic_file, refuse_overwrite
 from ..core.config import upstream_commit
@@ -23,6 +25,8 @@ from ..core.errors import StageFailed, UserError
 from ..core.gpu import Gpu, visible_gpus
 from ..core.options import as_dict, option
 from ..core.rundir import RunContext, describe_path, fingerprint
+from ..media.color_drift import summary as drift_summary
+from ..media.color_drift import video_drift
 from ..media.ffmpeg import retime_trim_mux_argv
 from ..media.probe import probe_video
 from . import preprocess
@@ -35,6 +39,7 @@ LORA_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 # LightX2V's config for Animate with its step-distill LoRA (configs/wan22/wan_animate_lora.json):
 # 4 steps, shift 5.0, guide 1.0 (no CFG); their scheduler is UniPC like upstream's default solver.
 PRESETS = {"fast": {"sample_steps": 4, "sample_shift": 5.0, "sample_guide_scale": 1.0}}
+COLOR_MATCH_DEFAULT = "mkl"  # docs/bench/2026-12-01/color_match.md: removes a per-clip shift best, changes least
 FAST_LORA_HINT = ("the LightX2V 4-step distill LoRA for Wan2.1-I2V-14B, e.g. "
                   "lightx2v/Wan2.1-Distill-Loras: wan2.1_i2v_lora_rank64_lightx2v_4step.safetensors")
 
@@ -72,6 +77,19 @@ class GenerateOptions:
     frame_num: int = option(77, help="frames per generated clip, 4n+1", group="sampling")
     refert_num: int = option(1, choices=(1, 5), help="frames carried over between clips as temporal guidance",
                              group="sampling")
+    color_match: str = option(COLOR_MATCH_DEFAULT, choices=COLOR_MATCH_METHODS,
+                              help="colour-match each clip inside the clip loop (see --color_match_anchor), before "
+                              "its last frames guide the next clip: stops colour drift in long videos; replace mode "
+                              "changes only the generated person: mkl = mean+covariance (least change), mvgd = "
+                              "mean+covariance (Cholesky), reinhard = per-channel in lαβ, hm = histograms",
+                              group="quality")
+    color_match_strength: float = option(1.0, help="how far each clip moves to its reference colours, 0..1",
+                                         group="quality")
+    color_match_anchor: str = option("join", choices=COLOR_MATCH_ANCHORS,
+                                     help="what each clip is matched to: join = the guide frames it was given (its "
+                                     "re-rendering of them shows exactly the drift its join added; real colour "
+                                     "changes are kept); first = the whole first clip (also removes drift inside "
+                                     "clips, but pulls real colour changes back)", group="quality")
     preset: str | None = option(None, choices=tuple(PRESETS),
                                 help="fast = 4 steps, shift 5.0, guide 1.0 for a 4-step distill LoRA given with "
                                 "--lora (LightX2V's Animate settings); explicit --sample_* values win",
@@ -116,6 +134,8 @@ def validate(opts: GenerateOptions) -> None:
     if opts.preset == "fast" and not opts.lora:
         raise UserError(f"--preset fast samples 4 steps, which needs a step-distill LoRA: add --lora PATH "
                         f"({FAST_LORA_HINT})")
+    if not 0.0 <= opts.color_match_strength <= 1.0:
+        raise UserError(f"--color_match_strength {opts.color_match_strength:g}: must be between 0 and 1")
     if opts.multi_gpu and (opts.compile or opts.fp8):
         raise UserError("--compile and --fp8 are single-GPU options (FSDP shards the DiT blocks); drop them or "
                         "--multi_gpu")
@@ -220,7 +240,8 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
         sample_solver=opts.sample_solver, seed=seed, frame_num=opts.frame_num, refert_num=opts.refert_num,
         offload_model=offload, t5_cpu=opts.t5_cpu, convert_model_dtype=opts.convert_model_dtype, nproc=nproc,
         attention=opts.attention, loras=loras, compile=opts.compile, fp8=opts.fp8,
-        vae_bf16=opts.vae_bf16)
+        vae_bf16=opts.vae_bf16, color_match=opts.color_match, color_match_strength=opts.color_match_strength,
+        color_match_anchor=opts.color_match_anchor)
     finish = retime_trim_mux_argv(raw, save_file, fps=fps, frames=frames or 1, audio_from=audio)
     if ctx.dry_run:
         ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE)
@@ -238,8 +259,21 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
             ctx.step("retime, trim, mux audio", retime_trim_mux_argv(raw, tmp, fps=fps, frames=frames, audio_from=audio),
                      stage=STAGE, expected_outputs=[tmp])
             check_final(tmp, fps=fps, frames=frames, audio=audio is not None)
+        record_drift(ctx, save_file, opts, src_root)
     ctx.say(f"generation done: {save_file} ({frames} frames at {fps} fps{', with audio' if audio else ''}, seed {seed})")
     return save_file
+
+
+def record_drift(ctx: RunContext, video: Path, opts: GenerateOptions, src_root: Path) -> None:
+    """The colour-drift metric of the result (ΔE at clip joins, against the first clip) into the manifest and
+    the log: what --color_match removed, or what is left."""
+    mask = src_root / "src_mask.mp4" if opts.replace and (src_root / "src_mask.mp4").is_file() else None
+    report = video_drift(video, clip_len=opts.frame_num, refert_num=opts.refert_num, mask_path=mask)
+    report["color_match"] = {"method": opts.color_match, "strength": opts.color_match_strength,
+                             "anchor": opts.color_match_anchor}
+    ctx.stage_record(STAGE)["color_drift"] = report
+    ctx.save()
+    ctx.note(STAGE, f"generate: {drift_summary(report)}")
 
 
 def resolve_audio(opts: GenerateOptions, record: dict, *, dry_run: bool = False) -> Path | None:

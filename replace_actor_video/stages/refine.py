@@ -76,6 +76,9 @@ class RefineOptions:
     compile: bool = same_as(G, "compile")
     fp8: bool = same_as(G, "fp8")
     vae_bf16: bool = same_as(G, "vae_bf16")
+    color_match: str = same_as(G, "color_match")
+    color_match_strength: float = same_as(G, "color_match_strength")
+    color_match_anchor: str = same_as(G, "color_match_anchor")
     audio_from: str | None = same_as(G, "audio_from", help="take the audio from this file (e.g. the original "
                                      "source video) instead of the input")
     wan22_dir: str = same_as(P, "wan22_dir")
@@ -97,7 +100,8 @@ def stage_options(opts: RefineOptions) -> tuple[preprocess.PreprocessOptions, ge
         sample_guide_scale=opts.sample_guide_scale, sample_shift=opts.sample_shift, seed=opts.seed,
         no_offload=opts.no_offload, multi_gpu=opts.multi_gpu, nproc_per_node=opts.nproc_per_node,
         preset=opts.preset, lora=opts.lora, attention=opts.attention, compile=opts.compile, fp8=opts.fp8,
-        vae_bf16=opts.vae_bf16, audio_from=opts.audio_from, wan22_dir=opts.wan22_dir, ckpt_dir=opts.ckpt_dir)
+        vae_bf16=opts.vae_bf16, color_match=opts.color_match, color_match_strength=opts.color_match_strength,
+        color_match_anchor=opts.color_match_anchor, audio_from=opts.audio_from, wan22_dir=opts.wan22_dir, ckpt_dir=opts.ckpt_dir)
     return pre, gen
 
 
