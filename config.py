@@ -5,8 +5,18 @@ any pipeline option can also come from a TOML file: `python pipeline.py --config
 import sys
 
 from replace_actor_video.core.config import (  # noqa: F401
-    ALL_UPSTREAMS, CHECKPOINT, DIFFSYNTH, PRACTICAL_RIFE, REALESRGAN, RUNS, SEEDVR, WAN22, Location, main,
-    upstream_commit)
+    ALL_UPSTREAMS,
+    CHECKPOINT,
+    DIFFSYNTH,
+    PRACTICAL_RIFE,
+    REALESRGAN,
+    RUNS,
+    SEEDVR,
+    WAN22,
+    Location,
+    main,
+    upstream_commit,
+)
 
 if __name__ == "__main__":
     sys.exit(main())

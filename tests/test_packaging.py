@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import ast
 import importlib
-import tomllib
+import sys
 
 from conftest import REPO
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 SCRIPTS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
 
