@@ -8,10 +8,10 @@
 # mask720: replace-mode preprocessing of a 3 s 1280x720 clip with the contour mask (SAM2-L-shaped random
 # weights), reporting the contour step's frames per second (issue 4).
 #
-# Expects, relative to the repo root (gitignored, carried to the lent GPU machine; scripts/gpu_carry.md says
-# how to build them): .e2e/whl/*.whl (Python packages the GPU image lacks), .e2e/ffbins.tar.xz (static
-# ffmpeg + ffprobe), .e2e/Wan2.2 (a Wan2.2 checkout). On a normal set-up (install.sh done) set
-# E2E_SETUP=0 and WAN22_DIR instead.
+# Expects, relative to the repo root (gitignored, carried to the lent GPU machine; `bash scripts/build_gpu_carry.sh`
+# builds them, scripts/gpu_carry.md says why each part is there): .e2e/whl/*.whl (Python packages the GPU image
+# lacks), .e2e/ffbins.tar.xz (static ffmpeg + ffprobe), .e2e/Wan2.2 (the Wan2.2 code at the pin). On a normal
+# set-up (install.sh done) set E2E_SETUP=0 and WAN22_DIR instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(realpath -m "${1:?usage: e2e_gpu.sh OUT_DIR [animate] [replace]}"); shift
