@@ -4,6 +4,7 @@
 #   .e2e/whl/*.whl         Python packages the GPU image lacks (Python 3.12, manylinux x86_64; list below)
 #   .e2e/ffbins.tar.xz     static ffmpeg + ffprobe (the GPU image has neither)
 #   .e2e/Wan2.2/           wan/, generate.py and the requirement files of Wan2.2 at the pinned commit
+#   .e2e/onnx/             the synthetic checkpoint's two ONNX graphs (the GPU image has no onnx package)
 #
 # then checks the sizes against what one device call may carry (64 MiB, working tree included) and says
 # which call carries what. Why each wheel is there: scripts/gpu_carry.md.
@@ -31,7 +32,7 @@ while [[ $# -gt 0 ]]; do
     --also) [[ -e $2 ]] || { echo "build_gpu_carry.sh: --also $2: no such path" >&2; exit 2; }
             ALSO+=("$2"); shift 2 ;;
     --force) FORCE=1; shift ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build_gpu_carry.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -156,20 +157,34 @@ build_wan22() {
   rm -rf "$dest"; mv "$tmp" "$dest"
 }
 
+build_onnx() {
+  local dest=$OUT/onnx stamp
+  stamp=$(cat scripts/synthetic/onnx_models.py | sha256sum | cut -c1-16)  # the graphs are what this file builds
+  if [[ $FORCE = 0 && "$(cat "$dest/.stamp" 2>/dev/null)" == "$stamp" ]]; then
+    say "onnx: up to date"; return
+  fi
+  say "onnx: the synthetic detector and pose graphs (make_synthetic_checkpoint.py --write_onnx)"
+  rm -rf "$dest.partial"
+  "$PYTHON" scripts/make_synthetic_checkpoint.py --write_onnx --out "$dest.partial"
+  echo "$stamp" > "$dest.partial/.stamp"
+  rm -rf "$dest"; mv "$dest.partial" "$dest"
+}
+
 build_wheels
 build_ffbins
 build_wan22
+build_onnx
 
 # --- sizes against the per-call limit ---
 bytes() { du -sb "$@" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
 tree_bytes=$(git ls-files -z --cached --others --exclude-standard | du -cb --files0-from=- 2>/dev/null | tail -n 1 | cut -f1)
-whl=$(bytes "$OUT/whl") ff=$(bytes "$OUT/ffbins.tar.xz") wan=$(bytes "$OUT/Wan2.2") also=0
+whl=$(bytes "$OUT/whl") ff=$(bytes "$OUT/ffbins.tar.xz") wan=$(bytes "$OUT/Wan2.2" "$OUT/onnx") also=0
 [[ ${#ALSO[@]} -eq 0 ]] || also=$(bytes "${ALSO[@]}")
 total=$(( tree_bytes + whl + ff + wan + also ))
 limit=$(( LIMIT_MIB * 1048576 ))
 printf '[carry] %-22s %7s MiB\n' "working tree" "$(mib "$tree_bytes")" "$OUT/whl ($(ls "$OUT"/whl/*.whl | wc -l))" "$(mib "$whl")" \
-  "$OUT/ffbins.tar.xz" "$(mib "$ff")" "$OUT/Wan2.2" "$(mib "$wan")"
+  "$OUT/ffbins.tar.xz" "$(mib "$ff")" "$OUT/Wan2.2 + onnx" "$(mib "$wan")"
 for p in "${ALSO[@]}"; do printf '[carry] %-22s %7s MiB\n' "$p" "$(mib "$(bytes "$p")")"; done
 printf '[carry] %-22s %7s MiB of %s MiB per call\n' "total" "$(mib "$total")" "$LIMIT_MIB"
 quoted() { local out; out=$(printf '"%s", ' "$@"); echo "[${out%, }]"; }
@@ -179,7 +194,7 @@ else
   # Two calls back to back on the warm machine: ignored paths a call does not carry stay as the previous one left them.
   first=$(( tree_bytes + whl + wan + also )) second=$(( tree_bytes + ff ))
   say "over $LIMIT_MIB MiB: carry in two calls made back to back while the machine is warm:"
-  say "  call 1: carry $(quoted "$OUT/whl" "$OUT/Wan2.2" "${ALSO[@]}") ($(mib "$first") MiB), command: true"
+  say "  call 1: carry $(quoted "$OUT/whl" "$OUT/Wan2.2" "$OUT/onnx" "${ALSO[@]}") ($(mib "$first") MiB), command: true"
   say "  call 2: carry $(quoted "$OUT/ffbins.tar.xz") ($(mib "$second") MiB), command: bash scripts/e2e_gpu.sh /tmp/e2e_out animate"
   (( first <= limit && second <= limit )) || { echo "build_gpu_carry.sh: a call is over $LIMIT_MIB MiB even split in two" >&2; exit 1; }
 fi

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 
@@ -40,6 +41,9 @@ def fake_carry(tmp_path, wan22_commit: str):
     (out / "whl" / ".stamp").write_text(" ".join(bash_array("WHEELS")) + " | " + " ".join(bash_array("SDISTS")) + "\n")
     (out / "ffbins.tar.xz").write_bytes(b"f" * 1000)
     (out / ".ffbins.stamp").write_text(bash_scalar("FFMPEG_WHEEL") + " " + " ".join(bash_array("XZ_ARGS")) + "\n")
+    (out / "onnx").mkdir()
+    onnx_code = (REPO / "scripts" / "synthetic" / "onnx_models.py").read_bytes()
+    (out / "onnx" / ".stamp").write_text(hashlib.sha256(onnx_code).hexdigest()[:16] + "\n")
     src = tmp_path / "Wan2.2"
     for rel in (
         "wan/modules/animate/preprocess/preprocess_data.py",
@@ -105,5 +109,5 @@ def test_over_the_limit_it_splits_in_two_calls_or_fails(tmp_path, extra):
         assert res.returncode == 0 and "fits one call" in res.stdout
     else:
         assert res.returncode == 0, res.stderr
-        assert f'call 1: carry ["{out}/whl", "{out}/Wan2.2", "{big}"]' in res.stdout
+        assert f'call 1: carry ["{out}/whl", "{out}/Wan2.2", "{out}/onnx", "{big}"]' in res.stdout
         assert f'call 2: carry ["{out}/ffbins.tar.xz"]' in res.stdout
