@@ -248,6 +248,7 @@ def run_upstream_generate(wan_animate, *, frames, clip_len, refert_num, replace=
                               sample_solver="unipc", sampling_steps=1, seed=0)
     finally:
         cls.generate = original
+        wan_clip_color._INSTALLED.pop(cls, None)
     assert "decode" not in vars(self.vae) or vars(self.vae)["decode"] == models.decode  # the hook put things back
     frames_out = ((video.permute(1, 2, 3, 0).numpy() + 1) / 2 * 255).round().clip(0, 255).astype(np.uint8)
     return list(frames_out), models

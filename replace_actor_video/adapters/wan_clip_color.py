@@ -137,10 +137,18 @@ def _set_instance(obj, name: str, value) -> Callable[[], None]:
     return restore
 
 
+# class → its settings: a warm worker may set up twice, the wrapper goes on once
+_INSTALLED: dict[type, dict] = {}
+
+
 def install(cls: type, color_match, method: str, strength: float, log: Callable[[str], None],
             anchor: str = "join") -> None:
     """Wrap cls.generate (WanAnimate) so every call colour-matches its clips. Fails loud (HookSiteMissing) if
     upstream's loop changed."""
+    settings = {"method": method, "strength": strength, "anchor": anchor}
+    if cls in _INSTALLED:
+        _INSTALLED[cls].update(settings)
+        return
     check_site(cls)
     original = cls.generate
     signature = inspect.signature(original)
@@ -153,7 +161,8 @@ def install(cls: type, color_match, method: str, strength: float, log: Callable[
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
         call = bound.arguments
-        matcher = ClipColorMatcher(color_match, method, strength, anchor, int(call["clip_len"]),
+        now = _INSTALLED[cls]
+        matcher = ClipColorMatcher(color_match, now["method"], now["strength"], now["anchor"], int(call["clip_len"]),
                                    int(call["refert_num"]), log)
         decode, prepare, prepare_replace = self.vae.decode, self.prepare_source, self.prepare_source_for_replace
         frames_read = {}
@@ -186,4 +195,5 @@ def install(cls: type, color_match, method: str, strength: float, log: Callable[
                 restore()
 
     cls.generate = generate
+    _INSTALLED[cls] = settings
 

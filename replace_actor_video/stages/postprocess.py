@@ -51,35 +51,43 @@ BACKENDS = ("auto", "ncnn", "cuda", "ffmpeg")
 class PostprocessOptions:
     """Post-processing: frame interpolation (RIFE or ffmpeg)"""
 
-    input: str = option(help="video to interpolate", widget="video", group="inputs")
-    output: str = option(help="interpolated video (H.264 yuv420p, the input's audio kept)", group="outputs")
-    target_fps: float = option(30.0, help="output frame rate; any ratio works (16 → 30 gives exactly 30 fps); 0 = "
-                               "keep the input's rate (only --color_match)")
-    color_match: str = option("off", choices=COLOR_MATCH_METHODS,
+    input: str = option(label="Video", help="video to interpolate", widget="video", group="inputs")
+    output: str = option(label="Output video",
+                         help="interpolated video (H.264 yuv420p, the input's audio kept)", group="outputs")
+    target_fps: float = option(30.0, label="Target frame rate",
+                               help="output frame rate; any ratio works (16 → 30 gives exactly 30 fps); 0 = keep "
+                               "the input's rate (only --color_match)")
+    color_match: str = option("off", choices=COLOR_MATCH_METHODS, label="Colour match",
                               help="first colour-match the clips of a Wan-Animate video "
                               "made elsewhere (clips of --frame_num frames, --refert_num overlap); mkl, mvgd, "
                               "reinhard, hm as run_generation.py --color_match, which does it inside the clip loop",
                               group="colour")
-    color_match_strength: float = option(1.0, help="how far each clip moves to its reference colours, 0..1",
+    color_match_strength: float = option(1.0, label="Colour match strength",
+                                         help="how far each clip moves to its reference colours, 0..1",
                                          group="colour")
-    color_match_anchor: str = option("join", choices=COLOR_MATCH_ANCHORS,
+    color_match_anchor: str = option("join", choices=COLOR_MATCH_ANCHORS, label="Colour match reference",
                                      help="join = each clip matched across its join to the frame before it; first = "
                                      "to the whole first clip", group="colour")
-    frame_num: int = option(77, help="frames per clip the video was generated with (where its clips join)",
+    frame_num: int = option(77, label="Frames per clip",
+                            help="frames per clip the video was generated with (where its clips join)",
                             group="colour")
-    refert_num: int = option(1, help="frames each clip overlapped the previous one by", group="colour")
+    refert_num: int = option(1, label="Frames carried between clips",
+                             help="frames each clip overlapped the previous one by", group="colour")
     backend: str = option("auto", choices=BACKENDS,
+                          label="Interpolation backend",
                           help="ncnn = rife-ncnn-vulkan (Vulkan GPU), cuda = Practical-RIFE (PyTorch), "
                           "ffmpeg = minterpolate (no extra install, slower, lower quality); auto = the first "
                           "that works, in that order")
-    fallback_ffmpeg: bool = option(False, help="same as --backend ffmpeg")
+    fallback_ffmpeg: bool = option(False, label="Use ffmpeg", help="same as --backend ffmpeg")
     rife_bin: str | None = option(None, help=f"rife-ncnn-vulkan binary (default: ${rife_ncnn.ENV}, PATH, "
-                                  f"./{rife_ncnn.INSTALL_DIR}/)", widget="file", group="paths")
+                                  f"./{rife_ncnn.INSTALL_DIR}/)", widget="file", group="paths",
+                                  server="location")
     rife_model: str = option(rife_ncnn.DEFAULT_MODEL, help="rife-ncnn-vulkan model: a folder, or the name of one "
-                             "next to the binary; must be a rife-v4 model", group="paths")
+                             "next to the binary; must be a rife-v4 model", group="paths", server="location")
     rife_pytorch_dir: str = option(config.PRACTICAL_RIFE.default_value(),
                                    help="Practical-RIFE clone with the model in train_log/ "
-                                   f"(env {config.PRACTICAL_RIFE.env})", widget="dir", group="paths")
+                                   f"(env {config.PRACTICAL_RIFE.env})", widget="dir", group="paths",
+                                   server="location")
 
 
 def validate(opts: PostprocessOptions) -> Fraction | None:
