@@ -67,6 +67,7 @@ class GenerateCall:
     color_match: str = "off"
     color_match_strength: float = 1.0
     color_match_anchor: str = "join"
+    memory_profile: str = "full"
 
     def generate_args(self) -> list[str]:
         """The argument list of the official generate.py."""
@@ -96,6 +97,8 @@ class GenerateCall:
             launcher += ["--lora", format_lora_arg(path, weight)]
         launcher += [flag for flag, on in (("--compile", self.compile), ("--fp8", self.fp8),
                                            ("--vae_bf16", self.vae_bf16)) if on]
+        if self.memory_profile != "full":
+            launcher += ["--memory_profile", self.memory_profile]
         if self.color_match != "off":
             launcher += ["--color_match", self.color_match, "--color_match_strength", f"{self.color_match_strength:g}",
                          "--color_match_anchor", self.color_match_anchor]

@@ -48,6 +48,10 @@ Patch 6, colour match across clips (`--color_match METHOD --color_match_strength
 each clip's decoded frames are colour-matched inside WanAnimate.generate's loop, before its last frames guide the
 next clip (wan_clip_color.py, color_match.py).
 
+Patch 7, memory profiles (`--memory_profile balanced|low`, wan_memory.py): the DiT loads into CPU memory and its
+blocks are streamed to the GPU (block swap, some kept with balanced); CLIP and the VAE visit the GPU only while they
+run. RAV_GPU_MEMORY_CAP_GIB caps this process's GPU memory (a test knob for smaller cards' budgets).
+
 Loading (wan_fastload.py, lossless): T5 built on the meta device and loaded from a memory-mapped file,
 memory-mapped torch.load, diffusers' parallel shard loader, page-cache prefetch of the checkpoint files.
 Timing (wan_timing.py): one `[rav-timing]` line per model load, T5 call, VAE call, DiT forward and save.
@@ -364,10 +368,13 @@ def compile_blocks(model):
         block.compile()
 
 
-def check_model_options(fp8, compile_, world_size):
+def check_model_options(fp8, compile_, world_size, memory_profile="full"):
     if (fp8 or compile_) and world_size > 1:
         raise LauncherError("--fp8 and --compile are single-GPU options (FSDP shards the blocks); drop them "
                             "for multi-GPU runs")
+    if memory_profile != "full" and (fp8 or world_size > 1):
+        raise LauncherError(f"--memory_profile {memory_profile} streams one GPU's DiT blocks: not with "
+                            + ("--fp8 (torchao's float8 weights cannot be streamed)" if fp8 else "several GPUs (FSDP)"))
     if fp8 and not module_available("torchao"):
         raise LauncherError("--fp8 needs torchao, which this Python cannot import (pip install torchao); "
                             "or drop --fp8")
@@ -478,7 +485,18 @@ def build_parser():
     parser.add_argument("--color_match", default="off")
     parser.add_argument("--color_match_strength", type=float, default=1.0)
     parser.add_argument("--color_match_anchor", default="join")
+    parser.add_argument("--memory_profile", choices=("full", "balanced", "low"), default="full")
     return parser
+
+
+def install_memory_profile(profile):
+    """Patch 7, and the memory cap test knob (before anything is put on the GPU)."""
+    memory = _sibling("wan_memory")
+    memory.apply_cap(_log)
+    try:
+        memory.install(profile, _log)
+    except memory.MemoryProfileError as exc:
+        raise LauncherError(str(exc)) from None
 
 
 def install_color_match(method, strength, anchor):
@@ -509,7 +527,7 @@ def prepare(own, upstream_argv):
     sys.path.insert(0, wan22_dir)
     try:
         route = choose_attention(own.attention)
-        check_model_options(own.fp8, own.compile, int(os.environ.get("WORLD_SIZE", "1")))
+        check_model_options(own.fp8, own.compile, int(os.environ.get("WORLD_SIZE", "1")), own.memory_profile)
         loras = parse_loras(own.lora)
     except LauncherError as exc:
         sys.exit(f"{TAG} {exc}")
@@ -529,6 +547,7 @@ def prepare(own, upstream_argv):
         install_color_match(own.color_match, own.color_match_strength, own.color_match_anchor)
         pass_prompt_to_animate(upstream_prompt(upstream_argv), own.negative_prompt)
         hook_model_build(loras, own.fp8, own.compile, own.vae_bf16)
+        install_memory_profile(own.memory_profile)
     except LauncherError as exc:
         sys.exit(f"{TAG} {exc}")
     if fastload.enabled():

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from ..adapters import wan_generate
+from ..adapters import wan_generate, wan_memory_plan
 from ..adapters.color_match import ANCHORS as COLOR_MATCH_ANCHORS
 from ..adapters.color_match import METHODS as COLOR_MATCH_METHODS
 from ..adapters.lora import LoraError, format_lora_arg, lora_key_count, parse_lora_arg, safetensors_keys
@@ -39,6 +39,7 @@ LORA_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 # LightX2V's config for Animate with its step-distill LoRA (configs/wan22/wan_animate_lora.json):
 # 4 steps, shift 5.0, guide 1.0 (no CFG); their scheduler is UniPC like upstream's default solver.
 PRESETS = {"fast": {"sample_steps": 4, "sample_shift": 5.0, "sample_guide_scale": 1.0}}
+MEMORY_PROFILES = ("auto", "full", "balanced", "low")
 COLOR_MATCH_DEFAULT = "mkl"  # docs/bench/2026-12-01/color_match.md: removes a per-clip shift best, changes least
 FAST_LORA_HINT = ("the LightX2V 4-step distill LoRA for Wan2.1-I2V-14B, e.g. "
                   "lightx2v/Wan2.1-Distill-Loras: wan2.1_i2v_lora_rank64_lightx2v_4step.safetensors")
@@ -127,6 +128,12 @@ class GenerateOptions:
                             "unchanged (flash_attn); fa3 = FlashAttention-3 in the DiT (scripts/build_fa3.sh); "
                             "fa3-fp8 = FA3's FP8 kernel (LOSSY); sage = SageAttention in the DiT (LOSSY)",
                             group="performance")
+    memory_profile: str = option("auto", choices=MEMORY_PROFILES, label="Memory profile",
+                                 help="full = upstream (the whole DiT on the GPU: 80 GB cards at 720p); balanced = "
+                                 "as many DiT blocks kept on the GPU as fit, the others streamed from CPU RAM (block "
+                                 "swap); low = every block streamed, T5 on the CPU (24 GB cards); auto = from the free "
+                                 "GPU memory and the resolution (low/balanced need ~64 GB of RAM)",
+                                 group="performance")
     compile: bool = option(False, help="torch.compile each DiT block (single GPU; the first step pays the "
                            "compilation, ~1-5 min)", group="performance")
     fp8: bool = option(False, label="FP8 linears",
@@ -154,6 +161,13 @@ def validate(opts: GenerateOptions) -> None:
                         f"({FAST_LORA_HINT})")
     if not 0.0 <= opts.color_match_strength <= 1.0:
         raise UserError(f"--color_match_strength {opts.color_match_strength:g}: must be between 0 and 1")
+    streamed = opts.memory_profile in ("low", "balanced")
+    if streamed and opts.fp8:
+        raise UserError(f"--fp8 with --memory_profile {opts.memory_profile}: torchao's float8 weights cannot be "
+                        "streamed between CPU and GPU; drop --fp8 or use --memory_profile full")
+    if streamed and opts.multi_gpu:
+        raise UserError(f"--memory_profile {opts.memory_profile} is for one GPU (--multi_gpu already splits the "
+                        "weights over the GPUs with FSDP); drop one of them")
     if opts.multi_gpu and (opts.compile or opts.fp8):
         raise UserError("--compile and --fp8 are single-GPU options (FSDP shards the DiT blocks); drop them or "
                         "--multi_gpu")
@@ -194,6 +208,20 @@ def offload_t5(opts: GenerateOptions, nproc: int, gpus: list[Gpu]) -> bool:
     if opts.no_offload or nproc > 1:
         return False
     return not (gpus and gpus[0].memory_mib >= BIG_GPU_MIB)
+
+
+def choose_memory_profile(requested: str, gpus: list[Gpu], *, width: int, height: int,
+                          frame_num: int) -> tuple[str, str]:
+    """(profile, why). auto: the fastest profile whose estimated peak (wan_memory_plan.py) fits the first GPU's
+    free memory; full where no GPU is visible (upstream's behaviour) or with several GPUs."""
+    if requested != "auto":
+        return requested, "requested"
+    if not gpus:
+        return "full", "auto: no GPU visible"
+    free = (gpus[0].free_mib if gpus[0].free_mib is not None else gpus[0].memory_mib) / 1024
+    profile = wan_memory_plan.choose(free, width, height, frame_num)
+    need = wan_memory_plan.needs_gib(profile, width, height, frame_num)
+    return profile, f"auto: {free:.0f} GiB free on {gpus[0].name}, {width}x{height} needs ~{need:.0f} GiB with {profile}"
 
 
 def gpu_count(opts: GenerateOptions) -> int:
@@ -245,8 +273,22 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
     frames = pose.frames if pose else record.get("frames", 0)
     audio = resolve_audio(opts, record, dry_run=ctx.dry_run)
     seed = opts.seed if opts.seed >= 0 else random.randint(0, 2**31 - 1)
-    gpus = visible_gpus() if nproc == 1 and not opts.no_offload else []
-    offload = offload_t5(opts, nproc, gpus)
+    gpus = visible_gpus() if nproc == 1 else []
+    width, height = (pose.width, pose.height) if pose else (1280, 720)
+    profile, why = (("full", "several GPUs: FSDP shards the weights") if nproc > 1 else
+                    choose_memory_profile(opts.memory_profile, gpus, width=width, height=height,
+                                          frame_num=opts.frame_num))
+    if profile != "full" and opts.fp8:
+        raise UserError(f"--fp8 with --memory_profile {profile} ({why}): torchao's float8 weights cannot be streamed; "
+                        "drop --fp8 or pass --memory_profile full")
+    ctx.say(f"generate: memory profile {profile} ({why})")
+    need = wan_memory_plan.needs_gib(profile, width, height, opts.frame_num)
+    if gpus and gpus[0].free_mib is not None and need > gpus[0].free_mib / 1024:
+        ctx.say(f"warning: {width}x{height} with --memory_profile {profile} needs ~{need:.0f} GiB (estimate), "
+                f"{gpus[0].free_mib / 1024:.0f} GiB are free: it may run out of GPU memory; preprocess at a smaller "
+                "--resolution_area")
+    offload = offload_t5(opts, nproc, [] if opts.no_offload else gpus) or profile == "balanced"
+    t5_cpu = opts.t5_cpu or profile == "low"
     if gpus and not offload:
         ctx.say(f"generate: {gpus[0].name} has {gpus[0].memory_mib / 1024:.0f} GiB: T5 stays on the GPU "
                 "(no --offload_model)")
@@ -256,10 +298,10 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
         use_relighting_lora=opts.use_relighting_lora, prompt=opts.prompt, negative_prompt=opts.negative_prompt,
         sample_steps=opts.sample_steps, sample_guide_scale=opts.sample_guide_scale, sample_shift=opts.sample_shift,
         sample_solver=opts.sample_solver, seed=seed, frame_num=opts.frame_num, refert_num=opts.refert_num,
-        offload_model=offload, t5_cpu=opts.t5_cpu, convert_model_dtype=opts.convert_model_dtype, nproc=nproc,
+        offload_model=offload, t5_cpu=t5_cpu, convert_model_dtype=opts.convert_model_dtype, nproc=nproc,
         attention=opts.attention, loras=loras, compile=opts.compile, fp8=opts.fp8,
         vae_bf16=opts.vae_bf16, color_match=opts.color_match, color_match_strength=opts.color_match_strength,
-        color_match_anchor=opts.color_match_anchor)
+        color_match_anchor=opts.color_match_anchor, memory_profile=profile)
     finish = retime_trim_mux_argv(raw, save_file, fps=fps, frames=frames or 1, audio_from=audio)
     if ctx.dry_run:
         ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE)
@@ -267,7 +309,8 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
                  f"{', mux source audio' if audio else ''}", finish, stage=STAGE)
         return save_file
 
-    resolved = {**as_dict(opts), "seed": seed, "nproc": nproc, "offload_model": offload}
+    resolved = {**as_dict(opts), "seed": seed, "nproc": nproc, "offload_model": offload, "t5_cpu": t5_cpu,
+                "memory_profile_used": profile, "memory_profile_why": why}
     with ctx.running(STAGE, options=resolved, inputs=inputs, upstream=upstream, fp=fp, outputs=[save_file]):
         raw.unlink(missing_ok=True)
         ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, expected_outputs=[raw],

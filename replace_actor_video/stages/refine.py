@@ -80,6 +80,7 @@ class RefineOptions:
     color_match: str = same_as(G, "color_match")
     color_match_strength: float = same_as(G, "color_match_strength")
     color_match_anchor: str = same_as(G, "color_match_anchor")
+    memory_profile: str = same_as(G, "memory_profile")
     audio_from: str | None = same_as(G, "audio_from", help="take the audio from this file (e.g. the original "
                                      "source video) instead of the input")
     wan22_dir: str = same_as(P, "wan22_dir")
@@ -102,7 +103,7 @@ def stage_options(opts: RefineOptions) -> tuple[preprocess.PreprocessOptions, ge
         no_offload=opts.no_offload, multi_gpu=opts.multi_gpu, nproc_per_node=opts.nproc_per_node,
         preset=opts.preset, lora=opts.lora, attention=opts.attention, compile=opts.compile, fp8=opts.fp8,
         vae_bf16=opts.vae_bf16, color_match=opts.color_match, color_match_strength=opts.color_match_strength,
-        color_match_anchor=opts.color_match_anchor, audio_from=opts.audio_from, wan22_dir=opts.wan22_dir, ckpt_dir=opts.ckpt_dir)
+        color_match_anchor=opts.color_match_anchor, memory_profile=opts.memory_profile, audio_from=opts.audio_from, wan22_dir=opts.wan22_dir, ckpt_dir=opts.ckpt_dir)
     return pre, gen
 
 
