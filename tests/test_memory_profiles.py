@@ -190,3 +190,27 @@ def test_memory_profile_refuses_what_cannot_work(values, message):
 def test_run_generation_help_lists_the_new_options(tmp_path):
     res = run_cli("run_generation.py", "--help", cwd=tmp_path)
     assert res.returncode == 0 and "--color_match" in res.stdout and "--memory_profile" in res.stdout
+
+
+@needs_wan22()
+def test_bench_memory_runs_end_to_end_at_tiny_dims(tmp_path):
+    """scripts/bench_memory.py's rows, report and budget on the CPU (the GPU run measures; this checks the script)."""
+    import json
+    import subprocess
+
+    out = tmp_path / "bench"
+    res = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_memory.py"), "--tiny", "--device", "cpu",
+                          "--caps", "none", "--profiles", "full,low,balanced", "--out", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "expected ~" in res.stdout  # the time budget is printed up front
+    rows = json.loads((out / "bench_memory.json").read_text())["rows"]
+    assert [(r["profile"], r["cap_gib"]) for r in rows] == [("full", "none"), ("low", "none"), ("balanced", "none")]
+    assert all(r["s_per_forward"] > 0 for r in rows) and rows[1]["resident_blocks"] == 0
+    assert rows[2]["resident_blocks"] == 10  # no cap: every block fits
+    assert "| low | none | tiny |" in (out / "bench_memory.md").read_text()
+    skipped = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_memory.py"), "--tiny", "--device", "cpu",
+                              "--caps", "none", "--profiles", "low", "--budget_s", "0", "--out", str(tmp_path / "b2")],
+                             capture_output=True, text=True, timeout=600)
+    assert skipped.returncode == 0 and "skipped" in json.loads((tmp_path / "b2" / "bench_memory.json").read_text())[
+        "rows"][0]

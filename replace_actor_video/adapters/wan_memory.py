@@ -135,9 +135,6 @@ class DiTStreamer:
         others = [module for name, module in model.named_children() if name != "blocks"]
         self.rest = ParamGroup(others, pin)
         self.block_bytes = max(group.nbytes for group in self.blocks)
-        self.adaptive = resident == "fit"
-        self.resident = set() if self.adaptive else spread(len(blocks), int(resident))
-        self.budget = budget
         self.gpu: dict[int, torch.Tensor] = {}  # block → its GPU buffer (resident blocks, or a slot's)
         self.rest_gpu: torch.Tensor | None = None
         self.slots: list[torch.Tensor] = []
@@ -146,7 +143,7 @@ class DiTStreamer:
         self.slot_free: list[object] = []  # slot → event: the block that used it last has run
         self.copy_stream = torch.cuda.Stream(self.device) if self.cuda else None
         self.active = False
-        self.forwards = 0
+        self.configure(resident, budget)
         model.blocks.__class__ = StreamedBlocks
         model.blocks.streamer = self
         model.register_forward_pre_hook(lambda module, args, kwargs: self.begin(), with_kwargs=True)
@@ -253,6 +250,13 @@ class DiTStreamer:
         self.log(f"memory: balanced keeps {count} of {len(self.blocks)} DiT blocks on the GPU (first forward peaked "
                  f"at {peak / GIB:.1f} GiB of a {budget / GIB:.1f} GiB budget; {self.block_bytes / GIB:.2f} GiB per "
                  "block)")
+
+    def configure(self, resident: int | str, budget: int | None = None) -> None:
+        """Switch between low (0), a fixed number of kept blocks, and balanced ("fit": chosen after the next forward
+        under `budget`); the DiT leaves the GPU first."""
+        self.evict()
+        self.adaptive, self.budget, self.forwards = resident == "fit", budget, 0
+        self.resident = set() if self.adaptive else spread(len(self.blocks), int(resident))
 
     def evict(self) -> None:
         """The whole DiT off the GPU (its CPU copy is always current): before the VAE or CLIP run."""

@@ -12,6 +12,7 @@ What a clip needs on the GPU at its peak, in GiB:
 
 from __future__ import annotations
 
+CAP_ENV = "RAV_GPU_MEMORY_CAP_GIB"  # wan_memory.py's test knob; auto plans for it too
 DIT_WEIGHTS_GIB = 32.3  # 17.27 B parameters in bf16 (measured)
 DIT_REST_GIB = 2.1  # patch/text/time embeddings, face adapter and encoders, head
 BLOCK_GIB = 0.752  # one of the 40 blocks
@@ -22,6 +23,7 @@ VAE_WEIGHTS_GIB = 0.5  # the Wan2.1 VAE's 127 M parameters in fp32
 ACT_GIB_PER_TOKEN = (43.5 - DIT_WEIGHTS_GIB) / 75_600  # 720p×77: 43.5 GiB peak on the cuDNN route, 75,600 tokens
 VAE_GIB_PER_PIXEL = 20.6 / (1280 * 720)  # peak of encode + decode at 1280×720×77 (fp32 VAE, TF32)
 MARGIN_GIB = 2.0  # allocator fragmentation, CUDA context
+RAM_GIB_STREAMED = 64  # balanced/low: the DiT pinned in RAM (32.3 GiB) + T5 on the CPU (10.6) + CLIP, VAE, the OS
 BALANCED_MIN_BLOCKS = 8  # below this many kept blocks balanced is low with T5 on the GPU: pick low
 
 

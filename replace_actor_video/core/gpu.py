@@ -26,8 +26,8 @@ def visible_gpus() -> list[Gpu]:
         return []
     gpus = []
     for line in proc.stdout.strip().splitlines():
-        index, name, memory, free = (part.strip() for part in line.split(","))
-        gpus.append(Gpu(int(index), name, int(float(memory)), int(float(free))))
+        index, name, memory, *free = (part.strip() for part in line.split(","))
+        gpus.append(Gpu(int(index), name, int(float(memory)), int(float(free[0])) if free else None))
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and visible.strip() != "":
         wanted = {v.strip() for v in visible.split(",")}

@@ -45,6 +45,7 @@ def retime_trim_mux_argv(video: Path, out: Path, *, fps: Fraction, frames: int,
     return argv
 
 
+
 def mux_audio_argv(video: Path, audio_from: Path, out: Path, *, duration: float) -> list[str]:
     """Copy the video stream and add the first audio stream of `audio_from` from its start, cut to
     `duration` (the video's); a shorter audio track just ends early, the video is never cut."""

@@ -9,6 +9,7 @@ T5 stays on big GPUs instead of upstream's offload to the CPU."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import sys
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..adapters import wan_generate, wan_memory_plan
+from ..adapters import wan_worker_client as workers
 from ..adapters.color_match import ANCHORS as COLOR_MATCH_ANCHORS
 from ..adapters.color_match import METHODS as COLOR_MATCH_METHODS
 from ..adapters.lora import LoraError, format_lora_arg, lora_key_count, parse_lora_arg, safetensors_keys
@@ -41,6 +43,8 @@ LORA_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 PRESETS = {"fast": {"sample_steps": 4, "sample_shift": 5.0, "sample_guide_scale": 1.0}}
 MEMORY_PROFILES = ("auto", "full", "balanced", "low")
 COLOR_MATCH_DEFAULT = "mkl"  # docs/bench/2026-12-01/color_match.md: removes a per-clip shift best, changes least
+WORKER_MODES = ("auto", "start", "off")
+HOW_NOT_WHAT = ("worker",)  # options that change how a job runs, not its result: left out of the resume fingerprint
 FAST_LORA_HINT = ("the LightX2V 4-step distill LoRA for Wan2.1-I2V-14B, e.g. "
                   "lightx2v/Wan2.1-Distill-Loras: wan2.1_i2v_lora_rank64_lightx2v_4step.safetensors")
 
@@ -143,6 +147,12 @@ class GenerateOptions:
     vae_bf16: bool = option(False, label="VAE in bf16",
                             help="run the VAE in bf16 autocast instead of float32 (LOSSY, ~1.4x faster VAE)",
                             group="performance")
+    worker: str = option("auto", choices=WORKER_MODES, label="Warm worker",
+                         help="auto = run on a warm generation worker that already holds these models (same "
+                         "checkpoint, LoRAs, attention, compile/fp8), else a fresh process as before; start = the "
+                         "same, and start such a worker when none runs (it keeps the models loaded for the next "
+                         "jobs and exits RAV_WORKER_IDLE_S, default 900 s, after the last); off = always a fresh "
+                         "process. Single-GPU jobs only (--multi_gpu runs fresh)", group="performance")
     audio_from: str | None = option(None, label="Audio from",
                                     help="take the audio from this file instead of the preprocessed "
                                     "source video", widget="video", group="outputs")
@@ -219,9 +229,13 @@ def choose_memory_profile(requested: str, gpus: list[Gpu], *, width: int, height
     if not gpus:
         return "full", "auto: no GPU visible"
     free = (gpus[0].free_mib if gpus[0].free_mib is not None else gpus[0].memory_mib) / 1024
+    cap = os.environ.get(wan_memory_plan.CAP_ENV)
+    if cap:  # the launcher's test knob: the run may use at most this much
+        free = min(free, float(cap))
     profile = wan_memory_plan.choose(free, width, height, frame_num)
     need = wan_memory_plan.needs_gib(profile, width, height, frame_num)
-    return profile, f"auto: {free:.0f} GiB free on {gpus[0].name}, {width}x{height} needs ~{need:.0f} GiB with {profile}"
+    return profile, (f"auto: {free:.0f} GiB free on {gpus[0].name}, {width}x{height} needs ~{need:.0f} GiB with "
+                     f"{profile}")
 
 
 def gpu_count(opts: GenerateOptions) -> int:
@@ -247,7 +261,7 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
     if loras:
         inputs["lora"] = [describe_path(path) for path, _ in loras]
     upstream = {"Wan2.2": {"path": str(wan22), "commit": upstream_commit(wan22)}, "checkpoint": str(ckpt)}
-    fp = fingerprint([as_dict(opts), inputs, upstream])
+    fp = fingerprint([{k: v for k, v in as_dict(opts).items() if k not in HOW_NOT_WHAT}, inputs, upstream])
     if resume and not ctx.dry_run and ctx.is_done(STAGE, fp):
         ctx.say(f"generate: up to date, keeping {save_file}")
         return save_file
@@ -303,8 +317,9 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
         vae_bf16=opts.vae_bf16, color_match=opts.color_match, color_match_strength=opts.color_match_strength,
         color_match_anchor=opts.color_match_anchor, memory_profile=profile)
     finish = retime_trim_mux_argv(raw, save_file, fps=fps, frames=frames or 1, audio_from=audio)
+    runner = worker_runner(opts.worker, call, ctx)
     if ctx.dry_run:
-        ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE)
+        ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, runner=runner)
         ctx.step(f"retime to {fps} fps, trim to {frames or 'the source'} frames"
                  f"{', mux source audio' if audio else ''}", finish, stage=STAGE)
         return save_file
@@ -314,7 +329,7 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
     with ctx.running(STAGE, options=resolved, inputs=inputs, upstream=upstream, fp=fp, outputs=[save_file]):
         raw.unlink(missing_ok=True)
         ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, expected_outputs=[raw],
-                 cwd=ctx.scratch(STAGE))
+                 cwd=ctx.scratch(STAGE), runner=runner)
         check_generated(raw, expected_frames=frames)
         with atomic_file(save_file) as tmp:
             ctx.step("retime, trim, mux audio", retime_trim_mux_argv(raw, tmp, fps=fps, frames=frames, audio_from=audio),
@@ -335,6 +350,28 @@ def record_drift(ctx: RunContext, video: Path, opts: GenerateOptions, src_root: 
     ctx.stage_record(STAGE)["color_drift"] = report
     ctx.save()
     ctx.note(STAGE, f"generate: {drift_summary(report)}")
+
+
+def worker_runner(mode: str, call: wan_generate.GenerateCall, ctx: RunContext) -> workers.WorkerRunner | None:
+    """The warm worker that runs this job (--worker auto: one already running with these models; start: that,
+    or a new one), or None for a fresh process. Multi-GPU jobs always run fresh."""
+    if mode == "off" or call.nproc > 1:
+        return None
+    key = workers.key_for(call)
+    handle = workers.find_worker(key)
+    if handle is not None:
+        ctx.say(f"generate: warm worker pid {handle.pid} holds these models: it runs the job (no model loading)")
+        return workers.WorkerRunner(handle)
+    others = [w for w in workers.list_workers() if w.get("own", {}).get("wan22_dir") is not None]
+    if mode == "start" and not ctx.dry_run:
+        handle = workers.start_worker(call)
+        ctx.say(f"generate: started a warm worker (pid {handle.pid}): this job loads the models, later jobs with "
+                f"the same model options reuse them; it exits {workers.idle_timeout():.0f} s after its last job")
+        return workers.WorkerRunner(handle)
+    if others:
+        ctx.say(f"generate: {len(others)} warm worker(s) with other model options hold GPU memory; if this job runs "
+                "out of memory, stop them: python -m replace_actor_video.adapters.wan_worker_client stop --all")
+    return None
 
 
 def resolve_audio(opts: GenerateOptions, record: dict, *, dry_run: bool = False) -> Path | None:

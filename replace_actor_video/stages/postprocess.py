@@ -61,18 +61,18 @@ class PostprocessOptions:
                               help="first colour-match the clips of a Wan-Animate video "
                               "made elsewhere (clips of --frame_num frames, --refert_num overlap); mkl, mvgd, "
                               "reinhard, hm as run_generation.py --color_match, which does it inside the clip loop",
-                              group="colour")
+                              group="quality")
     color_match_strength: float = option(1.0, label="Colour match strength",
                                          help="how far each clip moves to its reference colours, 0..1",
-                                         group="colour")
+                                         group="quality")
     color_match_anchor: str = option("join", choices=COLOR_MATCH_ANCHORS, label="Colour match reference",
                                      help="join = each clip matched across its join to the frame before it; first = "
-                                     "to the whole first clip", group="colour")
+                                     "to the whole first clip", group="quality")
     frame_num: int = option(77, label="Frames per clip",
                             help="frames per clip the video was generated with (where its clips join)",
-                            group="colour")
+                            group="quality")
     refert_num: int = option(1, label="Frames carried between clips",
-                             help="frames each clip overlapped the previous one by", group="colour")
+                             help="frames each clip overlapped the previous one by", group="quality")
     backend: str = option("auto", choices=BACKENDS,
                           label="Interpolation backend",
                           help="ncnn = rife-ncnn-vulkan (Vulkan GPU), cuda = Practical-RIFE (PyTorch), "
