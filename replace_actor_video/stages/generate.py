@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..adapters import wan_generate
+from ..adapters import wan_worker_client as workers
 from ..adapters.lora import LoraError, format_lora_arg, lora_key_count, parse_lora_arg, safetensors_keys
 from ..core.atomic import atomic_file, refuse_overwrite
 from ..core.config import upstream_commit
@@ -35,6 +36,8 @@ LORA_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 # LightX2V's config for Animate with its step-distill LoRA (configs/wan22/wan_animate_lora.json):
 # 4 steps, shift 5.0, guide 1.0 (no CFG); their scheduler is UniPC like upstream's default solver.
 PRESETS = {"fast": {"sample_steps": 4, "sample_shift": 5.0, "sample_guide_scale": 1.0}}
+WORKER_MODES = ("auto", "start", "off")
+HOW_NOT_WHAT = ("worker",)  # options that change how a job runs, not its result: left out of the resume fingerprint
 FAST_LORA_HINT = ("the LightX2V 4-step distill LoRA for Wan2.1-I2V-14B, e.g. "
                   "lightx2v/Wan2.1-Distill-Loras: wan2.1_i2v_lora_rank64_lightx2v_4step.safetensors")
 
@@ -51,26 +54,34 @@ def parse_lora_list(text: str) -> str:
 class GenerateOptions:
     """Generation (official generate.py --task animate-14B)"""
 
-    src_root_path: str = option("process_results", help="the preprocessing folder (--save_path of stage 1)",
+    src_root_path: str = option("process_results", label="Preprocessing folder",
+                                help="the preprocessing folder (--save_path of stage 1)",
                                 widget="dir", group="inputs")
-    save_file: str = option("output_wanimate.mp4", aliases=("--output_path",), help="output video",
+    save_file: str = option("output_wanimate.mp4", aliases=("--output_path",), label="Output video",
+                            help="output video",
                             group="outputs")
-    replace: bool = option(False, help="replace mode (the folder must come from run_preprocessing.py --replace)",
+    replace: bool = option(False, label="Mode", switch=("Animate", "Replace"),
+                           help="replace mode (the folder must come from run_preprocessing.py --replace)",
                            group="mode")
-    use_relighting_lora: bool = option(False, help="replace mode: relight the character to the scene "
+    use_relighting_lora: bool = option(False, label="Relight the character",
+                                       help="replace mode: relight the character to the scene "
                                        "(relighting_lora.ckpt)", group="mode")
     prompt: str | None = option(None, help="text prompt; upstream default '视频中的人在做动作' (our launcher "
                                 "makes it reach the model)", widget="textarea", group="sampling")
     negative_prompt: str | None = option(None, help="negative prompt; default: the config's", widget="textarea",
                                          group="sampling")
-    sample_steps: int | None = option(None, help="sampling steps (upstream default 20)", group="sampling")
-    sample_guide_scale: float | None = option(None, help="CFG scale (upstream default 1.0 = no CFG; >1 doubles "
+    sample_steps: int | None = option(None, label="Sampling steps",
+                                      help="sampling steps (upstream default 20)", group="sampling")
+    sample_guide_scale: float | None = option(None, label="Guidance scale",
+                                              help="CFG scale (upstream default 1.0 = no CFG; >1 doubles "
                                               "the compute)", group="sampling")
-    sample_shift: float | None = option(None, help="flow shift (upstream default 5.0)", group="sampling")
-    sample_solver: str = option("unipc", choices=("unipc", "dpm++"), help="sampler", group="sampling")
+    sample_shift: float | None = option(None, label="Flow shift",
+                                        help="flow shift (upstream default 5.0)", group="sampling")
+    sample_solver: str = option("unipc", choices=("unipc", "dpm++"), label="Sampler", help="sampler", group="sampling")
     seed: int = option(-1, help="seed; -1 picks one at random and records it in the manifest", group="sampling")
-    frame_num: int = option(77, help="frames per generated clip, 4n+1", group="sampling")
-    refert_num: int = option(1, choices=(1, 5), help="frames carried over between clips as temporal guidance",
+    frame_num: int = option(77, label="Frames per clip", help="frames per generated clip, 4n+1", group="sampling")
+    refert_num: int = option(1, choices=(1, 5), label="Frames carried between clips",
+                             help="frames carried over between clips as temporal guidance",
                              group="sampling")
     preset: str | None = option(None, choices=tuple(PRESETS),
                                 help="fast = 4 steps, shift 5.0, guide 1.0 for a 4-step distill LoRA given with "
@@ -79,15 +90,21 @@ class GenerateOptions:
     lora: str | None = option(None, nargs="+", repeat=True, parse=parse_lora_list,
                               help="LoRA file(s) merged into the DiT weights at load, PATH or PATH:WEIGHT (weight "
                               "1.0), several after one --lora; kohya, ComfyUI/LightX2V and diffusers key names",
-                              group="performance")  # a text box in the UI: a weight or a second file may follow
-    no_offload: bool = option(False, help="keep T5 on the GPU after encoding; automatic on a GPU of 80 GB or more "
+                              group="performance", server="weights", label="LoRA files")
+    no_offload: bool = option(False, label="Keep T5 on the GPU",
+                              help="keep T5 on the GPU after encoding; automatic on a GPU of 80 GB or more "
                               "(upstream's single-GPU default moves it back to the CPU)", group="performance")
-    t5_cpu: bool = option(False, help="run the T5 text encoder on the CPU (saves ~11 GB VRAM)", group="performance")
-    convert_model_dtype: bool = option(False, help="convert model weights to the compute dtype",
+    t5_cpu: bool = option(False, label="T5 on the CPU",
+                          help="run the T5 text encoder on the CPU (saves ~11 GB VRAM)", group="performance")
+    convert_model_dtype: bool = option(False, label="Convert weights to the compute dtype",
+                                       help="convert model weights to the compute dtype",
                                        group="performance")
-    multi_gpu: bool = option(False, help="torchrun with FSDP + Ulysses over several GPUs", group="performance")
-    nproc_per_node: int = option(0, help="GPUs for --multi_gpu; 0 = every visible GPU", group="performance")
+    multi_gpu: bool = option(False, label="Several GPUs",
+                             help="torchrun with FSDP + Ulysses over several GPUs", group="performance")
+    nproc_per_node: int = option(0, label="Number of GPUs",
+                                 help="GPUs for --multi_gpu; 0 = every visible GPU", group="performance")
     attention: str = option("auto", choices=("auto", "fast", "cudnn", "flash", "fa3", "fa3-fp8", "sage", "sdpa"),
+                            label="Attention kernels",
                             help="attention kernels: auto = fa3 when importable, else cudnn (lossless); fast = "
                             "fa3-fp8 when FA3 imports, else cudnn (LOSSY); cudnn = torch SDPA, cuDNN kernel first (no "
                             "package needed); sdpa = torch SDPA, PyTorch's own kernel choice; flash = upstream "
@@ -96,12 +113,21 @@ class GenerateOptions:
                             group="performance")
     compile: bool = option(False, help="torch.compile each DiT block (single GPU; the first step pays the "
                            "compilation, ~1-5 min)", group="performance")
-    fp8: bool = option(False, help="float8 linears in the DiT blocks via torchao (LOSSY; single GPU; needs torchao "
+    fp8: bool = option(False, label="FP8 linears",
+                       help="float8 linears in the DiT blocks via torchao (LOSSY; single GPU; needs torchao "
                        "<= 0.15 in the Wan2.2 Python: newer ones break diffusers 0.35's import; pays off only with "
                        "--compile)", group="performance")
-    vae_bf16: bool = option(False, help="run the VAE in bf16 autocast instead of float32 (LOSSY, ~1.4x faster VAE)",
+    vae_bf16: bool = option(False, label="VAE in bf16",
+                            help="run the VAE in bf16 autocast instead of float32 (LOSSY, ~1.4x faster VAE)",
                             group="performance")
-    audio_from: str | None = option(None, help="take the audio from this file instead of the preprocessed "
+    worker: str = option("auto", choices=WORKER_MODES, label="Warm worker",
+                         help="auto = run on a warm generation worker that already holds these models (same "
+                         "checkpoint, LoRAs, attention, compile/fp8), else a fresh process as before; start = the "
+                         "same, and start such a worker when none runs (it keeps the models loaded for the next "
+                         "jobs and exits RAV_WORKER_IDLE_S, default 900 s, after the last); off = always a fresh "
+                         "process. Single-GPU jobs only (--multi_gpu runs fresh)", group="performance")
+    audio_from: str | None = option(None, label="Audio from",
+                                    help="take the audio from this file instead of the preprocessed "
                                     "source video", widget="video", group="outputs")
     wan22_dir: str = wan22_option()
     ckpt_dir: str = ckpt_option()
@@ -181,7 +207,7 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
     if loras:
         inputs["lora"] = [describe_path(path) for path, _ in loras]
     upstream = {"Wan2.2": {"path": str(wan22), "commit": upstream_commit(wan22)}, "checkpoint": str(ckpt)}
-    fp = fingerprint([as_dict(opts), inputs, upstream])
+    fp = fingerprint([{k: v for k, v in as_dict(opts).items() if k not in HOW_NOT_WHAT}, inputs, upstream])
     if resume and not ctx.dry_run and ctx.is_done(STAGE, fp):
         ctx.say(f"generate: up to date, keeping {save_file}")
         return save_file
@@ -222,8 +248,9 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
         attention=opts.attention, loras=loras, compile=opts.compile, fp8=opts.fp8,
         vae_bf16=opts.vae_bf16)
     finish = retime_trim_mux_argv(raw, save_file, fps=fps, frames=frames or 1, audio_from=audio)
+    runner = worker_runner(opts.worker, call, ctx)
     if ctx.dry_run:
-        ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE)
+        ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, runner=runner)
         ctx.step(f"retime to {fps} fps, trim to {frames or 'the source'} frames"
                  f"{', mux source audio' if audio else ''}", finish, stage=STAGE)
         return save_file
@@ -232,7 +259,7 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
     with ctx.running(STAGE, options=resolved, inputs=inputs, upstream=upstream, fp=fp, outputs=[save_file]):
         raw.unlink(missing_ok=True)
         ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, expected_outputs=[raw],
-                 cwd=ctx.scratch(STAGE))
+                 cwd=ctx.scratch(STAGE), runner=runner)
         check_generated(raw, expected_frames=frames)
         with atomic_file(save_file) as tmp:
             ctx.step("retime, trim, mux audio", retime_trim_mux_argv(raw, tmp, fps=fps, frames=frames, audio_from=audio),
@@ -240,6 +267,28 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
             check_final(tmp, fps=fps, frames=frames, audio=audio is not None)
     ctx.say(f"generation done: {save_file} ({frames} frames at {fps} fps{', with audio' if audio else ''}, seed {seed})")
     return save_file
+
+
+def worker_runner(mode: str, call: wan_generate.GenerateCall, ctx: RunContext) -> workers.WorkerRunner | None:
+    """The warm worker that runs this job (--worker auto: one already running with these models; start: that,
+    or a new one), or None for a fresh process. Multi-GPU jobs always run fresh."""
+    if mode == "off" or call.nproc > 1:
+        return None
+    key = workers.key_for(call)
+    handle = workers.find_worker(key)
+    if handle is not None:
+        ctx.say(f"generate: warm worker pid {handle.pid} holds these models: it runs the job (no model loading)")
+        return workers.WorkerRunner(handle)
+    others = [w for w in workers.list_workers() if w.get("own", {}).get("wan22_dir") is not None]
+    if mode == "start" and not ctx.dry_run:
+        handle = workers.start_worker(call)
+        ctx.say(f"generate: started a warm worker (pid {handle.pid}): this job loads the models, later jobs with "
+                f"the same model options reuse them; it exits {workers.idle_timeout():.0f} s after its last job")
+        return workers.WorkerRunner(handle)
+    if others:
+        ctx.say(f"generate: {len(others)} warm worker(s) with other model options hold GPU memory; if this job runs "
+                "out of memory, stop them: python -m replace_actor_video.adapters.wan_worker_client stop --all")
+    return None
 
 
 def resolve_audio(opts: GenerateOptions, record: dict, *, dry_run: bool = False) -> Path | None:
