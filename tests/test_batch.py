@@ -24,7 +24,7 @@ from replace_actor_video.pipeline.run import build_parser
 # The generate.py of the test clone: the contract stand-in, after recording when it ran; a marker file
 # FAIL-<job> makes it fail and HANG-<job> makes it wait (for the cancel test). <job> is the run directory's
 # name (the output file's stem): --save_file is <run_dir>/work/generate/<name>.
-GATED_GENERATE = '''
+GATED_GENERATE = """
 import json, os, runpy, sys, time
 from pathlib import Path
 here = Path(__file__).resolve().parent
@@ -38,7 +38,7 @@ if (here / f"HANG-{job}").exists():
 time.sleep(1.5)  # long enough for two jobs to overlap visibly
 runpy.run_path(str(here / "generate_standin.py"), run_name="__main__")
 (here / f"times-{job}.json").write_text(json.dumps([start, time.time()]))
-'''
+"""
 RAY = ["--num_gpus", "2", "--num_cpus", "2"]
 
 
@@ -53,16 +53,21 @@ def write_jobs(tmp_path: Path, media, names: list[str], **extra: str) -> Path:
     columns = ["video_path", "refer_path", "output_path", "resolution", *extra]
     lines = [",".join(columns)]
     for name in names:
-        lines.append(",".join([str(media["dance"]), str(media["ref"]), f"out/{name}.mp4", "320x240",
-                               *extra.values()]))
+        lines.append(",".join([str(media["dance"]), str(media["ref"]), f"out/{name}.mp4", "320x240", *extra.values()]))
     path = tmp_path / "jobs.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
 def batch(jobs: Path, wan22: Path, ckpt: Path, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_cli("run_batch.py", jobs, *RAY, *args, cwd=tmp_path,
-                   env={"WAN22_DIR": str(wan22), "WAN_ANIMATE_CKPT": str(ckpt), "RAV_RUNS_DIR": str(tmp_path / "runs")})
+    return run_cli(
+        "run_batch.py",
+        jobs,
+        *RAY,
+        *args,
+        cwd=tmp_path,
+        env={"WAN22_DIR": str(wan22), "WAN_ANIMATE_CKPT": str(ckpt), "RAV_RUNS_DIR": str(tmp_path / "runs")},
+    )
 
 
 def summary(tmp_path: Path) -> dict:
@@ -84,7 +89,7 @@ def test_four_jobs_two_at_a_time_then_a_rerun_does_no_work(media, gated_wan22, f
     assert all((tmp_path / "out" / f"{n}.mp4").is_file() for n in "abcd")
     spans = sorted(json.loads((gated_wan22 / f"times-{n}.json").read_text()) for n in "abcd")
     # From the stand-ins' own clocks: two generations overlap, never three (2 logical GPUs).
-    overlaps = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if a[0] < b[1] and b[0] < a[1]]
+    overlaps = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1 :] if a[0] < b[1] and b[0] < a[1]]
     assert overlaps, spans
     for t in (start for start, _ in spans):
         assert sum(s <= t < e for s, e in spans) <= 2, spans
@@ -132,11 +137,22 @@ def test_ctrl_c_cancels_queued_jobs_and_ends_running_trees(media, gated_wan22, f
     jobs = write_jobs(tmp_path, media, ["a", "b", "c"])
     for n in "abc":
         (gated_wan22 / f"HANG-{n}").write_text("")
-    env = {**os.environ, "WAN22_DIR": str(gated_wan22), "WAN_ANIMATE_CKPT": str(fake_ckpt),
-           "RAV_RUNS_DIR": str(tmp_path / "runs")}
+    env = {
+        **os.environ,
+        "WAN22_DIR": str(gated_wan22),
+        "WAN_ANIMATE_CKPT": str(fake_ckpt),
+        "RAV_RUNS_DIR": str(tmp_path / "runs"),
+    }
     # In its own session, so that the Ctrl-C below reaches the whole process group as a terminal's would.
-    proc = subprocess.Popen([sys.executable, str(REPO / "run_batch.py"), str(jobs), *RAY], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "run_batch.py"), str(jobs), *RAY],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 120
         while len(list(gated_wan22.glob("HANGING-*"))) < 2:
@@ -166,11 +182,13 @@ def test_ctrl_c_cancels_queued_jobs_and_ends_running_trees(media, gated_wan22, f
 
 def test_dry_run_prints_each_plan_and_flags_bad_rows_by_number(media, fake_wan22, fake_ckpt, tmp_path):
     jobs = tmp_path / "jobs.csv"
-    jobs.write_text("video_path,refer_path,output_path,replace,sample_steps,resolution\n"
-                    f"{media['dance']},{media['ref']},out/a.mp4,,,320x240\n"
-                    f"{media['dance']},{tmp_path / 'nope.png'},out/b.mp4,,,320x240\n"
-                    f"{media['dance']},{media['ref']},out/c.mp4,maybe,x,320x240\n"
-                    f"{media['dance']},{media['ref']},out/a.mp4,true,4,320x240\n")
+    jobs.write_text(
+        "video_path,refer_path,output_path,replace,sample_steps,resolution\n"
+        f"{media['dance']},{media['ref']},out/a.mp4,,,320x240\n"
+        f"{media['dance']},{tmp_path / 'nope.png'},out/b.mp4,,,320x240\n"
+        f"{media['dance']},{media['ref']},out/c.mp4,maybe,x,320x240\n"
+        f"{media['dance']},{media['ref']},out/a.mp4,true,4,320x240\n"
+    )
     res = batch(jobs, fake_wan22, fake_ckpt, tmp_path, "--dry-run")
     assert res.returncode == 2
     errors = res.stderr.strip().splitlines()
@@ -195,12 +213,14 @@ def test_toml_jobs_with_config_defaults_and_multi_gpu_needs_a_count(media, fake_
     config = tmp_path / "defaults.toml"
     config.write_text('resolution = "320x240"\nsample_steps = 4\n')
     jobs = tmp_path / "jobs.toml"
-    jobs.write_text(f'[[job]]\nvideo_path = "{media["dance"]}"\nrefer_path = "{media["ref"]}"\n'
-                    'output_path = "out/a.mp4"\nsample_steps = 8\n'
-                    f'[[job]]\nvideo_path = "{media["dance"]}"\nrefer_path = "{media["ref"]}"\n'
-                    'output_path = "out/b.mp4"\nmulti_gpu = true\n'
-                    f'[[job]]\nvideo_path = "{media["dance"]}"\nrefer_path = "{media["ref"]}"\n'
-                    'output_path = "out/c.mp4"\nreplace = "false"\ncolour = 3\n')
+    jobs.write_text(
+        f'[[job]]\nvideo_path = "{media["dance"]}"\nrefer_path = "{media["ref"]}"\n'
+        'output_path = "out/a.mp4"\nsample_steps = 8\n'
+        f'[[job]]\nvideo_path = "{media["dance"]}"\nrefer_path = "{media["ref"]}"\n'
+        'output_path = "out/b.mp4"\nmulti_gpu = true\n'
+        f'[[job]]\nvideo_path = "{media["dance"]}"\nrefer_path = "{media["ref"]}"\n'
+        'output_path = "out/c.mp4"\nreplace = "false"\ncolour = 3\n'
+    )
     res = batch(jobs, fake_wan22, fake_ckpt, tmp_path, "--dry-run", "--config", config)
     assert res.returncode == 2
     assert "--resolution_area 320 240" in res.stdout and "--sample_steps 8" in res.stdout  # the row wins
@@ -211,8 +231,10 @@ def test_toml_jobs_with_config_defaults_and_multi_gpu_needs_a_count(media, fake_
 
 def test_job_argv_reproduces_the_values(tmp_path):
     jobs = tmp_path / "jobs.csv"
-    jobs.write_text("video_path,refer_path,replace,retarget,resolution,lora,seed,target_fps\n"
-                    "v.mp4,r.png,yes,false,1280 720,a.safetensors b.safetensors:0.5,7,30\n")
+    jobs.write_text(
+        "video_path,refer_path,replace,retarget,resolution,lora,seed,target_fps\n"
+        "v.mp4,r.png,yes,false,1280 720,a.safetensors b.safetensors:0.5,7,30\n"
+    )
     values = read_rows(jobs)[0].values
     parsed = vars(build_parser().parse_args(pipeline_argv(values)))
     # Options with their own parser get the cell's text as one word, which that parser reads as typed.

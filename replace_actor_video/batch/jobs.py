@@ -11,11 +11,16 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import tomllib
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser from PyPI (requirements.txt)
+    import tomli as tomllib
 
 from ..core.errors import UserError
 from ..core.options import OptionSpec, format_value, specs
@@ -85,8 +90,11 @@ def _row(number: int, cells: Mapping[str, Any], known: dict[str, OptionSpec], *,
         if text and (value is None or not str(value).strip()):
             continue  # an empty cell: not set by this row
         if name in NOT_PER_JOB or name not in known:
-            row.problems.append(NOT_PER_JOB.get(name) or f"unknown option {name!r} (columns are pipeline.py "
-                                                           "option names without dashes; see python pipeline.py --help)")
+            row.problems.append(
+                NOT_PER_JOB.get(name)
+                or f"unknown option {name!r} (columns are pipeline.py "
+                "option names without dashes; see python pipeline.py --help)"
+            )
             continue
         try:
             row.values[name] = typed(known[name], value.strip() if isinstance(value, str) else value, text=text)
@@ -105,7 +113,9 @@ def read_rows(path: Path) -> list[Row]:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             if not reader.fieldnames:
-                raise UserError(f"{path}: empty; write a header of option names, e.g. video_path,refer_path,output_path")
+                raise UserError(
+                    f"{path}: empty; write a header of option names, e.g. video_path,refer_path,output_path"
+                )
             rows = []
             for number, cells in enumerate(reader, start=2):
                 extra = cells.pop(None, None)  # cells beyond the header's columns
@@ -191,8 +201,10 @@ def gpus_needed(values: Mapping[str, Any]) -> int:
     if values.get("multi_gpu"):
         nproc = int(values.get("nproc_per_node") or 0)
         if nproc < 2:
-            raise UserError("--multi_gpu in a batch needs --nproc_per_node N (2 or more): Ray reserves N GPUs for "
-                            "the job, so 'every visible GPU' cannot be known before it is placed")
+            raise UserError(
+                "--multi_gpu in a batch needs --nproc_per_node N (2 or more): Ray reserves N GPUs for "
+                "the job, so 'every visible GPU' cannot be known before it is placed"
+            )
         need = nproc
     if values.get("upscale") == "seedvr":
         need = max(need, int(values.get("num_gpus") or 1))
@@ -226,8 +238,9 @@ def check(rows: list[Row], base: Mapping[str, Any], cwd: Path) -> list[Checked]:
         if job is not None:
             for path in (job.run_dir, job.output):
                 if path in owners:
-                    row.problems.append(f"{path} is also used by row {owners[path]}; give each job its own "
-                                        "output_path (or run_dir)")
+                    row.problems.append(
+                        f"{path} is also used by row {owners[path]}; give each job its own output_path (or run_dir)"
+                    )
                     job = None
                     break
             else:
@@ -241,7 +254,22 @@ def _job(row: Row, values: Mapping[str, Any], plan: Plan, cwd: Path, gpus: int) 
     argv = pipeline_argv(values)
     output = str((cwd / str(values.get("output_path") or pipeline.PipelineOptions().output_path)).resolve())
     inside = Path(run_dir)
-    inputs = sorted({p for step in plan.steps for p in step.inputs
-                     if os.path.exists(p) and inside not in Path(p).parents and Path(p) != inside})
-    return Job(row.number, f"row {row.number} ({Path(output).name})", argv, str(cwd), run_dir, output, gpus, tuple(inputs),
-               fingerprint([argv, str(cwd)]))
+    inputs = sorted(
+        {
+            p
+            for step in plan.steps
+            for p in step.inputs
+            if os.path.exists(p) and inside not in Path(p).parents and Path(p) != inside
+        }
+    )
+    return Job(
+        row.number,
+        f"row {row.number} ({Path(output).name})",
+        argv,
+        str(cwd),
+        run_dir,
+        output,
+        gpus,
+        tuple(inputs),
+        fingerprint([argv, str(cwd)]),
+    )

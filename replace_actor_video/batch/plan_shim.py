@@ -62,8 +62,22 @@ def check_pipeline(values: Mapping[str, Any]) -> Plan:
             pipeline.run(cfg, ctx=ctx)
     except (UserError, StageFailed, TypeError, ValueError) as exc:
         return Plan([], [Problem(str(exc))])
-    inputs = [str(p) for p in (cfg.preprocess.video_path, cfg.preprocess.refer_path, cfg.preprocess.ckpt_dir,
-                               cfg.preprocess.wan22_dir)]
-    steps = [PlannedStep("pipeline", "pipeline", [], [str(pipeline.absolute(p)) for p in inputs],
-                         [str(pipeline.absolute(cfg.pipeline.output_path))])]
+    inputs = [
+        str(p)
+        for p in (
+            cfg.preprocess.video_path,
+            cfg.preprocess.refer_path,
+            cfg.preprocess.ckpt_dir,
+            cfg.preprocess.wan22_dir,
+        )
+    ]
+    steps = [
+        PlannedStep(
+            "pipeline",
+            "pipeline",
+            [],
+            [str(pipeline.absolute(p)) for p in inputs],
+            [str(pipeline.absolute(cfg.pipeline.output_path))],
+        )
+    ]
     return Plan(steps, [], {"run_dir": cfg.pipeline.run_dir}, text.getvalue())

@@ -27,20 +27,33 @@ from .task import PIPELINE, finished, run_job
 class BatchOptions:
     """Batch"""
 
-    config: str | None = option(None, help="TOML file with defaults for every job (pipeline.py --config format); "
-                                "a job's own cells win", widget="file", group="batch")
-    skip_bad: bool = option(False, help="run the jobs that pass the plan check even when some rows do not "
-                            "(default: a bad row stops the batch before anything runs)", group="batch")
-    summary: str | None = option(None, help="where to write batch_summary.json (default: "
-                                 "<runs_dir>/batch-<jobs file name>/batch_summary.json)", group="batch")
+    config: str | None = option(
+        None,
+        help="TOML file with defaults for every job (pipeline.py --config format); a job's own cells win",
+        widget="file",
+        group="batch",
+    )
+    skip_bad: bool = option(
+        False,
+        help="run the jobs that pass the plan check even when some rows do not "
+        "(default: a bad row stops the batch before anything runs)",
+        group="batch",
+    )
+    summary: str | None = option(
+        None,
+        help="where to write batch_summary.json (default: <runs_dir>/batch-<jobs file name>/batch_summary.json)",
+        group="batch",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Run pipeline.py once per job of a CSV or TOML list, on Ray: a local instance, or a cluster "
-                    "with --address. Columns are pipeline.py options. See docs/SCALE.md.")
-    parser.add_argument("jobs", help="CSV (header of pipeline.py option names, one job per row) or TOML "
-                        "([[job]] tables)")
+        "with --address. Columns are pipeline.py options. See docs/SCALE.md."
+    )
+    parser.add_argument(
+        "jobs", help="CSV (header of pipeline.py option names, one job per row) or TOML ([[job]] tables)"
+    )
     seen: set[str] = set()
     for cls in (BatchOptions, engine.EngineOptions, RunOptions):
         add_to_parser(parser, cls, seen=seen)
@@ -81,19 +94,32 @@ def run(path: Path, batch: BatchOptions, eng: engine.EngineOptions, run_opts: Ru
     if run_opts.dry_run:
         describe(checked)
         if bad and not batch.skip_bad:
-            raise UserError(f"{len(bad)} of {len(checked)} job(s) in {path} fail the plan check (listed above); "
-                            "fix them, or pass --skip_bad to run the others")
+            raise UserError(
+                f"{len(bad)} of {len(checked)} job(s) in {path} fail the plan check (listed above); "
+                "fix them, or pass --skip_bad to run the others"
+            )
         print("[batch] dry run: nothing was started")
         return
     if bad and not batch.skip_bad:
-        raise UserError(f"{len(bad)} of {len(checked)} job(s) in {path} fail the plan check (listed above); nothing "
-                        "was started; fix them, or pass --skip_bad to run the others")
+        raise UserError(
+            f"{len(bad)} of {len(checked)} job(s) in {path} fail the plan check (listed above); nothing "
+            "was started; fix them, or pass --skip_bad to run the others"
+        )
     good = [c.job for c in checked if c.job is not None]
-    summary = Path(batch.summary) if batch.summary else absolute(run_opts.runs_dir) / f"batch-{path.stem}" / \
-        "batch_summary.json"
-    board = Board([(job.label, job.label) for job in good], title=f"batch {path.name}", summary_path=summary,
-                  extra={"jobs_file": str(path.resolve()), "bad_rows": [
-                      {"row": c.row.number, "problems": c.problems} for c in bad]})
+    summary = (
+        Path(batch.summary)
+        if batch.summary
+        else absolute(run_opts.runs_dir) / f"batch-{path.stem}" / "batch_summary.json"
+    )
+    board = Board(
+        [(job.label, job.label) for job in good],
+        title=f"batch {path.name}",
+        summary_path=summary,
+        extra={
+            "jobs_file": str(path.resolve()),
+            "bad_rows": [{"row": c.row.number, "problems": c.problems} for c in bad],
+        },
+    )
     todo = []
     for job in good:
         if finished(job) and "--force" not in job.argv:
@@ -104,18 +130,30 @@ def run(path: Path, batch: BatchOptions, eng: engine.EngineOptions, run_opts: Ru
         if todo:
             engine.connect(eng)
             try:
-                engine.run_tasks(run_job, [engine.Task(job.label, job.label, (job,), num_gpus=job.gpus)
-                                           for job in todo], opts=eng, on_event=board.event)
+                engine.run_tasks(
+                    run_job,
+                    [engine.Task(job.label, job.label, (job,), num_gpus=job.gpus) for job in todo],
+                    opts=eng,
+                    on_event=board.event,
+                )
             finally:
                 engine.shutdown()
     finally:
         board.close()
     failed = [j for j in board.jobs.values() if j.status == "failed"]
     if failed or bad:
-        what = ", ".join(text for count, text in ((len(failed), f"{len(failed)} job(s) failed"),
-                                                  (len(bad), f"{len(bad)} bad row(s) were not run")) if count)
-        raise StageFailed(f"{what} (listed above and in {summary}); fix and rerun the same command: finished jobs "
-                          "are skipped, half-done ones resume")
+        what = ", ".join(
+            text
+            for count, text in (
+                (len(failed), f"{len(failed)} job(s) failed"),
+                (len(bad), f"{len(bad)} bad row(s) were not run"),
+            )
+            if count
+        )
+        raise StageFailed(
+            f"{what} (listed above and in {summary}); fix and rerun the same command: finished jobs "
+            "are skipped, half-done ones resume"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -123,7 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     values: dict[str, Any] = vars(parser.parse_args(argv))
 
     def body() -> None:
-        run(absolute(values["jobs"]), build(BatchOptions, values), build(engine.EngineOptions, values),
-            build(RunOptions, values))
+        run(
+            absolute(values["jobs"]),
+            build(BatchOptions, values),
+            build(engine.EngineOptions, values),
+            build(RunOptions, values),
+        )
 
     return report_errors(body)

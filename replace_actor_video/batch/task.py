@@ -68,7 +68,7 @@ def child_error(log: Path) -> str | None:
         lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return None
-    return next((line[len("error: "):] for line in reversed(lines) if line.startswith("error: ")), None)
+    return next((line[len("error: ") :] for line in reversed(lines) if line.startswith("error: ")), None)
 
 
 def run_job(job: Job) -> dict[str, Any]:
@@ -77,12 +77,20 @@ def run_job(job: Job) -> dict[str, Any]:
 
     reason = _unseen(job)
     if reason:
-        return {"status": "failed", "error": f"node {node_name()} {reason}: inputs, run directories, checkpoints "
-                "and upstream clones must be on storage every node sees, at the same path (docs/SCALE.md)"}
+        return {
+            "status": "failed",
+            "error": f"node {node_name()} {reason}: inputs, run directories, checkpoints "
+            "and upstream clones must be on storage every node sees, at the same path (docs/SCALE.md)",
+        }
     log = Path(job.run_dir) / LOG
     try:
-        run_process([sys.executable, str(PIPELINE), *job.argv], log_path=log, label=f"{job.label}: pipeline.py",
-                    cwd=Path(job.cwd), echo=None)
+        run_process(
+            [sys.executable, str(PIPELINE), *job.argv],
+            log_path=log,
+            label=f"{job.label}: pipeline.py",
+            cwd=Path(job.cwd),
+            echo=None,
+        )
     except StageFailed as exc:
         return {"status": "failed", "error": child_error(log) or str(exc), "log": str(log)}
     with atomic_file(Path(job.run_dir) / RECORD) as tmp:

@@ -37,9 +37,18 @@ class JobState:
         return round(self.finished - self.started, 1) if self.started and self.finished else None
 
     def as_json(self) -> dict[str, Any]:
-        return {"key": self.key, "label": self.label, "status": self.status, "node": self.node,
-                "gpus": list(self.gpus), "started": _iso(self.started), "finished": _iso(self.finished),
-                "seconds": self.seconds, "attempts": self.attempts, **self.result}
+        return {
+            "key": self.key,
+            "label": self.label,
+            "status": self.status,
+            "node": self.node,
+            "gpus": list(self.gpus),
+            "started": _iso(self.started),
+            "finished": _iso(self.finished),
+            "seconds": self.seconds,
+            "attempts": self.attempts,
+            **self.result,
+        }
 
 
 def _iso(stamp: float | None) -> str | None:
@@ -57,16 +66,30 @@ def duration(seconds: float | None) -> str:
 class Board:
     """Job states for the lines, the bar, the table and the JSON summary."""
 
-    def __init__(self, jobs: list[tuple[str, str]], *, title: str, summary_path: Path | None = None,
-                 out: TextIO = sys.stdout, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        jobs: list[tuple[str, str]],
+        *,
+        title: str,
+        summary_path: Path | None = None,
+        out: TextIO = sys.stdout,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         self.jobs = {key: JobState(key, label) for key, label in jobs}
         self.title = title
         self.summary_path = summary_path
         self.out = out
         self.extra = extra or {}
         self.began = time.time()
-        self.bar = tqdm(total=len(self.jobs), unit="job", desc=title, file=sys.stderr, disable=None, leave=False,
-                        bar_format="{desc}: {bar} {n_fmt}/{total_fmt} {postfix}")
+        self.bar = tqdm(
+            total=len(self.jobs),
+            unit="job",
+            desc=title,
+            file=sys.stderr,
+            disable=None,
+            leave=False,
+            bar_format="{desc}: {bar} {n_fmt}/{total_fmt} {postfix}",
+        )
 
     # -- state changes -----------------------------------------------------------------------------
     def skipped(self, key: str, note: str, result: dict[str, Any]) -> None:
@@ -89,8 +112,9 @@ class Board:
         elif job.status not in FINISHED:
             job.status, job.finished, job.result = event.kind, event.time, event.result
             if event.kind == "done":
-                note = f"done in {duration(job.seconds)}" + (f": {event.result['output']}"
-                                                              if event.result.get("output") else "")
+                note = f"done in {duration(job.seconds)}" + (
+                    f": {event.result['output']}" if event.result.get("output") else ""
+                )
             elif event.kind == "failed":
                 note = f"FAILED after {duration(job.seconds)}: {event.result.get('error', 'no reason given')}"
                 if event.result.get("log"):
@@ -129,13 +153,22 @@ class Board:
     def progress_text(self, counts: dict[str, int] | None = None) -> str:
         counts = counts or self.counts()
         eta = self.eta(counts)
-        return (f"{counts['done']}/{len(self.jobs)} done, {counts['running']} running, {counts['failed']} failed, "
-                f"{counts['queued']} queued" + (f", {counts['cancelled']} cancelled" if counts["cancelled"] else "")
-                + f", ETA {duration(eta) if eta is not None else '?'}")
+        return (
+            f"{counts['done']}/{len(self.jobs)} done, {counts['running']} running, {counts['failed']} failed, "
+            f"{counts['queued']} queued"
+            + (f", {counts['cancelled']} cancelled" if counts["cancelled"] else "")
+            + f", ETA {duration(eta) if eta is not None else '?'}"
+        )
 
     def summary(self) -> dict[str, Any]:
-        return {"title": self.title, "started": _iso(self.began), "updated": now_iso(), **self.extra,
-                "counts": self.counts(), "jobs": [job.as_json() for job in self.jobs.values()]}
+        return {
+            "title": self.title,
+            "started": _iso(self.began),
+            "updated": now_iso(),
+            **self.extra,
+            "counts": self.counts(),
+            "jobs": [job.as_json() for job in self.jobs.values()],
+        }
 
     def write_summary(self) -> None:
         if self.summary_path is None:
@@ -150,13 +183,22 @@ class Board:
         rows = [("job", "status", "time", "node", "GPUs", "result")]
         for job in self.jobs.values():
             result = job.result.get("output") if job.status in ("done", "skipped") else job.result.get("error", "")
-            rows.append((job.label, job.status, duration(job.seconds), job.node or "-", ",".join(job.gpus) or "-",
-                         str(result or "")))
+            rows.append(
+                (
+                    job.label,
+                    job.status,
+                    duration(job.seconds),
+                    job.node or "-",
+                    ",".join(job.gpus) or "-",
+                    str(result or ""),
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(5)]
         print(f"[batch] {self.title}: {self.progress_text()}", file=self.out)
         for row in rows:
-            print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5],
-                  file=self.out)
+            print(
+                "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5], file=self.out
+            )
         if self.summary_path is not None:
             print(f"[batch] summary: {self.summary_path}", file=self.out)
         self.out.flush()

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 from ..core.errors import Cancelled, UserError
 from ..core.options import option
@@ -34,28 +34,46 @@ CANCEL_WAIT_SECONDS = 3 * GRACE_SECONDS + 5
 class EngineOptions:
     """Engine (Ray)"""
 
-    address: str | None = option(None, help="Ray cluster to join: auto (the one `ray start` runs on this machine, "
-                                 "or $RAY_ADDRESS) or ray://HOST:PORT; default: a local Ray instance on this "
-                                 "machine", group="engine")
-    num_gpus: int | None = option(None, help="local instance only: GPUs Ray hands out (default: every GPU it "
-                                  "detects; more than the machine has makes logical GPUs, e.g. for tests)",
-                                  group="engine")
-    num_cpus: int | None = option(None, help="local instance only: CPUs Ray hands out (default: every core)",
-                                  group="engine")
-    cpus_per_job: int = option(1, help="CPUs Ray reserves for each job; Ray also sets the job's OMP_NUM_THREADS "
-                               "to it (raise it for CPU-heavy jobs such as --t5_cpu)", group="engine")
-    max_retries: int = option(2, help="times a job lost with its node or worker process is started again "
-                              "(it resumes from its run directory); a job that fails is not retried",
-                              group="engine")
+    address: str | None = option(
+        None,
+        help="Ray cluster to join: auto (the one `ray start` runs on this machine, "
+        "or $RAY_ADDRESS) or ray://HOST:PORT; default: a local Ray instance on this "
+        "machine",
+        group="engine",
+    )
+    num_gpus: int | None = option(
+        None,
+        help="local instance only: GPUs Ray hands out (default: every GPU it "
+        "detects; more than the machine has makes logical GPUs, e.g. for tests)",
+        group="engine",
+    )
+    num_cpus: int | None = option(
+        None, help="local instance only: CPUs Ray hands out (default: every core)", group="engine"
+    )
+    cpus_per_job: int = option(
+        1,
+        help="CPUs Ray reserves for each job; Ray also sets the job's OMP_NUM_THREADS "
+        "to it (raise it for CPU-heavy jobs such as --t5_cpu)",
+        group="engine",
+    )
+    max_retries: int = option(
+        2,
+        help="times a job lost with its node or worker process is started again "
+        "(it resumes from its run directory); a job that fails is not retried",
+        group="engine",
+    )
 
 
 def validate(opts: EngineOptions) -> None:
     if opts.address is not None and (opts.num_gpus is not None or opts.num_cpus is not None):
-        raise UserError("--num_gpus/--num_cpus size a local Ray instance; a cluster joined with --address has "
-                        "the resources its nodes were started with (ray start --num-gpus)")
+        raise UserError(
+            "--num_gpus/--num_cpus size a local Ray instance; a cluster joined with --address has "
+            "the resources its nodes were started with (ray start --num-gpus)"
+        )
     if opts.max_retries < 0 or (opts.num_gpus or 0) < 0 or (opts.num_cpus or 1) < 1 or opts.cpus_per_job < 1:
-        raise UserError("--max_retries and --num_gpus cannot be negative; --num_cpus and --cpus_per_job must be "
-                        "at least 1")
+        raise UserError(
+            "--max_retries and --num_gpus cannot be negative; --num_cpus and --cpus_per_job must be at least 1"
+        )
 
 
 @dataclass(frozen=True)
@@ -90,20 +108,30 @@ def connect(opts: EngineOptions) -> dict[str, float]:
 
     validate(opts)
     pythonpath = os.pathsep.join([str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
-    common = {"runtime_env": {"env_vars": {"PYTHONPATH": pythonpath}}, "log_to_driver": False,
-              "logging_level": "WARNING"}
+    common = {
+        "runtime_env": {"env_vars": {"PYTHONPATH": pythonpath}},
+        "log_to_driver": False,
+        "logging_level": "WARNING",
+    }
     # Ray's notice that a new local instance uses token authentication (its default) is not news to act on.
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     try:
         if opts.address is None:
-            ray.init(address="local", num_gpus=opts.num_gpus, num_cpus=opts.num_cpus, include_dashboard=False,
-                     object_store_memory=LOCAL_OBJECT_STORE_BYTES, **common)
+            ray.init(
+                address="local",
+                num_gpus=opts.num_gpus,
+                num_cpus=opts.num_cpus,
+                include_dashboard=False,
+                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                **common,
+            )
         else:
             ray.init(address=opts.address, **common)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = "start a local Ray instance" if opts.address is None else f"join the Ray cluster at {opts.address}"
-        raise UserError(f"cannot {where} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
-                        "see docs/SCALE.md") from None
+        raise UserError(
+            f"cannot {where} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); see docs/SCALE.md"
+        ) from None
     return dict(ray.cluster_resources())
 
 
@@ -117,8 +145,15 @@ def _task_body(body: Callable[..., dict[str, Any]], key: str, events: Any, *args
     """What runs on the node: say where we are, then the job itself."""
     import ray
 
-    events.put({"kind": "running", "key": key, "time": time.time(), "node": node_name(),
-                "gpus": [str(g) for g in ray.get_gpu_ids()]})
+    events.put(
+        {
+            "kind": "running",
+            "key": key,
+            "time": time.time(),
+            "node": node_name(),
+            "gpus": [str(g) for g in ray.get_gpu_ids()],
+        }
+    )
     return body(*args)
 
 
@@ -136,7 +171,7 @@ class _StopOnSignals:
     def __init__(self) -> None:
         self.received = threading.Event()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> _StopOnSignals:
         self._old = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -148,8 +183,14 @@ class _StopOnSignals:
             signal.signal(sig, handler)
 
 
-def run_tasks(body: Callable[..., dict[str, Any]], tasks: Sequence[Task], *, opts: EngineOptions,
-              on_event: Callable[[Event], None], poll: float = 0.5) -> dict[str, dict[str, Any]]:
+def run_tasks(
+    body: Callable[..., dict[str, Any]],
+    tasks: Sequence[Task],
+    *,
+    opts: EngineOptions,
+    on_event: Callable[[Event], None],
+    poll: float = 0.5,
+) -> dict[str, dict[str, Any]]:
     """Submit every task, report each state change to `on_event`, and return each task's result by key.
 
     A task that raises or whose node is lost for good becomes a "failed" result; the others go on. Ctrl-C,
@@ -163,8 +204,13 @@ def run_tasks(body: Callable[..., dict[str, Any]], tasks: Sequence[Task], *, opt
     remote = ray.remote(max_calls=1)(_task_body)  # a fresh worker process per job: nothing leaks between jobs
     pending: dict[Any, Task] = {}
     for task in tasks:
-        ref = remote.options(num_gpus=task.num_gpus, num_cpus=opts.cpus_per_job, max_retries=opts.max_retries,
-                             retry_exceptions=False, name=task.label).remote(body, task.key, events, *task.args)
+        ref = remote.options(
+            num_gpus=task.num_gpus,
+            num_cpus=opts.cpus_per_job,
+            max_retries=opts.max_retries,
+            retry_exceptions=False,
+            name=task.label,
+        ).remote(body, task.key, events, *task.args)
         pending[ref] = task
         on_event(Event("queued", task.key, time.time()))
     results: dict[str, dict[str, Any]] = {}
@@ -183,8 +229,10 @@ def run_tasks(body: Callable[..., dict[str, Any]], tasks: Sequence[Task], *, opt
                     raise Cancelled("received a termination signal")
         except (KeyboardInterrupt, Cancelled) as exc:
             _cancel(pending, events, on_event)
-            raise Cancelled(f"batch cancelled ({type(exc).__name__ if isinstance(exc, KeyboardInterrupt) else exc}); "
-                            "queued jobs were dropped and running ones stopped") from None
+            raise Cancelled(
+                f"batch cancelled ({type(exc).__name__ if isinstance(exc, KeyboardInterrupt) else exc}); "
+                "queued jobs were dropped and running ones stopped"
+            ) from None
     return results
 
 
@@ -195,12 +243,15 @@ def check_fits(tasks: Sequence[Task], nodes: Sequence[dict[str, float]], opts: E
     cpus = max((node.get("CPU", 0) for node in nodes), default=0)
     for task in tasks:
         if task.num_gpus > gpus:
-            raise UserError(f"{task.label} needs {task.num_gpus:g} GPU(s) but no node of the Ray cluster has more "
-                            f"than {gpus:g}; add such a node (ray start --num-gpus), lower --nproc_per_node, or for a "
-                            "CPU-only try give the local instance logical GPUs with --num_gpus")
+            raise UserError(
+                f"{task.label} needs {task.num_gpus:g} GPU(s) but no node of the Ray cluster has more "
+                f"than {gpus:g}; add such a node (ray start --num-gpus), lower --nproc_per_node, or for a "
+                "CPU-only try give the local instance logical GPUs with --num_gpus"
+            )
     if opts.cpus_per_job > cpus:
-        raise UserError(f"--cpus_per_job {opts.cpus_per_job}: no node of the Ray cluster has more than {cpus:g} CPUs; "
-                        "lower it")
+        raise UserError(
+            f"--cpus_per_job {opts.cpus_per_job}: no node of the Ray cluster has more than {cpus:g} CPUs; lower it"
+        )
 
 
 def _drain(events: Any, on_event: Callable[[Event], None]) -> None:
@@ -229,8 +280,11 @@ def _outcome(ref: Any, task: Task) -> dict[str, Any]:
     except RayTaskError as exc:
         cause = exc.cause if getattr(exc, "cause", None) is not None else exc
         if isinstance(cause, ModuleNotFoundError):
-            return {"status": "failed", "error": f"the node cannot import {cause.name}: this repository must be at "
-                    f"{REPO_ROOT} on every node (docs/SCALE.md)"}
+            return {
+                "status": "failed",
+                "error": f"the node cannot import {cause.name}: this repository must be at "
+                f"{REPO_ROOT} on every node (docs/SCALE.md)",
+            }
         return {"status": "failed", "error": f"{type(cause).__name__}: {(str(cause).strip().splitlines() or [''])[-1]}"}
     except RayError as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
