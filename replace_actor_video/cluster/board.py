@@ -74,7 +74,9 @@ class Board:
         summary_path: Path | None = None,
         out: TextIO = sys.stdout,
         extra: dict[str, Any] | None = None,
+        prefix: str = "batch",
     ) -> None:
+        self.prefix = prefix
         self.jobs = {key: JobState(key, label) for key, label in jobs}
         self.title = title
         self.summary_path = summary_path
@@ -125,7 +127,7 @@ class Board:
 
     def _changed(self, job: JobState, note: str) -> None:
         counts = self.counts()
-        tqdm.write(f"[batch] {job.label}: {note}  [{self.progress_text(counts)}]", file=self.out)
+        tqdm.write(f"[{self.prefix}] {job.label}: {note}  [{self.progress_text(counts)}]", file=self.out)
         self.bar.n = counts["done"] + counts["failed"] + counts["cancelled"]
         self.bar.set_postfix_str(self.progress_text(counts), refresh=True)
         self.write_summary()
@@ -176,10 +178,12 @@ class Board:
         with atomic_file(self.summary_path) as tmp:
             tmp.write_text(json.dumps(self.summary(), indent=2, ensure_ascii=False))
 
-    def close(self) -> None:
+    def close(self, *, table: bool = True) -> None:
         """End the bar and print the final table."""
         self.bar.close()
         self.write_summary()
+        if not table:
+            return
         rows = [("job", "status", "time", "node", "GPUs", "result")]
         for job in self.jobs.values():
             result = job.result.get("output") if job.status in ("done", "skipped") else job.result.get("error", "")
@@ -194,11 +198,11 @@ class Board:
                 )
             )
         widths = [max(len(row[i]) for row in rows) for i in range(5)]
-        print(f"[batch] {self.title}: {self.progress_text()}", file=self.out)
+        print(f"[{self.prefix}] {self.title}: {self.progress_text()}", file=self.out)
         for row in rows:
             print(
                 "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5], file=self.out
             )
         if self.summary_path is not None:
-            print(f"[batch] summary: {self.summary_path}", file=self.out)
+            print(f"[{self.prefix}] summary: {self.summary_path}", file=self.out)
         self.out.flush()
