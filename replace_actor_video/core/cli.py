@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
-from typing import Callable
+import threading
+from collections.abc import Callable, Iterator
 
-from .errors import Cancelled, StageFailed, UserError
+from .errors import Cancelled, StageFailed, Stopped, UserError
+
+
+@contextlib.contextmanager
+def signals_stop_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM (a scheduler, the Web UI's cancel, `kill`) and SIGHUP (the terminal closed) stop the run as
+    Ctrl-C does: a KeyboardInterrupt wherever we are, so the running stage is recorded as cancelled and
+    the upstream process tree is ended. Only the main thread can install handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Stopped(f"received {signal.Signals(signum).name}")
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def report_errors(body: Callable[[], object]) -> int:
     """Run `body`; 0 on success, 2 bad input, 1 upstream failure, 130 cancelled."""
     try:
-        body()
+        with signals_stop_like_ctrl_c():
+            body()
         return 0
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
