@@ -1,10 +1,14 @@
 """Contract stand-in for Wan2.2 generate.py (animate-14B branch): the mirror parser, upstream's checks,
 `wan.WanAnimate(...).generate(...)` called WITHOUT the prompt exactly as upstream does, and a 30 fps
 video with as many frames as src_pose.mp4. With STANDIN_SAVE_FAILS=1 it logs a save error and exits 0,
-as upstream's save_video does."""
+as upstream's save_video does. With STANDIN_GENERATE_GATE=<file> it samples for as long as that file exists
+(tqdm progress, plus a worker process of its own, as torchrun's workers or an ffmpeg would be), so a test
+can stop or kill a run mid-generate."""
 
 import os
+import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.environ["RAV_REPO"])
 sys.path.insert(0, os.path.join(os.environ["RAV_REPO"], "tests"))
@@ -12,6 +16,19 @@ sys.path.insert(0, os.path.join(os.environ["RAV_REPO"], "tests"))
 import wan  # noqa: E402  (the fake package beside this file)
 from replace_actor_video.adapters.mirrors.wan_generate import build_parser  # noqa: E402
 from standins._media import probe_frames_fps, testsrc_video  # noqa: E402
+
+
+def hold_at_gate(gate):
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "standin-worker", gate])
+    start, step = time.monotonic(), 0
+    while os.path.exists(gate) and time.monotonic() - start < 300:
+        step = min(step + 1, 99)
+        sys.stdout.write(f"\r{step:3d}%|{'#' * (step // 10):<10}| {step}/100 [00:{step % 60:02d}<00:30,  5.00it/s]")
+        sys.stdout.flush()
+        time.sleep(0.2)
+    print(flush=True)
+    worker.terminate()
+    worker.wait()
 
 
 def main():
@@ -30,6 +47,8 @@ def main():
                    clip_len=args.frame_num, shift=args.sample_shift, sample_solver=args.sample_solver,
                    sampling_steps=args.sample_steps, guide_scale=args.sample_guide_scale, seed=args.base_seed,
                    offload_model=args.offload_model)
+    if os.environ.get("STANDIN_GENERATE_GATE"):
+        hold_at_gate(os.environ["STANDIN_GENERATE_GATE"])
     frames, _fps, width, height = probe_frames_fps(os.path.join(args.src_root_path, "src_pose.mp4"))
     if os.environ.get("STANDIN_SAVE_FAILS"):
         print("save_video failed, error: stand-in", flush=True)
