@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from replace_actor_video.core import atomic, childrecords
+from replace_actor_video.core.cli import report_errors
 from replace_actor_video.core.errors import UserError
 from replace_actor_video.core.proctree import identity
 from replace_actor_video.core.rundir import MANIFEST, RunContext
@@ -244,3 +245,15 @@ def test_processes_of_a_live_run_are_not_touched_and_the_start_is_refused(tmp_pa
             proc.kill()
             proc.wait()
     RunContext.open(run_dir, echo=None).close()  # owner gone, worker gone: nothing left to refuse
+
+
+def test_a_full_disk_anywhere_in_a_run_is_one_line_exit_2(tmp_path, capsys):
+    def body():
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "frames" / "000001.png"))
+
+    assert report_errors(body) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: No space left on device ({tmp_path}/frames/000001.png); free some disk space and run " \
+                  "again (finished stages are kept)\n"
+    with pytest.raises(OSError):  # not the environment: a bug of ours keeps its traceback
+        report_errors(lambda: (tmp_path / "missing" / "x").read_text())
