@@ -89,8 +89,8 @@ class FullConsole(ToolConsole):
 class CompactConsole(ToolConsole):
     """One status line per running tool, redrawn in place on a terminal."""
 
-    def __init__(self, stream: TextIO, label: str):
-        self.stream, self.label = stream, label
+    def __init__(self, stream: TextIO, label: str, tag: str):
+        self.stream, self.label, self.tag = stream, label, tag
         self.started = time.monotonic()
         self.progress: Progress | None = None
         self.last = ""
@@ -104,7 +104,7 @@ class CompactConsole(ToolConsole):
         if progress is not None:
             self.progress = progress
         elif clean(text):
-            self.last = clean(text)
+            self.last = " ".join(clean(text).split())  # ffmpeg pads its progress fields with runs of spaces
         if time.monotonic() - self.drawn_at >= REDRAW_SECONDS:
             self._draw()
 
@@ -113,7 +113,7 @@ class CompactConsole(ToolConsole):
             self._draw()
 
     def status(self) -> str:
-        parts = [f"[{self.label}]", clock(time.monotonic() - self.started)]
+        parts = [f"[{self.tag}]", clock(time.monotonic() - self.started)]
         if self.progress is not None and self.progress.total:
             parts.append(f"{self.progress.fraction:.0%} {self.progress.done}/{self.progress.total}")
             if self.progress.eta_s is not None:
@@ -154,8 +154,9 @@ class CompactConsole(ToolConsole):
         self.stream.flush()
 
 
-def tool_console(stream: TextIO | None, label: str) -> ToolConsole:
-    """The console for one tool run: silent without a stream, compact on a terminal, full otherwise."""
+def tool_console(stream: TextIO | None, label: str, tag: str | None = None) -> ToolConsole:
+    """The console for one tool run: silent without a stream, compact on a terminal, full otherwise. `tag`
+    (e.g. the stage name) starts the compact line; `label` names the step in the closing line."""
     if stream is None:
         return ToolConsole()
     try:
@@ -163,5 +164,5 @@ def tool_console(stream: TextIO | None, label: str) -> ToolConsole:
     except (AttributeError, ValueError):
         tty = False
     if tty and os.environ.get(MODE_ENV, "").lower() != "full":
-        return CompactConsole(stream, label)
+        return CompactConsole(stream, label, tag or label)
     return FullConsole(stream)

@@ -230,9 +230,11 @@ def run_process(
     echo: TextIO | None = sys.stdout,
     cancel: threading.Event | None = None,
     record_dir: Path | None = None,
+    tag: str | None = None,
 ) -> ProcessResult:
-    """Run `argv`, log its output, show it compactly on `echo`, and verify `expected_outputs` exist and are
-    non-empty. `record_dir` (a run directory's .rav/processes) gets a record of the running tree.
+    """Run `argv`, log its output, show it on `echo` (compactly on a terminal, where the line starts with
+    `[tag]`, e.g. the stage name), and verify `expected_outputs` exist and are non-empty. `record_dir` (a run
+    directory's .rav/processes) gets a record of the running tree.
 
     Raises StageFailed on a non-zero exit or a missing output, Cancelled on Ctrl-C/SIGTERM/SIGHUP/`cancel`."""
     argv = [str(a) for a in argv]
@@ -240,7 +242,7 @@ def run_process(
     problem = _program_problem(argv[0], cwd, env)
     if problem:
         raise StageFailed(f"{label}: cannot start {argv[0]!r} ({problem}); is it installed?")
-    console = tool_console(echo, label)
+    console = tool_console(echo, label, tag)
     out = _Output(log_path, console, on_progress)
     started = time.monotonic()
     try:

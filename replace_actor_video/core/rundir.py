@@ -225,7 +225,8 @@ class RunContext:
             return 0.0
         result = run_process(argv, log_path=self.log_path(stage), label=label, cwd=cwd, env=env,
                              expected_outputs=expected_outputs, on_progress=self.on_progress,
-                             echo=self.echo, cancel=self.cancel, record_dir=childrecords.records_dir(self.run_dir))
+                             echo=self.echo, cancel=self.cancel, record_dir=childrecords.records_dir(self.run_dir),
+                             tag=stage)
         self.stage_record(stage).setdefault("commands", []).append(
             {"label": label, "argv": result.argv, "seconds": round(result.seconds, 2)})
         self.save()
