@@ -22,7 +22,7 @@ class RunOptions:
     """Run control"""
 
     runs_dir: str = option(config.RUNS.default_value(), help="where run directories (manifest, logs) go "
-                           f"(env {config.RUNS.env})", widget="dir", group="paths", cli=True)
+                           f"(env {config.RUNS.env})", widget="dir", group="paths", cli=True, server="location")
     overwrite: bool = option(False, help="replace an existing output instead of refusing", group="run")
     dry_run: bool = option(False, aliases=("--dry-run",), help="print every upstream command and run nothing",
                            group="run")
@@ -30,13 +30,13 @@ class RunOptions:
 
 def wan22_option() -> Any:
     return option(config.WAN22.default_value(), help=f"Wan2.2 clone (env {config.WAN22.env})",
-                  widget="dir", group="paths")
+                  widget="dir", group="paths", server="location")
 
 
 def ckpt_option() -> Any:
     return option(config.CHECKPOINT.default_value(),
                   help=f"Wan2.2-Animate-14B checkpoint folder (env {config.CHECKPOINT.env})",
-                  widget="dir", group="paths")
+                  widget="dir", group="paths", server="location")
 
 
 def probe_input(path: str | Path, ctx: RunContext, planned: VideoInfo | None) -> VideoInfo:

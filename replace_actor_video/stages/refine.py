@@ -47,7 +47,8 @@ P, G = preprocess.PreprocessOptions, generate.GenerateOptions
 class RefineOptions:
     """Refine (second replace pass over a generated video)"""
 
-    input: str = option(help="the generated video to refine (output of run_generation.py --replace)",
+    input: str = option(label="Generated video",
+                        help="the generated video to refine (output of run_generation.py --replace)",
                         widget="video", group="inputs")
     refer_path: str = same_as(P, "refer_path", help="the reference image of the first pass")
     save_path: str = same_as(P, "save_path", default="refine_process",

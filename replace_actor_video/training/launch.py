@@ -83,9 +83,9 @@ class TrainingOptions:
                                       "examples/wanvideo/model_training/train.py (a fork's, or tiny_train.py for "
                                       "smoke tests)", group="advanced")
     python: str = option(sys.executable, help="the Python that has DiffSynth-Studio, accelerate and torch",
-                         group="paths")
+                         group="paths", server="location")
     diffsynth_dir: str = option(config.DIFFSYNTH.default_value(), help="DiffSynth-Studio clone "
-                                f"(env {config.DIFFSYNTH.env})", widget="dir", group="paths")
+                                f"(env {config.DIFFSYNTH.env})", widget="dir", group="paths", server="location")
     ckpt_dir: str = ckpt_option()
 
 
