@@ -16,13 +16,15 @@ from replace_actor_video.core.errors import StageFailed
 from replace_actor_video.core.process import run_process
 
 FFMPEG_ENCODE = ["ffmpeg", "-y", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=8", "-t", "2", "-c:v", "libx264"]
-TQDM = ("import sys, time\n"
-        "print('loading weights', flush=True)\n"
-        "for i in range(1, 5):\n"
-        "    sys.stdout.write(f'\\r{i*25}%|##| {i}/4 [00:0{i}<00:0{4-i}, 1.0it/s]')\n"
-        "    sys.stdout.flush()\n"
-        "    time.sleep(0.15)\n"
-        "print()\n")
+TQDM = (
+    "import sys, time\n"
+    "print('loading weights', flush=True)\n"
+    "for i in range(1, 5):\n"
+    "    sys.stdout.write(f'\\r{i*25}%|##| {i}/4 [00:0{i}<00:0{4-i}, 1.0it/s]')\n"
+    "    sys.stdout.flush()\n"
+    "    time.sleep(0.15)\n"
+    "print()\n"
+)
 
 
 class Terminal:
@@ -54,8 +56,9 @@ class Terminal:
 
 def test_a_terminal_sees_one_line_redrawn_and_the_log_gets_everything(tmp_path):
     term = Terminal()
-    run_process([*FFMPEG_ENCODE, str(tmp_path / "out.mp4")], log_path=tmp_path / "x.log", label="encode",
-                echo=term.stream)
+    run_process(
+        [*FFMPEG_ENCODE, str(tmp_path / "out.mp4")], log_path=tmp_path / "x.log", label="encode", echo=term.stream
+    )
     shown = term.text()
     log = (tmp_path / "x.log").read_text()
     assert "ffmpeg version" in log and "Stream mapping" in log and "frame=" in log
@@ -76,11 +79,12 @@ def test_progress_is_shown_as_percent_count_and_eta(tmp_path):
 def test_a_failure_on_a_terminal_shows_the_last_lines(tmp_path):
     term = Terminal()
     with pytest.raises(StageFailed, match="No space left on device"):
-        run_process([*FFMPEG_ENCODE, "-f", "mp4", "/dev/full"], log_path=tmp_path / "x.log", label="encode",
-                    echo=term.stream)
+        run_process(
+            [*FFMPEG_ENCODE, "-f", "mp4", "/dev/full"], log_path=tmp_path / "x.log", label="encode", echo=term.stream
+        )
     shown = term.text()
     assert "[rav] encode: failed after" in shown
-    tail = shown[shown.index("failed after"):]
+    tail = shown[shown.index("failed after") :]
     assert "No space left on device" in tail and "Conversion failed!" in tail
 
 
@@ -101,6 +105,16 @@ def test_rav_console_full_passes_everything_to_a_terminal(tmp_path, monkeypatch)
 
 
 def test_settled_lines_keep_the_last_state_of_a_redrawn_bar():
-    lines = ["banner\n", "\r", " 10%|#| 1/10\r", " 50%|#| 5/10\r", "100%|#| 10/10\n", "\x1b[31mError: x\x1b[0m\n",
-             "frame=1\r", "frame=2\r", "\n", "end"]
+    lines = [
+        "banner\n",
+        "\r",
+        " 10%|#| 1/10\r",
+        " 50%|#| 5/10\r",
+        "100%|#| 10/10\n",
+        "\x1b[31mError: x\x1b[0m\n",
+        "frame=1\r",
+        "frame=2\r",
+        "\n",
+        "end",
+    ]
     assert settled_lines(lines) == ["banner", "100%|#| 10/10", "Error: x", "frame=2", "end"]

@@ -17,16 +17,37 @@ from conftest import REPO, run_cli
 
 
 def pipeline_args(media, fake_wan22: Path, fake_ckpt: Path, tmp_path: Path) -> list[str]:
-    return ["--video_path", str(media["dance"]), "--refer_path", str(media["ref"]), "--resolution", "640x368",
-            "--output_path", str(tmp_path / "final.mp4"), "--run_dir", str(tmp_path / "run"), "--seed", "7",
-            "--wan22_dir", str(fake_wan22), "--ckpt_dir", str(fake_ckpt)]
+    return [
+        "--video_path",
+        str(media["dance"]),
+        "--refer_path",
+        str(media["ref"]),
+        "--resolution",
+        "640x368",
+        "--output_path",
+        str(tmp_path / "final.mp4"),
+        "--run_dir",
+        str(tmp_path / "run"),
+        "--seed",
+        "7",
+        "--wan22_dir",
+        str(fake_wan22),
+        "--ckpt_dir",
+        str(fake_ckpt),
+    ]
 
 
 def start_pipeline(args: list[str], tmp_path: Path, gate: Path) -> subprocess.Popen:
     gate.write_text("hold")
     env = {**os.environ, "STANDIN_GENERATE_GATE": str(gate)}
-    return subprocess.Popen([sys.executable, str(REPO / "pipeline.py"), *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "pipeline.py"), *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def ours(tmp_path: Path) -> list[psutil.Process]:
@@ -70,7 +91,8 @@ def wait_gone(pids: list[int], seconds: float) -> None:
 
 
 def test_a_second_pipeline_on_the_same_run_directory_is_refused_and_the_first_finishes(
-        media, fake_wan22, fake_ckpt, tmp_path):
+    media, fake_wan22, fake_ckpt, tmp_path
+):
     args = pipeline_args(media, fake_wan22, fake_ckpt, tmp_path)
     gate = tmp_path / "gate"
     first = start_pipeline(args, tmp_path, gate)
@@ -87,7 +109,9 @@ def test_a_second_pipeline_on_the_same_run_directory_is_refused_and_the_first_fi
     assert first.returncode == 0, err
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert {name: record["status"] for name, record in manifest["stages"].items()} == {
-        "preprocess": "done", "generate": "done"}
+        "preprocess": "done",
+        "generate": "done",
+    }
     assert manifest["result"] == str(tmp_path / "final.mp4")
 
 
@@ -130,4 +154,5 @@ def test_sigterm_mid_generate_cancels_cleanly(media, fake_wan22, fake_ckpt, tmp_
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["stages"]["generate"]["status"] == "cancelled"
     assert not (tmp_path / "run" / ".rav" / "processes").exists() or not list(
-        (tmp_path / "run" / ".rav" / "processes").iterdir())
+        (tmp_path / "run" / ".rav" / "processes").iterdir()
+    )

@@ -59,10 +59,17 @@ def test_a_second_open_is_refused_naming_the_holder_and_the_lock_is_freed_on_clo
 def test_another_process_holding_the_lock_is_named_and_a_killed_holder_frees_it(tmp_path):
     run_dir = tmp_path / "run"
     script = tmp_path / "holder.py"
-    script.write_text("import sys, time\nfrom replace_actor_video.core.rundir import RunContext\n"
-                      "ctx = RunContext.open(sys.argv[1], echo=None)\nprint('locked', flush=True)\ntime.sleep(600)\n")
-    holder = subprocess.Popen([sys.executable, str(script), str(run_dir), "holder-marker"], cwd=REPO,
-                              env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, text=True)
+    script.write_text(
+        "import sys, time\nfrom replace_actor_video.core.rundir import RunContext\n"
+        "ctx = RunContext.open(sys.argv[1], echo=None)\nprint('locked', flush=True)\ntime.sleep(600)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, str(script), str(run_dir), "holder-marker"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(UserError) as refused:
@@ -162,8 +169,14 @@ sys.exit(report_errors(lambda: ctx.begin_stage("big", options=big, inputs={}, up
 
 def test_a_manifest_write_the_kernel_refuses_is_one_line_exit_2(tmp_path):
     run_dir = tmp_path / "run"
-    res = subprocess.run([sys.executable, "-c", FSIZE_RUNNER, str(run_dir)], cwd=REPO, capture_output=True,
-                         text=True, timeout=120, check=False)
+    res = subprocess.run(
+        [sys.executable, "-c", FSIZE_RUNNER, str(run_dir)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert res.returncode == 2, res.stderr
     assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
     assert "File too large" in res.stderr and "manifest.json" in res.stderr
@@ -177,11 +190,18 @@ def test_temp_files_of_dead_writers_are_removed_at_the_next_start_and_live_ones_
     dead = dead_pid()
     live_writer = sleeper()
     try:
-        gone = [run_dir / f".result.partial-{dead}.mp4", run_dir / "work" / "generate" / f".raw.partial-{dead}.mp4",
-                run_dir / f".{MANIFEST}.partial-{dead}", run_dir / f".pp.old-{dead}"]
+        gone = [
+            run_dir / f".result.partial-{dead}.mp4",
+            run_dir / "work" / "generate" / f".raw.partial-{dead}.mp4",
+            run_dir / f".{MANIFEST}.partial-{dead}",
+            run_dir / f".pp.old-{dead}",
+        ]
         folder = run_dir / f".pp.partial-{dead}"
-        kept = [run_dir / f".job.json.partial-{live_writer.pid}", run_dir / "notes.partial-1.txt",
-                run_dir / "frames" / "000001.png"]
+        kept = [
+            run_dir / f".job.json.partial-{live_writer.pid}",
+            run_dir / "notes.partial-1.txt",
+            run_dir / "frames" / "000001.png",
+        ]
         for path in [*gone, *kept, folder / "frame.png"]:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(b"x")
@@ -208,8 +228,14 @@ def test_atomic_outputs_remove_the_temp_versions_a_killed_writer_left(tmp_path):
 def _record(run_dir: Path, owner: dict, procs: list[subprocess.Popen]) -> None:
     path = childrecords.records_dir(run_dir) / "1.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    childrecords.write(path, {"owner": owner, "supervisor": {"pid": dead_pid(), "started": 0.0},
-                              "processes": [identity(p.pid) for p in procs]})
+    childrecords.write(
+        path,
+        {
+            "owner": owner,
+            "supervisor": {"pid": dead_pid(), "started": 0.0},
+            "processes": [identity(p.pid) for p in procs],
+        },
+    )
 
 
 def test_processes_a_dead_run_left_running_are_ended_at_the_next_start(tmp_path):
@@ -236,8 +262,11 @@ def test_processes_of_a_live_run_are_not_touched_and_the_start_is_refused(tmp_pa
     owner, worker = sleeper("owner"), sleeper("worker")
     try:
         _record(run_dir, {**identity(owner.pid), "command": ["python", "pipeline.py"]}, [worker])
-        with pytest.raises(UserError, match=rf"PID {owner.pid} \(python pipeline.py\) is still running processes "
-                                            rf"{worker.pid}"):
+        with pytest.raises(
+            UserError,
+            match=rf"PID {owner.pid} \(python pipeline.py\) is still running processes "
+            rf"{worker.pid}",
+        ):
             RunContext.open(run_dir, echo=None)
         assert worker.poll() is None
     finally:
@@ -253,7 +282,9 @@ def test_a_full_disk_anywhere_in_a_run_is_one_line_exit_2(tmp_path, capsys):
 
     assert report_errors(body) == 2
     err = capsys.readouterr().err
-    assert err == f"error: No space left on device ({tmp_path}/frames/000001.png); free some disk space and run " \
-                  "again (finished stages are kept)\n"
+    assert (
+        err == f"error: No space left on device ({tmp_path}/frames/000001.png); free some disk space and run "
+        "again (finished stages are kept)\n"
+    )
     with pytest.raises(OSError):  # not the environment: a bug of ours keeps its traceback
         report_errors(lambda: (tmp_path / "missing" / "x").read_text())

@@ -58,8 +58,10 @@ def remove_dead_leftovers(root: Path) -> list[Path]:
 
 def _remove_dead_siblings(final: Path) -> None:
     """Temp versions of `final` left by killed writers (a rerun writes the same output again)."""
-    pattern = re.compile(rf"^\.(?:{re.escape(final.stem)}\.partial-(\d+){re.escape(final.suffix)}"
-                         rf"|{re.escape(final.name)}\.old-(\d+))$")
+    pattern = re.compile(
+        rf"^\.(?:{re.escape(final.stem)}\.partial-(\d+){re.escape(final.suffix)}"
+        rf"|{re.escape(final.name)}\.old-(\d+))$"
+    )
     with contextlib.suppress(OSError):
         for sibling in final.parent.iterdir():
             match = pattern.match(sibling.name)

@@ -24,8 +24,10 @@ class LiveRunProcesses(Exception):
 
     def __init__(self, owner: dict[str, Any], pids: list[int]):
         self.owner, self.pids = owner, pids
-        super().__init__(f"PID {owner.get('pid')} ({' '.join(owner.get('command') or [])}) is still running "
-                         f"processes {', '.join(map(str, pids))} here")
+        super().__init__(
+            f"PID {owner.get('pid')} ({' '.join(owner.get('command') or [])}) is still running "
+            f"processes {', '.join(map(str, pids))} here"
+        )
 
 
 def records_dir(run_dir: Path) -> Path:

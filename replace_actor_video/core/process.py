@@ -72,7 +72,7 @@ class _LineSplitter:
             if cut < 0:
                 return
             self.sink(self.buf[: cut + 1].decode("utf-8", "replace"))
-            self.buf = self.buf[cut + 1:]
+            self.buf = self.buf[cut + 1 :]
 
     def flush(self) -> None:
         if self.buf:
@@ -92,8 +92,10 @@ class _Output:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             self.log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 (open for the whole run; close())
         except OSError as exc:
-            raise UserError(f"cannot write the log {log_path}: {exc.strerror}; free some space or fix the "
-                            "permissions of the run directory") from None
+            raise UserError(
+                f"cannot write the log {log_path}: {exc.strerror}; free some space or fix the "
+                "permissions of the run directory"
+            ) from None
 
     def _log(self, text: str) -> None:
         if self.log_error is not None:
@@ -151,19 +153,31 @@ def _program_problem(program: str, cwd: Path | None, env: Mapping[str, str] | No
     return None if shutil.which(program, path=search) else "not found on PATH"
 
 
-def _start_supervisor(argv: list[str], *, label: str, cwd: Path | None, env: Mapping[str, str] | None,
-                      record_dir: Path | None) -> subprocess.Popen:
+def _start_supervisor(
+    argv: list[str], *, label: str, cwd: Path | None, env: Mapping[str, str] | None, record_dir: Path | None
+) -> subprocess.Popen:
     """Start core/supervisor.py and hand it the job. Its stdin is our lifeline to it: we never close it
     until we want the tree ended, and the kernel closes it when we die."""
-    job = {"argv": argv, "cwd": str(cwd) if cwd is not None else os.getcwd(),
-           "env": dict(env) if env is not None else dict(os.environ), "label": label,
-           "record_dir": str(record_dir) if record_dir is not None else None,
-           "owner": {**identity(), "command": sys.argv[:8]}, "grace": GRACE_SECONDS}
+    job = {
+        "argv": argv,
+        "cwd": str(cwd) if cwd is not None else os.getcwd(),
+        "env": dict(env) if env is not None else dict(os.environ),
+        "label": label,
+        "record_dir": str(record_dir) if record_dir is not None else None,
+        "owner": {**identity(), "command": sys.argv[:8]},
+        "grace": GRACE_SECONDS,
+    }
     # cwd: `-m` puts the working directory first on the supervisor's sys.path; the repository root holds
     # nothing that shadows what it imports, whereas the user's folder might.
-    sup = subprocess.Popen([sys.executable, "-m", SUPERVISOR, label], cwd=REPO_ROOT, env=own_module_env(),
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           start_new_session=True)
+    sup = subprocess.Popen(
+        [sys.executable, "-m", SUPERVISOR, label],
+        cwd=REPO_ROOT,
+        env=own_module_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         sup.stdin.write(json.dumps(job).encode() + b"\n")
         sup.stdin.flush()
@@ -173,8 +187,15 @@ def _start_supervisor(argv: list[str], *, label: str, cwd: Path | None, env: Map
     return sup
 
 
-def _pump(sup: subprocess.Popen, splitter: _LineSplitter, *, console: ToolConsole, out: _Output,
-          cancel: threading.Event | None, deadline: float | None = None) -> None:
+def _pump(
+    sup: subprocess.Popen,
+    splitter: _LineSplitter,
+    *,
+    console: ToolConsole,
+    out: _Output,
+    cancel: threading.Event | None,
+    deadline: float | None = None,
+) -> None:
     """Read the tree's output until every writer has closed the pipe. Never blocks after the supervisor
     has exited: should anything still hold the pipe (it cannot, short of escaping the subreaper), reading
     stops after DRAIN_SECONDS. With `deadline`, returns at that time whatever the state."""
@@ -195,8 +216,10 @@ def _pump(sup: subprocess.Popen, splitter: _LineSplitter, *, console: ToolConsol
         if sup.poll() is not None:
             exited_at = exited_at or time.monotonic()
             if time.monotonic() - exited_at > DRAIN_SECONDS:
-                out.ours(f"[rav] the output pipe is still held open {DRAIN_SECONDS:g}s after the program ended; "
-                         "stopped reading it\n")
+                out.ours(
+                    f"[rav] the output pipe is still held open {DRAIN_SECONDS:g}s after the program ended; "
+                    "stopped reading it\n"
+                )
                 return
 
 

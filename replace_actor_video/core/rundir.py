@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
 from .. import __version__
 from . import childrecords
@@ -36,7 +36,6 @@ from .runlock import STATE_DIR, RunDirBusy, RunLock
 
 MANIFEST = "manifest.json"
 _ABSENT = object()
-_Context = TypeVar("_Context", bound="RunContext")
 
 
 def sha256_file(path: Path) -> str:
@@ -182,7 +181,7 @@ class RunContext:
         if self._release is not None:
             self._release()
 
-    def __enter__(self: _Context) -> _Context:  # noqa: PYI019 (typing.Self needs Python 3.11; we support 3.10)
+    def __enter__(self) -> RunContext:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -90,8 +90,9 @@ class RunLock:
                     command = [str(part) for part in data.get("command") or []]
                     if command:
                         command[0] = Path(command[0]).name  # "python3", not the interpreter's full path
-                    return Holder(int(data["pid"]), " ".join(command),
-                                  str(data.get("since", "?")), str(data.get("host", "?")))
+                    return Holder(
+                        int(data["pid"]), " ".join(command), str(data.get("since", "?")), str(data.get("host", "?"))
+                    )
             except (OSError, ValueError, KeyError, TypeError):
                 pass
             if time.monotonic() >= deadline:

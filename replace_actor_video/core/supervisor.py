@@ -133,8 +133,9 @@ class Supervisor:
                 pass
         try:
             self.record.parent.mkdir(parents=True, exist_ok=True)
-            childrecords.write(self.record, {"owner": self.owner, "supervisor": identity(), "label": self.label,
-                                             "processes": entries})
+            childrecords.write(
+                self.record, {"owner": self.owner, "supervisor": identity(), "label": self.label, "processes": entries}
+            )
             self._recorded = pids
         except OSError:
             pass  # best effort (disk full): the tree is still ended by us; only a later clean-up needs it
@@ -156,8 +157,9 @@ class Supervisor:
             return 130  # our parent died before we got here: start nothing
         argv = self.job["argv"]
         try:
-            self.child = subprocess.Popen(argv, cwd=self.job.get("cwd"), env=self.job.get("env"),
-                                          stdin=subprocess.DEVNULL)
+            self.child = subprocess.Popen(
+                argv, cwd=self.job.get("cwd"), env=self.job.get("env"), stdin=subprocess.DEVNULL
+            )
         except OSError as exc:
             say(f"[rav-supervisor] cannot start {argv[0]!r}: {exc.strerror}")
             return 127
@@ -187,8 +189,10 @@ class Supervisor:
             return 130
         left = self.end_tree()
         if left:
-            say(f"[rav-supervisor] {Path(argv[0]).name} exited and left {len(left)} process(es) running "
-                f"(PIDs {', '.join(map(str, left))}); they were ended")
+            say(
+                f"[rav-supervisor] {Path(argv[0]).name} exited and left {len(left)} process(es) running "
+                f"(PIDs {', '.join(map(str, left))}); they were ended"
+            )
         assert self.status is not None
         if self.status < 0:
             name = signal.Signals(-self.status).name
