@@ -5,8 +5,10 @@ files of dead PIDs, still-running processes) cleared at the next start."""
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -288,3 +290,44 @@ def test_a_full_disk_anywhere_in_a_run_is_one_line_exit_2(tmp_path, capsys):
     )
     with pytest.raises(OSError):  # not the environment: a bug of ours keeps its traceback
         report_errors(lambda: (tmp_path / "missing" / "x").read_text())
+
+
+STEP_RUNNER = """
+import sys
+from replace_actor_video.core.rundir import RunContext
+ctx = RunContext.open(sys.argv[1], echo=None)
+ctx.step("sleepers", [sys.executable, "-c", sys.argv[2], "tree-marker"], stage="demo")
+"""
+SLEEPERS = (
+    "import subprocess, sys, time\n"
+    "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+    "time.sleep(600)\n"
+)
+
+
+def test_a_tree_whose_supervisor_was_killed_too_is_ended_by_the_next_run(tmp_path):
+    """The worst case: our process and the supervisor both killed at once. The supervisor's record of the tree
+    lets the next run on the directory find the orphans and end them before it starts anything."""
+    run_dir = tmp_path / "run"
+    runner = subprocess.Popen([sys.executable, "-c", STEP_RUNNER, str(run_dir), SLEEPERS], cwd=REPO)
+    records = childrecords.records_dir(run_dir)
+    deadline = time.monotonic() + 60
+    while True:
+        files = list(records.glob("*.json")) if records.is_dir() else []
+        record = json.loads(files[0].read_text()) if files else {}
+        if len(record.get("processes", [])) == 2:  # the step's program and its child
+            break
+        assert time.monotonic() < deadline, "no record of the running tree"
+        time.sleep(0.05)
+    supervisor = record["supervisor"]["pid"]
+    tree = [p["pid"] for p in record["processes"]]
+    os.kill(supervisor, signal.SIGKILL)
+    runner.kill()
+    runner.wait()
+    time.sleep(0.5)  # a moment in which nothing ends them
+    assert all(psutil.pid_exists(p) for p in tree), "orphans expected: nothing was left to end them"
+    said = io.StringIO()
+    RunContext.open(run_dir, echo=said).close()
+    wait_gone(tree, seconds=15)
+    assert "[rav] ended 2 process(es) an earlier run on" in said.getvalue()
+    assert not list(records.glob("*.json"))
