@@ -4,6 +4,7 @@ the child from a worker thread), or when the child exits and leaves a grandchild
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -24,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_streams_logs_and_reports_progress(tmp_path):
-    child = "import sys\nfor i in range(1, 5):\n    sys.stdout.write(f'\\r{i*25}%|##| {i}/4 [00:0{i}<00:0{4-i}, 1.0it/s]')\nprint()\n"
+    child = ("import sys\nfor i in range(1, 5):\n"
+             "    sys.stdout.write(f'\\r{i*25}%|##| {i}/4 [00:0{i}<00:0{4-i}, 1.0it/s]')\nprint()\n")
     seen = []
     run_process([sys.executable, "-c", child], log_path=tmp_path / "x.log", label="demo", on_progress=seen.append,
                 echo=None)
@@ -216,3 +218,14 @@ def test_disk_full_is_the_named_cause_not_ffmpegs_last_line(tmp_path):
 def test_the_failure_line_picks_the_real_cause(lines, cause):
     picked = last_error(lines)
     assert cause in picked if cause else picked == ""
+
+
+def test_a_log_on_a_full_disk_neither_blocks_the_program_nor_hides_its_error(tmp_path):
+    """/dev/full: every write fails with ENOSPC. The output is still drained (100 kB here, more than a pipe
+    holds), the run's result stands, and a failure still quotes the program's own last error."""
+    echo = io.StringIO()
+    run_process([sys.executable, "-c", "print('x' * 100_000)"], log_path=Path("/dev/full"), label="demo", echo=echo)
+    assert "[rav] warning: demo: the log could not be written (No space left on device)" in echo.getvalue()
+    with pytest.raises(StageFailed, match=r"\(last error: ValueError: boom\); the log could not be written"):
+        run_process([sys.executable, "-c", "import sys; print('ValueError: boom'); sys.exit(3)"],
+                    log_path=Path("/dev/full"), label="demo", echo=None)

@@ -331,3 +331,17 @@ def test_a_tree_whose_supervisor_was_killed_too_is_ended_by_the_next_run(tmp_pat
     wait_gone(tree, seconds=15)
     assert "[rav] ended 2 process(es) an earlier run on" in said.getvalue()
     assert not list(records.glob("*.json"))
+
+
+def test_a_file_system_without_locks_runs_unguarded_with_a_warning(tmp_path, monkeypatch):
+    from replace_actor_video.core import runlock
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(runlock.fcntl, "flock", no_locks)
+    said = io.StringIO()
+    with RunContext.open(tmp_path / "run", echo=said) as ctx:
+        ctx.begin_stage("x", options={}, inputs={}, upstream={}, fp="f")
+    assert "cannot be locked on this file system (No locks available)" in said.getvalue()
+    assert (tmp_path / "run" / MANIFEST).is_file()

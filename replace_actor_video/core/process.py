@@ -306,6 +306,9 @@ def run_process(
         raise StageFailed(f"{label} {what}{hint}; {where}")
     if missing:
         raise StageFailed(f"{label} exited 0 but did not write {', '.join(missing)}{hint}; {where}")
+    if out.log_error is not None and echo is not None:
+        echo.write(f"[rav] warning: {label}: {where}\n")
+        echo.flush()
     return ProcessResult(argv, seconds, log_path)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -36,6 +37,9 @@ from .runlock import STATE_DIR, RunDirBusy, RunLock
 
 MANIFEST = "manifest.json"
 _ABSENT = object()
+# flock refused by the file system itself (an NFS mount without a lock daemon, some FUSE file systems): a
+# run can still work there, only unguarded.
+_NO_LOCKING = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
 def sha256_file(path: Path) -> str:
@@ -146,12 +150,15 @@ class RunContext:
         try:
             lock.acquire()
         except RunDirBusy as exc:
-            _forget_created(created)
+            _release(lock, created)
             raise UserError(_busy_message(self.run_dir, exc)) from None
         except OSError as exc:
-            _forget_created(created)
-            raise UserError(f"{self.run_dir}: cannot lock the run directory ({exc.strerror}); "
-                            "choose another --run_dir / --runs_dir") from None
+            if exc.errno not in _NO_LOCKING:
+                _release(lock, created)
+                raise UserError(f"{self.run_dir}: cannot use it as a run directory ({exc.strerror}); "
+                                "choose another --run_dir / --runs_dir") from None
+            self.say(f"warning: {self.run_dir} cannot be locked on this file system ({exc.strerror}): a second "
+                     "run on it at the same time would not be refused")
         self._release = weakref.finalize(self, _release, lock, created)
         try:
             self._clear_leftovers()
@@ -353,11 +360,9 @@ def _hostname() -> str:
 def _release(lock: RunLock, created: list[Path]) -> None:
     """Unlock; a run directory we created and that holds nothing but its lock goes again (a refused or
     failed-before-start run leaves nothing behind)."""
-    if created:
-        state = lock.state_dir
-        if lock.run_dir.is_dir() and [p.name for p in lock.run_dir.iterdir()] == [STATE_DIR]:
-            shutil.rmtree(state, ignore_errors=True)
-            _forget_created(created)
+    if created and lock.run_dir.is_dir() and [p.name for p in lock.run_dir.iterdir()] in ([], [STATE_DIR]):
+        shutil.rmtree(lock.state_dir, ignore_errors=True)
+        _forget_created(created)
     lock.release()
 
 
