@@ -36,7 +36,17 @@ TAIL_LINES = 400
 
 kill_tree = end_tree  # the Web UI's name for it
 
-__all__ = ["GRACE_SECONDS", "ProcessResult", "Progress", "format_argv", "kill_tree", "own_module_env", "run_process"]
+__all__ = [
+    "GRACE_SECONDS",
+    "ProcessResult",
+    "Progress",
+    "format_argv",
+    "kill_tree",
+    "own_module_env",
+    "run_process",
+    "start_detached",
+    "tail_hint",
+]
 
 
 @dataclass(frozen=True)
@@ -314,3 +324,39 @@ def run_process(
 
 def _is_empty(path: Path) -> bool:
     return path.stat().st_size == 0 if path.is_file() else not any(path.iterdir())
+
+
+def tail_hint(log_path: Path) -> str:
+    """' (last error: ...)' from the end of a log, for a runner that has only the log (the warm worker's client)."""
+    try:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)[-TAIL_LINES:]
+    except OSError:
+        return ""
+    cause = last_error(lines)
+    return f" (last error: {cause})" if cause else ""
+
+
+def start_detached(
+    argv: Sequence[str], *, log_path: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> int:
+    """Start a long-lived helper (the warm generation worker) that outlives this process: its own session, no
+    stdin, stdout and stderr appended to `log_path`. Returns its pid; ending it is the caller's business."""
+    argv = [str(a) for a in argv]
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"[rav] start: {format_argv(argv)}\n")
+        log.flush()
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=None if env is None else dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise StageFailed(f"cannot start {argv[0]!r} ({exc.strerror}); is it installed?") from None
+    return proc.pid
