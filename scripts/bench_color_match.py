@@ -141,9 +141,10 @@ def markdown(report: dict, columns: list[str]) -> str:
     lines += ["", "| seconds per 1280×720 frame | ours (numpy) | color-matcher 0.6.0 |", "|---|---|---|"]
     for method, row in report["seconds_per_720p_frame"].items():
         lines.append(f"| {method} | {row['ours']} | {row.get('color_matcher', 'not installed')} |")
-    lines += ["", ("Ours: the statistics of the frame + the transform to an anchor; one transform per clip in use, so "
-                   "a 77-frame clip costs about 77 × this (derived). color-matcher: `ColorMatcher().transfer(src, ref, "
-                   "method)` on the same frame (statistics of both images + transform, per image as KJNodes calls it).")]
+    lines += ["", ("Ours: the statistics of the frame + the transform to an anchor; one transform per clip in "
+                   "use, so a 77-frame clip costs about 77 × this (derived). color-matcher: "
+                   "`ColorMatcher().transfer(src, ref, method)` on the same frame (statistics of both images + "
+                   "transform, per image as KJNodes calls it).")]
     return "\n".join(lines) + "\n"
 
 

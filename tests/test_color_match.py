@@ -73,7 +73,10 @@ def test_each_method_removes_a_per_clip_shift(method, anchor):
     assert after["vs_first_clip_delta_e_max"] < before["vs_first_clip_delta_e_max"] / 3
     assert after["within_clip_delta_e_median"] < 0.5  # motion inside a clip is left as it was
     # contrast and saturation too, not only the mean: each channel's spread in the last clip is the first clip's
-    spread = lambda clip: np.std(np.stack(clip).reshape(-1, 3) / 255, axis=0)
+
+    def spread(clip):
+        return np.std(np.stack(clip).reshape(-1, 3) / 255, axis=0)
+
     first, last = spread(matched[:starts[1]]), spread(matched[starts[-1]:])
     assert np.abs(last / first - 1).max() < 0.1, (first, last, spread(frames[starts[-1]:]))  # unmatched: 0.2
 
@@ -302,7 +305,10 @@ def test_replace_mode_changes_only_the_person():
     for a, b in zip(plain, matched):
         assert np.array_equal(a[far], b[far])
     starts = cm.clip_starts(25, 9, 1)
-    region = lambda frames: cm.drift_report(np.array([cm.frame_lab_mean(f, person) for f in frames]), starts)
+
+    def region(frames):
+        return cm.drift_report(np.array([cm.frame_lab_mean(f, person) for f in frames]), starts)
+
     assert region(matched)["join_delta_e_mean"] * 5 <= region(plain)["join_delta_e_mean"]
 
 

@@ -323,7 +323,10 @@ def drift_report(frame_labs: np.ndarray, starts: Sequence[int]) -> dict:
     edges = [*[s for s in starts if s < len(labs)], len(labs)]
     clip_means = [np.nanmean(labs[a:b], axis=0) for a, b in itertools.pairwise(edges)]
     vs_first = [float(delta_e(mean, clip_means[0])) for mean in clip_means] if clip_means else []
-    finite = lambda values: [v for v in values if np.isfinite(v)]
+
+    def finite(values):
+        return [v for v in values if np.isfinite(v)]
+
     inside = finite(inside.tolist())
     return {
         "clips": len(clip_means),

@@ -186,7 +186,8 @@ def install(cls: type, color_match, method: str, strength: float, log: Callable[
                 matcher.on_decoded(video)
             return videos
 
-        restores = [_set_instance(self.vae, "decode", vae_decode), _set_instance(self, "prepare_source", prepare_source),
+        restores = [_set_instance(self.vae, "decode", vae_decode),
+                    _set_instance(self, "prepare_source", prepare_source),
                     _set_instance(self, "prepare_source_for_replace", prepare_source_for_replace)]
         try:
             return original(self, *args, **kwargs)

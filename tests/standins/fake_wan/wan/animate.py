@@ -1,8 +1,12 @@
 """wan/animate.py: WanAnimate builds T5, CLIP, the VAE and the DiT as upstream does (in that order), and generate()
 walks the clips as upstream's does (wan/animate.py @ 42bf4cf, with the statements the launcher's colour-match hook
 checks for, at 8×8 pixels) calling them per sampling step; it records what the pipeline passes (the launcher's
-prompt patch is checked through it) and counts how often models are built (the warm worker builds them once)."""
+prompt patch is checked through it) and counts how often models are built (the warm worker builds them once). With
+STANDIN_GENERATE_GATE=<file> it samples for as long as that file exists, with a worker process of its own (as
+torchrun's workers or an ffmpeg would be), so a test can stop or kill a run mid-generate."""
 import os
+import subprocess
+import sys
 import time
 
 from .modules.animate import CLIPModel, WanAnimateModel
@@ -10,6 +14,19 @@ from .modules.t5 import T5EncoderModel
 from .modules.vae2_1 import Wan2_1_VAE
 
 BUILT = {"count": 0}
+
+
+def hold_at_gate(gate):
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "standin-worker", gate])
+    start, step = time.monotonic(), 0
+    while os.path.exists(gate) and time.monotonic() - start < 300:
+        step = min(step + 1, 99)
+        sys.stdout.write(f"\r{step:3d}%|{'#' * (step // 10):<10}| {step}/100 [00:{step % 60:02d}<00:30,  5.00it/s]")
+        sys.stdout.flush()
+        time.sleep(0.2)
+    print(flush=True)
+    worker.terminate()
+    worker.wait()
 
 
 class Video:
@@ -53,7 +70,6 @@ class WanAnimate:
         return [array[min(i, len(array) - 1)] for i in range(target_len)]
 
     def prepare_source(self, src_pose_path, src_face_path, src_ref_path):
-        import torch
         from standins._media import probe_frames_fps
 
         frames = probe_frames_fps(src_pose_path)[0]
@@ -84,6 +100,8 @@ class WanAnimate:
         if replace_flag:
             self.prepare_source_for_replace(os.path.join(src_root_path, "src_bg.mp4"),
                                             os.path.join(src_root_path, "src_mask.mp4"))
+        if os.environ.get("STANDIN_GENERATE_GATE"):
+            hold_at_gate(os.environ["STANDIN_GENERATE_GATE"])
         step_seconds = float(os.environ.get("STANDIN_STEP_SECONDS", "0"))
         start = 0
         while start + refert_num < len(cond_images):
@@ -95,8 +113,8 @@ class WanAnimate:
                 print(f"{step + 1}/{sampling_steps}", flush=True)
             x0 = [torch.zeros(16, (clip_len - 1) // 4 + 2, 1, 1)]
             out_frames = torch.stack(self.vae.decode([x0[0][:, 1:]]))
-            print(f"stand-in clip decoded: {tuple(out_frames.shape)}, guide {tuple(out_frames[0, :, -refert_num:].shape)}",
-                  flush=True)
+            guide = out_frames[0, :, -refert_num:]
+            print(f"stand-in clip decoded: {tuple(out_frames.shape)}, guide {tuple(guide.shape)}", flush=True)
             start += clip_len - refert_num
         frames, _fps, width, height = probe_frames_fps(os.path.join(src_root_path, "src_pose.mp4"))
         return Video(frames, width, height) if self.rank == 0 else None
