@@ -120,6 +120,68 @@ def test_a_fault_in_streaming_is_caught(upstream_dit, monkeypatch):
     assert not torch.equal(forward(model, inputs), resident)
 
 
+def test_place_moves_clip_and_vae_only_for_their_calls_and_evicts_the_dit(upstream_dit):
+    """What the launcher does once WanAnimate is built (wan_memory.place): the DiT streamed; CLIP's visual and the
+    VAE's encode/decode run with their weights on the device and the DiT off it; the DiT computes the same after."""
+    _, model, inputs = upstream_dit
+    resident = forward(model, inputs)
+    seen = []
+
+    class Part:
+        def __init__(self, name):
+            self.model, self.name = torch.nn.Linear(2, 2), name
+
+        def call(self, *args):
+            seen.append((self.name, streamer.rest_gpu is None and not streamer.gpu))  # the DiT is off the GPU
+            return args
+
+    clip, vae = Part("clip"), Part("vae")
+    clip.visual, vae.encode, vae.decode = clip.call, vae.call, vae.call
+    animate = types.SimpleNamespace(device=torch.device("cpu"), noise_model=model, clip=clip, vae=vae)
+    streamer = memory.place(animate, "balanced", log=lambda line: None)
+    assert torch.equal(forward(model, inputs), resident) and streamer.rest_gpu is not None
+    animate.clip.visual("image")
+    animate.vae.encode(["video"])
+    animate.vae.decode(["latents"])
+    assert seen == [("clip", True), ("vae", True), ("vae", True)]
+    assert torch.equal(forward(model, inputs), resident)
+
+
+def test_install_builds_the_dit_in_cpu_memory_and_puts_other_hooks_back(upstream_dit, monkeypatch):
+    """install(): WanAnimate's `from_pretrained(..., device_map=self.device)` loads into CPU memory instead, then the
+    DiT is placed; a wrapper another hook put on from_pretrained (the launcher's timing) is used and restored."""
+    model_animate, model, _ = upstream_dit
+    asked = []
+
+    class Dit(model_animate.WanAnimateModel):
+        pass
+
+    def timed_loader(klass, *args, **kwargs):  # stands for wan_timing's wrapper
+        asked.append(kwargs.get("device_map"))
+        return model
+
+    Dit.from_pretrained = classmethod(timed_loader)
+    part = types.SimpleNamespace(model=torch.nn.Linear(2, 2), visual=lambda *a: a, encode=lambda *a: a,
+                                 decode=lambda *a: a)
+
+    class WanAnimate:
+        def __init__(self, checkpoint_dir):
+            self.device = torch.device("cpu")
+            self.clip, self.vae = part, types.SimpleNamespace(**vars(part))
+            self.noise_model = Dit.from_pretrained(checkpoint_dir, device_map=self.device)
+
+    animate_module = types.ModuleType("wan.animate")
+    animate_module.WanAnimate, animate_module.WanAnimateModel = WanAnimate, Dit
+    monkeypatch.setitem(sys.modules, "wan.animate", animate_module)
+    monkeypatch.setattr(sys.modules["wan"], "animate", animate_module, raising=False)
+    logs = []
+    memory.install("low", logs.append)
+    built = WanAnimate("ckpt")
+    assert asked == ["cpu"] and isinstance(built.noise_model.blocks, memory.StreamedBlocks)
+    assert Dit.__dict__["from_pretrained"].__func__ is timed_loader  # the other hook's wrapper is back
+    assert any("profile low" in line for line in logs)
+
+
 def test_refuses_a_loop_it_cannot_follow(upstream_dit):
     model_animate, model, inputs = upstream_dit
 

@@ -239,7 +239,10 @@ class DiTStreamer:
         """balanced: after the first (fully streamed) forward, keep as many blocks on the GPU as its measured peak
         leaves room for under the budget."""
         peak = torch.cuda.max_memory_allocated(self.device) if self.cuda else 0
-        budget = self.budget if self.budget is not None else available_bytes(self.device)
+        if self.budget is not None:
+            budget = self.budget
+        else:  # no GPU (a CPU check): nothing limits what is kept
+            budget = available_bytes(self.device) if self.cuda else peak + MARGIN + len(self.blocks) * self.block_bytes
         room = budget - peak - MARGIN
         count = max(0, min(len(self.blocks), int(room // self.block_bytes)))
         if count >= len(self.blocks) - 1:  # a single streamed block would keep both slots: keep them all
@@ -331,20 +334,24 @@ def install(profile: str, log: Callable[[str], None]) -> None:
     if "device_map=self.device" not in inspect.getsource(cls.__init__):
         raise MemoryProfileError("WanAnimate.__init__ no longer builds the DiT with device_map=self.device "
                                  "(upstream changed): --memory_profile cannot keep it off the GPU; use full")
-    from_pretrained = dit.from_pretrained.__func__
-
-    def on_the_cpu(klass, *args, **kwargs):
-        kwargs["device_map"] = "cpu"  # the DiT loads into CPU memory; the streamer places it
-        return from_pretrained(klass, *args, **kwargs)
-
     init = cls.__init__
 
     def __init__(self, *args, **kwargs):
+        own = dit.__dict__.get("from_pretrained")  # another hook's wrapper (timing), or inherited from diffusers
+        loader = dit.from_pretrained  # whatever is in place when the model is built, bound to the class
+
+        def on_the_cpu(klass, *a, **k):
+            k["device_map"] = "cpu"  # the DiT loads into CPU memory; the streamer places it
+            return loader(*a, **k)
+
         dit.from_pretrained = classmethod(on_the_cpu)
         try:
             init(self, *args, **kwargs)
         finally:
-            dit.from_pretrained = classmethod(from_pretrained)
+            if own is None:
+                del dit.from_pretrained
+            else:
+                dit.from_pretrained = own
         place(self, profile, log)
 
     cls.__init__ = __init__
