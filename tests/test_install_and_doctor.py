@@ -9,19 +9,23 @@ import sys
 import pytest
 
 from conftest import REPO, run_cli
+from replace_actor_video.upstream.wan import pin
 
 
 def test_install_dry_run_prints_every_step_and_changes_nothing(tmp_path):
     for name in ("install.sh", "requirements.txt", "requirements-ui.txt"):
         shutil.copy(REPO / name, tmp_path / name)
     shutil.copytree(REPO / "scripts", tmp_path / "scripts")
+    for path in (REPO / "replace_actor_video" / "upstream").glob("*/pin.py"):  # the pins install.sh reads
+        (tmp_path / path.relative_to(REPO)).parent.mkdir(parents=True)
+        shutil.copy(path, tmp_path / path.relative_to(REPO))
     before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     res = subprocess.run(["bash", str(tmp_path / "install.sh"), "--dry-run", "--ui", "--training", "--fa3"],
                          capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "HOME": str(tmp_path)})
     assert res.returncode == 0, res.stderr
     out = res.stdout
-    for needle in ("git clone https://github.com/Wan-Video/Wan2.2.git", "checkout --quiet 42bf4cf",
+    for needle in (f"git clone {pin.REPO}", f"checkout --quiet {pin.COMMIT}",
                    "onnxruntime-gpu", "flash-attn --no-build-isolation", "hf download Wan-AI/Wan2.2-Animate-14B",
                    "-r requirements.txt", "-r requirements-ui.txt", "moviepy", "Practical-RIFE", "Real-ESRGAN",
                    "rife-ncnn-vulkan", "DiffSynth-Studio", "submodule update --init csrc/cutlass",

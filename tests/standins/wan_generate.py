@@ -10,7 +10,7 @@ sys.path.insert(0, os.environ["RAV_REPO"])
 sys.path.insert(0, os.path.join(os.environ["RAV_REPO"], "tests"))
 
 import wan  # noqa: E402  (the fake package beside this file)
-from replace_actor_video.adapters.mirrors.wan_generate import build_parser  # noqa: E402
+from replace_actor_video.upstream.wan.mirror_generate import build_parser  # noqa: E402
 from standins._media import probe_frames_fps, testsrc_video  # noqa: E402
 
 

@@ -1,2 +1,5 @@
-def flash_attention(*args, **kwargs):
-    raise AssertionError("flash_attn is not installed")
+from ..attention import flash_attention
+
+
+def self_attention(q, k, v):
+    return flash_attention(q, k, v, version=2)
