@@ -379,6 +379,8 @@ def test_compile_blocks_wraps_every_block():
 FAKE_ANIMATE = '''
 import torch
 
+from .modules.animate.model_animate import WanAnimateModel
+
 class WanAnimate:
     def __init__(self, **kwargs):
         torch.manual_seed(0)
@@ -388,6 +390,7 @@ class WanAnimate:
         model.blocks[0].self_attn.q = torch.nn.Linear(4, 4, bias=False)
         torch.nn.init.zeros_(model.blocks[0].self_attn.q.weight)
         self.vae = type("Wan2_1_VAE", (), {"dtype": torch.float})()
+        WanAnimateModel.from_pretrained("unused")  # upstream loads the DiT so; the tiny model above stands for it
         self.noise_model = self._configure_model(model=model, use_sp=False, dit_fsdp=False)
 
     def _configure_model(self, model, use_sp, dit_fsdp):
@@ -409,7 +412,11 @@ class WanAnimate:
 '''
 FAKE_GENERATE = '''
 import wan
-wan.WanAnimate(config=None).generate(input_prompt="")
+from wan.utils.utils import save_video
+
+video = wan.WanAnimate(config=None).generate(input_prompt="")
+if video is not None:  # the fake generates nothing to save; upstream saves here
+    save_video(video, save_file="out.mp4")
 '''
 
 

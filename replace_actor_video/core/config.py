@@ -28,7 +28,7 @@ class Location:
         """The stage option that names this location (declared here once for every stage that needs it):
         its default is the environment variable, else the folder in the current directory."""
         return option(self.default_value(), help=f"{help or self.what} (env {self.env})", widget="dir",
-                      group="paths", **meta)
+                      group="paths", server="location", **meta)
 
 
 WAN22 = Location("--wan22_dir", "WAN22_DIR", "Wan2.2", "Wan2.2 clone")
@@ -54,3 +54,10 @@ def upstream_commit(path: str | Path) -> str:
     if marker.is_file():
         return marker.read_text().strip()
     return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python config.py`: where each upstream clone, checkpoint and the runs folder resolve from here."""
+    for location in (*ALL_UPSTREAMS, RUNS):
+        print(f"{location.what:32} {location.flag:20} ${location.env:20} -> {location.default_value()}")
+    return 0

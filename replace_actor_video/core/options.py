@@ -30,6 +30,11 @@ class OptionMeta:
     widget: str | None = None  # UI hint: video, image, file, dir, textarea, points
     group: str = "options"  # UI and README grouping
     cli: bool = True  # False: wired by the pipeline, not exposed on its CLI
+    label: str | None = None  # the name people see in the UI (default: the option name in words)
+    switch: tuple[str, str] | None = None  # UI words for a flag's off and on states, e.g. ("Animate", "Replace")
+    # Set where the program runs, never from a browser (docs/UI.md): "location" = an upstream clone, interpreter,
+    # binary or folder; "weights" = a weights file the UI lets a browser pick from folders the server names.
+    server: str | None = None
     # Which upstream argv the value is passed to (a name the tool's home defines, e.g. "generate.py" or
     # "launcher"), under `upstream_flag` (default: --<name>). None: the option is ours, no upstream sees it.
     upstream: str | None = None

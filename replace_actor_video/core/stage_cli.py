@@ -19,7 +19,7 @@ class RunOptions:
     """Run control"""
 
     runs_dir: str = option(config.RUNS.default_value(), help="where run directories (manifest, logs) go "
-                           f"(env {config.RUNS.env})", widget="dir", group="paths", cli=True)
+                           f"(env {config.RUNS.env})", widget="dir", group="paths", cli=True, server="location")
     overwrite: bool = option(False, help="replace an existing output instead of refusing", group="run")
     dry_run: bool = option(False, aliases=("--dry-run",), help="print every upstream command and run nothing",
                            group="run")

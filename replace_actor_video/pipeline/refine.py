@@ -39,7 +39,8 @@ SET_HERE = {"video_path", "src_root_path", "replace", "retarget", "use_flux"}  #
 class RefineOwnOptions:
     """Refine (second replace pass over a generated video)"""
 
-    input: str = option(help="the generated video to refine (output of run_generation.py --replace)",
+    input: str = option(label="Generated video",
+                        help="the generated video to refine (output of run_generation.py --replace)",
                         widget="video", group="inputs")
     refer_path: str = same_as(PreprocessOptions, "refer_path", help="the reference image of the first pass")
     save_path: str = same_as(PreprocessOptions, "save_path", default="refine_process",

@@ -10,11 +10,15 @@ import argparse
 import dataclasses
 import sys
 import threading
-import tomllib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser from PyPI (requirements.txt)
+    import tomli as tomllib
 
 from ..core.cli import report_errors
 from ..core.errors import UserError
@@ -38,19 +42,24 @@ WIRED = {"src_root_path", "save_file", "audio_from", "input", "output", "backend
 class PipelineOptions:
     """Pipeline"""
 
-    output_path: str = option("output_wanimate.mp4", help="the final video", group="outputs")
+    output_path: str = option("output_wanimate.mp4", label="Output video", help="the final video", group="outputs")
     run_dir: str | None = option(None, help="run directory to create or resume (manifest, logs, intermediate "
                                  "files); default: <runs_dir>/<output file name>", widget="dir", group="run")
     force: bool = option(False, help="rerun every stage even when its results are up to date", group="run")
-    refine: bool = option(False, help="after generation, a second replace pass over the result (replace mode)",
+    refine: bool = option(False, label="Refine (second replace pass)",
+                          help="after generation, a second replace pass over the result (replace mode)",
                           group="finishing")
-    target_fps: float | None = option(None, help="after generation (and refine), interpolate to this fps, e.g. 30",
+    target_fps: float | None = option(None, label="Interpolate to fps",
+                                      help="after generation (and refine), interpolate to this fps, e.g. 30",
                                       group="finishing")
     interp_backend: str = option("auto", choices=("auto", "ncnn", "cuda", "ffmpeg"),
+                                 label="Interpolation backend",
                                  help="interpolation backend (run_postprocess.py --backend)", group="finishing")
-    upscale: str = option("none", choices=("none", "seedvr", "realesrgan"), help="last, upscale with this backend",
+    upscale: str = option("none", choices=("none", "seedvr", "realesrgan"), label="Upscale with",
+                          help="last, upscale with this backend",
                           group="finishing")
-    upscale_seed: int = option(666, help="SeedVR2 seed (run_upscale.py --seed)", group="finishing")
+    upscale_seed: int = option(666, label="Upscale seed (SeedVR2)",
+                               help="SeedVR2 seed (run_upscale.py --seed)", group="finishing")
 
 
 STAGE_OPTIONS = (PipelineOptions, PreprocessOptions, MaskOptions, GenerateOptions,

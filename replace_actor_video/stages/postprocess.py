@@ -46,18 +46,22 @@ BACKENDS = ("auto", "ncnn", "cuda", "ffmpeg")
 class PostprocessOptions:
     """Post-processing: frame interpolation (RIFE or ffmpeg)"""
 
-    input: str = option(help="video to interpolate", widget="video", group="inputs")
-    output: str = option(help="interpolated video (H.264 yuv420p, the input's audio kept)", group="outputs")
-    target_fps: float = option(30.0, help="output frame rate; any ratio works (16 → 30 gives exactly 30 fps)")
+    input: str = option(label="Video", help="video to interpolate", widget="video", group="inputs")
+    output: str = option(label="Output video",
+                         help="interpolated video (H.264 yuv420p, the input's audio kept)", group="outputs")
+    target_fps: float = option(30.0, label="Target frame rate",
+                               help="output frame rate; any ratio works (16 → 30 gives exactly 30 fps)")
     backend: str = option("auto", choices=BACKENDS,
+                          label="Interpolation backend",
                           help="ncnn = rife-ncnn-vulkan (Vulkan GPU), cuda = Practical-RIFE (PyTorch), "
                           "ffmpeg = minterpolate (no extra install, slower, lower quality); auto = the first "
                           "that works, in that order")
-    fallback_ffmpeg: bool = option(False, help="same as --backend ffmpeg")
+    fallback_ffmpeg: bool = option(False, label="Use ffmpeg", help="same as --backend ffmpeg")
     rife_bin: str | None = option(None, help=f"rife-ncnn-vulkan binary (default: ${rife_ncnn.ENV}, PATH, "
-                                  f"./{rife_ncnn.INSTALL_DIR}/)", widget="file", group="paths")
+                                  f"./{rife_ncnn.INSTALL_DIR}/)", widget="file", group="paths",
+                                  server="location")
     rife_model: str = option(rife_ncnn.DEFAULT_MODEL, help="rife-ncnn-vulkan model: a folder, or the name of one "
-                             "next to the binary; must be a rife-v4 model", group="paths")
+                             "next to the binary; must be a rife-v4 model", group="paths", server="location")
     rife_pytorch_dir: str = config.PRACTICAL_RIFE.option(help="Practical-RIFE clone with the model in train_log/")
 
 

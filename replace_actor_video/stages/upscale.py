@@ -33,31 +33,41 @@ STAGE = "upscale"
 class UpscaleOptions:
     """Upscale (SeedVR2 or Real-ESRGAN)"""
 
-    input: str = option(help="video to upscale", widget="video", group="inputs")
-    output: str = option(help="upscaled video (H.264 yuv420p, the input's audio kept)", group="outputs")
+    input: str = option(label="Video", help="video to upscale", widget="video", group="inputs")
+    output: str = option(label="Output video",
+                         help="upscaled video (H.264 yuv420p, the input's audio kept)", group="outputs")
     backend: str = option("seedvr", choices=("seedvr", "realesrgan"),
+                          label="Upscaler",
                           help="seedvr = SeedVR2 (best quality, H100-class GPU), realesrgan = Real-ESRGAN (2x/4x, "
                           "one ordinary GPU)")
     no_audio: bool = option(False, help="leave the audio out")
-    res_h: int = option(720, help="SeedVR2: output height; with --res_w it sets the pixel area (aspect kept, then "
+    res_h: int = option(720, label="SeedVR2: output height",
+                        help="SeedVR2: output height; with --res_w it sets the pixel area (aspect kept, then "
                         "cropped to multiples of 16)", group="seedvr")
-    res_w: int = option(1280, help="SeedVR2: output width (see --res_h)", group="seedvr")
-    model: str = option("3b", choices=seedvr.MODELS, help="SeedVR2 model size", group="seedvr")
-    num_gpus: int = option(1, help="SeedVR2: GPUs (torchrun processes)", group="seedvr")
-    sp_size: int = option(0, help="SeedVR2: sequence-parallel size; 0 = --num_gpus (all GPUs on the one video)",
+    res_w: int = option(1280, label="SeedVR2: output width", help="SeedVR2: output width (see --res_h)", group="seedvr")
+    model: str = option("3b", choices=seedvr.MODELS, label="SeedVR2 model", help="SeedVR2 model size", group="seedvr")
+    num_gpus: int = option(1, label="SeedVR2: GPUs", help="SeedVR2: GPUs (torchrun processes)", group="seedvr")
+    sp_size: int = option(0, label="SeedVR2: sequence-parallel size",
+                          help="SeedVR2: sequence-parallel size; 0 = --num_gpus (all GPUs on the one video)",
                           group="seedvr")
-    seed: int = option(666, help="SeedVR2: seed (upstream default 666)", group="seedvr")
+    seed: int = option(666, label="SeedVR2: seed", help="SeedVR2: seed (upstream default 666)", group="seedvr")
     seedvr_dir: str = config.SEEDVR.option(help="SeedVR clone with ckpts/")
     seedvr_python: str | None = option(None, help="Python of SeedVR's own environment (env SEEDVR_PYTHON; "
-                                       "default: the Python running this)", widget="file", group="paths")
-    model_name: str = option("realesr-general-x4v3", choices=realesrgan.MODEL_NAMES, help="Real-ESRGAN model",
+                                       "default: the Python running this)", widget="file", group="paths",
+                                       server="location")
+    model_name: str = option("realesr-general-x4v3", choices=realesrgan.MODEL_NAMES, label="Real-ESRGAN model",
+                             help="Real-ESRGAN model",
                              group="realesrgan")
-    outscale: int = option(2, choices=(2, 4), help="Real-ESRGAN: scale factor", group="realesrgan")
-    tile: int = option(0, help="Real-ESRGAN: tile size (e.g. 512) to save GPU memory; 0 = whole frames",
+    outscale: int = option(2, choices=(2, 4), label="Real-ESRGAN: scale",
+                           help="Real-ESRGAN: scale factor", group="realesrgan")
+    tile: int = option(0, label="Real-ESRGAN: tile size",
+                       help="Real-ESRGAN: tile size (e.g. 512) to save GPU memory; 0 = whole frames",
                        group="realesrgan")
-    face_enhance: bool = option(False, help="Real-ESRGAN: restore faces with GFPGAN (downloads its weights; not "
+    face_enhance: bool = option(False, label="Real-ESRGAN: restore faces",
+                                help="Real-ESRGAN: restore faces with GFPGAN (downloads its weights; not "
                                 "with anime models)", group="realesrgan")
-    fp32: bool = option(False, help="Real-ESRGAN: full precision (slower; needed on CPU)", group="realesrgan")
+    fp32: bool = option(False, label="Real-ESRGAN: full precision",
+                        help="Real-ESRGAN: full precision (slower; needed on CPU)", group="realesrgan")
     realesrgan_dir: str = config.REALESRGAN.option()
 
 

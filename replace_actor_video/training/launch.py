@@ -84,7 +84,7 @@ class TrainingOptions:
                                       "examples/wanvideo/model_training/train.py (a fork's, or tiny_train.py for "
                                       "smoke tests)", group="advanced")
     python: str = option(sys.executable, help="the Python that has DiffSynth-Studio, accelerate and torch",
-                         group="paths")
+                         group="paths", server="location")
     diffsynth_dir: str = config.DIFFSYNTH.option(help="DiffSynth-Studio clone")
     ckpt_dir: str = config.CHECKPOINT.option(help="Wan2.2-Animate-14B checkpoint folder")
 

@@ -67,48 +67,64 @@ def parse_lora_list(text: str) -> str:
 class GenerateOptions:
     """Generation (official generate.py --task animate-14B)"""
 
-    src_root_path: str = option("process_results", help="the preprocessing folder (--save_path of stage 1)",
+    src_root_path: str = option("process_results", label="Preprocessing folder",
+                                help="the preprocessing folder (--save_path of stage 1)",
                                 widget="dir", group="inputs", upstream=GENERATE)
-    save_file: str = option("output_wanimate.mp4", aliases=("--output_path",), help="output video",
+    save_file: str = option("output_wanimate.mp4", aliases=("--output_path",), label="Output video",
+                            help="output video",
                             group="outputs", upstream=GENERATE)
-    replace: bool = option(False, help="replace mode (the folder must come from run_preprocessing.py --replace)",
+    replace: bool = option(False, label="Mode", switch=("Animate", "Replace"),
+                           help="replace mode (the folder must come from run_preprocessing.py --replace)",
                            group="mode", upstream=GENERATE, upstream_flag="--replace_flag")
-    use_relighting_lora: bool = option(False, help="replace mode: relight the character to the scene "
+    use_relighting_lora: bool = option(False, label="Relight the character",
+                                       help="replace mode: relight the character to the scene "
                                        "(relighting_lora.ckpt)", group="mode", upstream=GENERATE)
     prompt: str | None = option(None, help="text prompt; upstream default '视频中的人在做动作' (our launcher "
                                 "makes it reach the model)", widget="textarea", group="sampling", upstream=GENERATE)
     negative_prompt: str | None = option(None, help="negative prompt; default: the config's", widget="textarea",
                                          group="sampling", upstream=LAUNCHER)
-    sample_steps: int | None = option(None, help="sampling steps (upstream default 20)", group="sampling",
+    sample_steps: int | None = option(None, label="Sampling steps", help="sampling steps (upstream default 20)",
+                                      group="sampling",
                                       upstream=GENERATE)
-    sample_guide_scale: float | None = option(None, help="CFG scale (upstream default 1.0 = no CFG; >1 doubles "
+    sample_guide_scale: float | None = option(None, label="Guidance scale",
+                                              help="CFG scale (upstream default 1.0 = no CFG; >1 doubles "
                                               "the compute)", group="sampling", upstream=GENERATE)
-    sample_shift: float | None = option(None, help="flow shift (upstream default 5.0)", group="sampling",
+    sample_shift: float | None = option(None, label="Flow shift", help="flow shift (upstream default 5.0)",
+                                        group="sampling",
                                         upstream=GENERATE)
-    sample_solver: str = option("unipc", choices=("unipc", "dpm++"), help="sampler", group="sampling",
+    sample_solver: str = option("unipc", choices=("unipc", "dpm++"), label="Sampler", help="sampler", group="sampling",
                                 upstream=GENERATE)
     seed: int = option(-1, help="seed; -1 picks one at random and records it in the manifest", group="sampling",
                        upstream=GENERATE, upstream_flag="--base_seed")
-    frame_num: int = option(77, help="frames per generated clip, 4n+1", group="sampling", upstream=GENERATE)
-    refert_num: int = option(1, choices=(1, 5), help="frames carried over between clips as temporal guidance",
+    frame_num: int = option(77, label="Frames per clip", help="frames per generated clip, 4n+1", group="sampling",
+                            upstream=GENERATE)
+    refert_num: int = option(1, choices=(1, 5), label="Frames carried between clips",
+                             help="frames carried over between clips as temporal guidance",
                              group="sampling", upstream=GENERATE)
     preset: str | None = option(None, choices=tuple(PRESETS),
                                 help="fast = 4 steps, shift 5.0, guide 1.0 for a 4-step distill LoRA given with "
                                 "--lora (LightX2V's Animate settings); explicit --sample_* values win",
                                 group="performance")
     lora: str | None = option(None, nargs="+", repeat=True, parse=parse_lora_list,
+                              server="weights", label="LoRA files",
                               help="LoRA file(s) merged into the DiT weights at load, PATH or PATH:WEIGHT (weight "
                               "1.0), several after one --lora; kohya, ComfyUI/LightX2V and diffusers key names",
                               group="performance", upstream=LAUNCHER)  # a text box in the UI: weights may follow
-    no_offload: bool = option(False, help="keep T5 on the GPU after encoding; automatic on a GPU of 80 GB or more "
+    no_offload: bool = option(False, label="Keep T5 on the GPU",
+                              help="keep T5 on the GPU after encoding; automatic on a GPU of 80 GB or more "
                               "(upstream's single-GPU default moves it back to the CPU)", group="performance")
-    t5_cpu: bool = option(False, help="run the T5 text encoder on the CPU (saves ~11 GB VRAM)", group="performance",
+    t5_cpu: bool = option(False, label="T5 on the CPU", help="run the T5 text encoder on the CPU (saves ~11 GB VRAM)",
+                          group="performance",
                           upstream=GENERATE)
-    convert_model_dtype: bool = option(False, help="convert model weights to the compute dtype",
+    convert_model_dtype: bool = option(False, label="Convert weights to the compute dtype",
+                                       help="convert model weights to the compute dtype",
                                        group="performance", upstream=GENERATE)
-    multi_gpu: bool = option(False, help="torchrun with FSDP + Ulysses over several GPUs", group="performance")
-    nproc_per_node: int = option(0, help="GPUs for --multi_gpu; 0 = every visible GPU", group="performance")
+    multi_gpu: bool = option(False, label="Several GPUs", help="torchrun with FSDP + Ulysses over several GPUs",
+                             group="performance")
+    nproc_per_node: int = option(0, label="Number of GPUs", help="GPUs for --multi_gpu; 0 = every visible GPU",
+                                 group="performance")
     attention: str = option("auto", choices=ATTENTION_ROUTES,
+                            label="Attention kernels",
                             help="attention kernels: auto = fa3 when importable, else cudnn (lossless); fast = "
                             "fa3-fp8 when FA3 imports, else cudnn (LOSSY); cudnn = torch SDPA, cuDNN kernel first (no "
                             "package needed); sdpa = torch SDPA, PyTorch's own kernel choice; flash = upstream "
@@ -117,12 +133,15 @@ class GenerateOptions:
                             group="performance", upstream=LAUNCHER)
     compile: bool = option(False, help="torch.compile each DiT block (single GPU; the first step pays the "
                            "compilation, ~1-5 min)", group="performance", upstream=LAUNCHER)
-    fp8: bool = option(False, help="float8 linears in the DiT blocks via torchao (LOSSY; single GPU; needs torchao "
+    fp8: bool = option(False, label="FP8 linears",
+                       help="float8 linears in the DiT blocks via torchao (LOSSY; single GPU; needs torchao "
                        "<= 0.15 in the Wan2.2 Python: newer ones break diffusers 0.35's import; pays off only with "
                        "--compile)", group="performance", upstream=LAUNCHER)
-    vae_bf16: bool = option(False, help="run the VAE in bf16 autocast instead of float32 (LOSSY, ~1.4x faster VAE)",
+    vae_bf16: bool = option(False, label="VAE in bf16",
+                            help="run the VAE in bf16 autocast instead of float32 (LOSSY, ~1.4x faster VAE)",
                             group="performance", upstream=LAUNCHER)
-    audio_from: str | None = option(None, help="take the audio from this file instead of the preprocessed "
+    audio_from: str | None = option(None, label="Audio from",
+                                    help="take the audio from this file instead of the preprocessed "
                                     "source video", widget="video", group="outputs")
     wan22_dir: str = config.WAN22.option(upstream=LAUNCHER)
     ckpt_dir: str = config.CHECKPOINT.option(help="Wan2.2-Animate-14B checkpoint folder", upstream=GENERATE)

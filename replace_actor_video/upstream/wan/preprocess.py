@@ -44,30 +44,40 @@ DIVISOR = 16  # resize_by_area(..., divisor=16): each side floored to a multiple
 class PreprocessOptions:
     """Preprocessing (official preprocess_data.py)"""
 
-    video_path: str = option(help="driving video", widget="video", group="inputs", upstream=ARGV)
-    refer_path: str = option(help="reference image of the character", widget="image", group="inputs",
+    video_path: str = option(label="Driving video", help="driving video", widget="video", group="inputs", upstream=ARGV)
+    refer_path: str = option(label="Character image", help="reference image of the character", widget="image",
+                             group="inputs",
                              upstream=ARGV)
-    save_path: str = option("process_results", help="folder for the preprocessing results", widget="dir",
+    save_path: str = option("process_results", label="Preprocessing folder",
+                            help="folder for the preprocessing results", widget="dir",
                             group="outputs", upstream=ARGV)
     resolution: tuple[int, int] = option((1280, 720), parse=parse_resolution, nargs="+",
                                          help="target area 'W H' or WxH; the video's aspect ratio is kept",
                                          upstream=ARGV, upstream_flag="--resolution_area")
-    fps: int = option(30, help="frames per second to sample the driving video at; -1 keeps the source fps",
+    fps: int = option(30, label="Frame rate",
+                      help="frames per second to sample the driving video at; -1 keeps the source fps",
                       upstream=ARGV)
-    replace: bool = option(False, help="replace mode: put the character into the video's scene "
+    replace: bool = option(False, label="Mode", switch=("Animate", "Replace"),
+                           help="replace mode: put the character into the video's scene "
                            "(adds src_bg.mp4 and src_mask.mp4)", group="mode", upstream=ARGV,
                            upstream_flag="--replace_flag")
-    retarget: bool = option(True, help="animate mode: retarget the driving pose to the reference's body "
+    retarget: bool = option(True, label="Fit the pose to the character",
+                            help="animate mode: retarget the driving pose to the reference's body "
                             "proportions (--no-retarget to keep the raw pose)", group="mode", upstream=ARGV,
                             upstream_flag="--retarget_flag")
-    use_flux: bool = option(False, help="animate mode with --retarget: normalise poses with FLUX.1 Kontext "
+    use_flux: bool = option(False, label="Normalise poses with FLUX",
+                            help="animate mode with --retarget: normalise poses with FLUX.1 Kontext "
                             "(needs process_checkpoint/FLUX.1-Kontext-dev)", group="mode", upstream=ARGV)
-    iterations: int = option(3, help="replace mode, official mask: dilation iterations", group="mask",
+    iterations: int = option(3, label="Official mask: dilation passes",
+                             help="replace mode, official mask: dilation iterations", group="mask",
                              upstream=ARGV)
-    k: int = option(7, help="replace mode, official mask: dilation kernel size", group="mask", upstream=ARGV)
-    w_len: int = option(1, help="replace mode, official mask: grid cells across the mask box (1 = rectangle)",
+    k: int = option(7, label="Official mask: dilation kernel", help="replace mode, official mask: dilation kernel size",
+                    group="mask", upstream=ARGV)
+    w_len: int = option(1, label="Official mask: grid columns",
+                        help="replace mode, official mask: grid cells across the mask box (1 = rectangle)",
                         group="mask", upstream=ARGV)
-    h_len: int = option(1, help="replace mode, official mask: grid cells down the mask box (1 = rectangle)",
+    h_len: int = option(1, label="Official mask: grid rows",
+                        help="replace mode, official mask: grid cells down the mask box (1 = rectangle)",
                         group="mask", upstream=ARGV)
     wan22_dir: str = config.WAN22.option()
     ckpt_dir: str = config.CHECKPOINT.option(help="Wan2.2-Animate-14B checkpoint folder")

@@ -69,6 +69,20 @@ SITES: tuple[Site, ...] = (
     Site("wan/animate.py", "method", "WanAnimate.__init__", "--fp8/--compile/--vae_bf16"),
     Site("wan/animate.py", "assigns", "WanAnimate.__init__.noise_model", "--fp8/--compile"),
     Site("wan/animate.py", "assigns", "WanAnimate.__init__.vae", "--vae_bf16"),
+    # fastload.py: T5 built on the meta device (umt5_xxl as T5EncoderModel calls it).
+    Site("wan/modules/t5.py", "defines", "umt5_xxl", "fast loading"),
+    Site("wan/modules/t5.py", "calls", "umt5_xxl", "fast loading"),
+    # timing.py: the model constructors and calls it wraps, and save_video as generate.py calls it.
+    Site("wan/modules/t5.py", "method", "T5EncoderModel.__init__", "timing", ("checkpoint_path",)),
+    Site("wan/modules/t5.py", "method", "T5EncoderModel.__call__", "timing"),
+    Site("wan/modules/animate/clip.py", "method", "CLIPModel.__init__", "timing", ("checkpoint_path",)),
+    Site("wan/modules/vae2_1.py", "method", "Wan2_1_VAE.__init__", "timing", ("vae_pth",)),
+    Site("wan/modules/vae2_1.py", "method", "Wan2_1_VAE.encode", "timing"),
+    Site("wan/modules/vae2_1.py", "method", "Wan2_1_VAE.decode", "timing"),
+    Site("wan/animate.py", "defines", "WanAnimateModel", "timing"),
+    Site("wan/animate.py", "calls", "from_pretrained", "timing"),
+    Site("wan/utils/utils.py", "defines", "save_video", "timing"),
+    Site("generate.py", "calls", "save_video", "timing"),
 )
 
 
