@@ -27,11 +27,13 @@ from ..media.ffmpeg import retime_trim_mux_argv
 from ..media.probe import probe_video
 from ..upstream.wan import generate as wan_generate
 from ..upstream.wan import preprocess as wan_preprocess
+from ..upstream.wan import worker_client as workers
 from ..upstream.wan.generate import GenerateOptions, apply_preset, check_lora_file, lora_files, validate
 from ..upstream.wan.runtime.lora import format_lora_arg
 
 STAGE = "generate"
 BIG_GPU_MIB = 80 * 10**9 // 2**20  # 80 GB: T5 (11 GB) stays beside the DiT (35 GB) and its activations
+HOW_NOT_WHAT = ("worker",)  # options that change how a job runs, not its result: left out of the resume fingerprint
 
 
 def offload_t5(opts: GenerateOptions, nproc: int, gpus: list[Gpu]) -> bool:
@@ -65,7 +67,7 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
     if loras:
         inputs["lora"] = [describe_path(path) for path, _ in loras]
     upstream = {"Wan2.2": {"path": str(wan22), "commit": upstream_commit(wan22)}, "checkpoint": str(ckpt)}
-    fp = fingerprint([as_dict(opts), inputs, upstream])
+    fp = fingerprint([{k: v for k, v in as_dict(opts).items() if k not in HOW_NOT_WHAT}, inputs, upstream])
     if resume and not ctx.dry_run and ctx.is_done(STAGE, fp):
         ctx.say(f"generate: up to date, keeping {save_file}")
         return save_file
@@ -102,8 +104,9 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
         lora=" ".join(format_lora_arg(path, weight) for path, weight in loras) or None)
     call = wan_generate.GenerateCall(upstream_opts, offload_model=offload, nproc=nproc)
     finish = retime_trim_mux_argv(raw, save_file, fps=fps, frames=frames or 1, audio_from=audio)
+    runner = worker_runner(opts.worker, call, ctx)
     if ctx.dry_run:
-        ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE)
+        ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, runner=runner)
         ctx.step(f"retime to {fps} fps, trim to {frames or 'the source'} frames"
                  f"{', mux source audio' if audio else ''}", finish, stage=STAGE)
         return save_file
@@ -112,7 +115,7 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
     with ctx.running(STAGE, options=resolved, inputs=inputs, upstream=upstream, fp=fp, outputs=[save_file]):
         raw.unlink(missing_ok=True)
         ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, expected_outputs=[raw],
-                 cwd=ctx.scratch(STAGE))
+                 cwd=ctx.scratch(STAGE), runner=runner)
         wan_generate.check_generated(raw, expected_frames=frames)
         with atomic_file(save_file) as tmp:
             ctx.step("retime, trim, mux audio", retime_trim_mux_argv(raw, tmp, fps=fps, frames=frames, audio_from=audio),
@@ -120,6 +123,28 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
             check_final(tmp, fps=fps, frames=frames, audio=audio is not None)
     ctx.say(f"generation done: {save_file} ({frames} frames at {fps} fps{', with audio' if audio else ''}, seed {seed})")
     return save_file
+
+
+def worker_runner(mode: str, call: wan_generate.GenerateCall, ctx: RunContext) -> workers.WorkerRunner | None:
+    """The warm worker that runs this job (--worker auto: one already running with these models; start: that,
+    or a new one), or None for a fresh process. Multi-GPU jobs always run fresh."""
+    if mode == "off" or call.nproc > 1:
+        return None
+    key = workers.key_for(call)
+    handle = workers.find_worker(key)
+    if handle is not None:
+        ctx.say(f"generate: warm worker pid {handle.pid} holds these models: it runs the job (no model loading)")
+        return workers.WorkerRunner(handle)
+    others = [w for w in workers.list_workers() if w.get("own", {}).get("wan22_dir") is not None]
+    if mode == "start" and not ctx.dry_run:
+        handle = workers.start_worker(call)
+        ctx.say(f"generate: started a warm worker (pid {handle.pid}): this job loads the models, later jobs with "
+                f"the same model options reuse them; it exits {workers.idle_timeout():.0f} s after its last job")
+        return workers.WorkerRunner(handle)
+    if others:
+        ctx.say(f"generate: {len(others)} warm worker(s) with other model options hold GPU memory; if this job runs "
+                "out of memory, stop them: python -m replace_actor_video.upstream.wan.worker_client stop --all")
+    return None
 
 
 def resolve_audio(opts: GenerateOptions, record: dict, *, dry_run: bool = False) -> Path | None:

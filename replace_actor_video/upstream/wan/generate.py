@@ -2,7 +2,7 @@
 generation options, the launcher + generate.py argv built from them, the checkpoint and input checks and the
 rules upstream's parallel run imposes.
 
-Traps handled here (reference: shared wan22-animate.md §1, §5, §8):
+Traps handled here (each read in the Wan2.2 source at the pinned commit; README "Troubleshooting"):
 - `--refert_num` defaults to 77, which WanAnimate.generate rejects: we always pass 1 or 5;
 - without `--save_file` the output lands in the cwd under a generated name: we always pass it;
 - `--prompt` never reaches WanAnimate.generate: the launcher passes it (see runtime/launcher.py);
@@ -53,6 +53,7 @@ FAST_LORA_HINT = ("the LightX2V 4-step distill LoRA for Wan2.1-I2V-14B, e.g. "
                   "lightx2v/Wan2.1-Distill-Loras: wan2.1_i2v_lora_rank64_lightx2v_4step.safetensors")
 LORA_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 ATTENTION_ROUTES = ("auto", "fast", "cudnn", "flash", "fa3", "fa3-fp8", "sage", "sdpa")
+WORKER_MODES = ("auto", "start", "off")
 
 
 def parse_lora_list(text: str) -> str:
@@ -140,6 +141,12 @@ class GenerateOptions:
     vae_bf16: bool = option(False, label="VAE in bf16",
                             help="run the VAE in bf16 autocast instead of float32 (LOSSY, ~1.4x faster VAE)",
                             group="performance", upstream=LAUNCHER)
+    worker: str = option("auto", choices=WORKER_MODES, label="Warm worker",
+                         help="auto = run on a warm generation worker that already holds these models (same "
+                         "checkpoint, LoRAs, attention, compile/fp8), else a fresh process as before; start = the "
+                         "same, and start such a worker when none runs (it keeps the models loaded for the next "
+                         "jobs and exits RAV_WORKER_IDLE_S, default 900 s, after the last); off = always a fresh "
+                         "process. Single-GPU jobs only (--multi_gpu runs fresh)", group="performance")
     audio_from: str | None = option(None, label="Audio from",
                                     help="take the audio from this file instead of the preprocessed "
                                     "source video", widget="video", group="outputs")

@@ -53,7 +53,7 @@ Speed options, applied to the DiT when `WanAnimate` builds it:
 Loading (fastload.py, lossless): T5 built on the meta device and loaded from a memory-mapped file,
 memory-mapped torch.load, diffusers' parallel shard loader, page-cache prefetch of the checkpoint files.
 Timing (timing.py): one `[rav-timing]` line per model load, T5 call, VAE call, DiT forward and save.
-The warm worker (wan_worker.py) runs the same setup once (prepare()) and then many jobs.
+The warm worker (worker.py) runs the same setup once (prepare()) and then many jobs.
 """
 
 import argparse
