@@ -14,7 +14,7 @@ PACKAGE = REPO / "replace_actor_video"
 NAME = PACKAGE.name
 # Layer → the layers it may import (besides itself). `upstream` homes hold the tools' rules, `mask` is the home of
 # our own contour tool, stages compose homes, the pipeline (with refine and the stage registry) composes stages,
-# and the front ends (ui, training) sit on top; `pipeline.py --doctor` hands over to the doctor. Every layer may
+# the cluster engine (Ray) runs tasks, and the front ends (ui, batch, training) sit on top; `pipeline.py --doctor` hands over to the doctor. Every layer may
 # import the package root (its version).
 ALLOWED = {
     "core": set(),
@@ -23,7 +23,9 @@ ALLOWED = {
     "mask": {"core", "media", "upstream"},
     "stages": {"core", "media", "upstream", "mask"},
     "pipeline": {"core", "media", "upstream", "mask", "stages", "doctor"},
-    "training": {"core", "media", "upstream", "mask"},
+    "cluster": {"core"},
+    "training": {"core", "media", "upstream", "mask", "cluster"},
+    "batch": {"core", "media", "upstream", "mask", "stages", "pipeline", "cluster"},
     "ui": {"core", "media", "upstream", "mask", "stages", "pipeline"},
     "doctor": {"core", "upstream"},
 }
