@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from replace_actor_video.core.options import format_value, specs  # noqa: E402
 from replace_actor_video.pipeline.run import PipelineOptions  # noqa: E402
-from replace_actor_video.stages.common import RunOptions  # noqa: E402
-from replace_actor_video.stages.registry import STAGES  # noqa: E402
+from replace_actor_video.core.stage_cli import RunOptions  # noqa: E402
+from replace_actor_video.pipeline.registry import STAGES  # noqa: E402
 
 PIPE = " \\| "  # a literal | inside a Markdown table cell
 BLOCK = re.compile(r"(<!-- options:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /options -->)", re.S)

@@ -21,31 +21,31 @@ from conftest import REPO, run_cli
 from replace_actor_video.batch.jobs import option_specs, pipeline_argv, read_rows
 from replace_actor_video.pipeline.run import build_parser
 
-# The generate.py of the test clone: the contract stand-in, after recording when it ran; a marker file
+# The generate.py of the test clone: the contract stand-in, after a gate that records when it ran; a marker file
 # FAIL-<job> makes it fail and HANG-<job> makes it wait (for the cancel test). <job> is the run directory's
-# name (the output file's stem): --save_file is <run_dir>/work/generate/<name>.
-GATED_GENERATE = """
-import json, os, runpy, sys, time
+# name (the output file's stem): --save_file is <run_dir>/work/generate/<name>. The gate goes in front of the
+# stand-in's own source, so the file keeps the calls the launcher checks its patch sites in.
+GATE = """
+import atexit, json, os, sys, time
 from pathlib import Path
-here = Path(__file__).resolve().parent
-job = Path(sys.argv[sys.argv.index("--save_file") + 1]).parents[2].name
-start = time.time()
-if (here / f"FAIL-{job}").exists():
-    sys.exit(f"RuntimeError: stand-in failure requested for {job}")
-if (here / f"HANG-{job}").exists():
-    (here / f"HANGING-{job}").write_text(str(os.getpid()))
+_here = Path(__file__).resolve().parent
+_job = Path(sys.argv[sys.argv.index("--save_file") + 1]).parents[2].name
+_start = time.time()
+if (_here / f"FAIL-{_job}").exists():
+    sys.exit(f"RuntimeError: stand-in failure requested for {_job}")
+if (_here / f"HANG-{_job}").exists():
+    (_here / f"HANGING-{_job}").write_text(str(os.getpid()))
     time.sleep(600)
 time.sleep(1.5)  # long enough for two jobs to overlap visibly
-runpy.run_path(str(here / "generate_standin.py"), run_name="__main__")
-(here / f"times-{job}.json").write_text(json.dumps([start, time.time()]))
+atexit.register(lambda: (_here / f"times-{_job}.json").write_text(json.dumps([_start, time.time()])))
 """
 RAY = ["--num_gpus", "2", "--num_cpus", "2"]
 
 
 @pytest.fixture
 def gated_wan22(fake_wan22) -> Path:
-    shutil.move(fake_wan22 / "generate.py", fake_wan22 / "generate_standin.py")
-    (fake_wan22 / "generate.py").write_text(GATED_GENERATE)
+    standin = (fake_wan22 / "generate.py").read_text()
+    (fake_wan22 / "generate.py").write_text(GATE + standin)
     return fake_wan22
 
 

@@ -18,7 +18,8 @@ from ..core.cli import report_errors
 from ..core.errors import StageFailed, UserError
 from ..core.options import add_to_parser, build, option
 from ..core.process import format_argv
-from ..stages.common import RunOptions, absolute
+from ..core.paths import absolute
+from ..core.stage_cli import RunOptions
 from . import jobs as jobs_mod
 from .task import PIPELINE, finished, run_job
 
