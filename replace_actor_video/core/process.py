@@ -222,3 +222,21 @@ def _tail_hint(log_path: Path) -> str:
 
 _EXCEPTION = re.compile(r"(^|[\s:])[A-Za-z_.]*(Error|Exception|Interrupt)\b: ")
 _TORCHRUN_BOILERPLATE = ("error_file", "elastic/errors", "To enable traceback", "ChildFailedError")
+
+
+def start_detached(argv: Sequence[str], *, log_path: Path, env: Mapping[str, str] | None = None,
+                   cwd: Path | None = None) -> int:
+    """Start a long-lived helper (the warm generation worker) that outlives this process: its own session, no
+    stdin, stdout and stderr appended to `log_path`. Returns its pid; ending it is the caller's business."""
+    argv = [str(a) for a in argv]
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"[rav] start: {format_argv(argv)}\n")
+        log.flush()
+        try:
+            proc = subprocess.Popen(argv, cwd=cwd, env=None if env is None else dict(env), stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        except FileNotFoundError as exc:
+            raise StageFailed(f"cannot start {argv[0]!r} ({exc.strerror}); is it installed?") from None
+    return proc.pid

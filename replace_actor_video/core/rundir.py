@@ -130,16 +130,21 @@ class RunContext:
             self.echo.flush()
 
     def step(self, label: str, argv: Sequence[str], *, stage: str, expected_outputs: Sequence[Path] = (),
-             cwd: Path | None = None, env: dict[str, str] | None = None) -> float:
-        """Run one external command of `stage` (or print it in a dry run); returns seconds taken."""
+             cwd: Path | None = None, env: dict[str, str] | None = None, runner: Callable[..., Any] | None = None,
+             ) -> float:
+        """Run one external command of `stage` (or print it in a dry run); returns seconds taken. `runner`, with
+        run_process's signature and a describe() method, runs it elsewhere (the warm generation worker)."""
         if self.dry_run:
-            print(f"[dry-run] {label}: {format_argv(argv)}", file=self.echo or sys.stdout)
+            via = f" [on the {runner.describe()}]" if runner else ""
+            print(f"[dry-run] {label}{via}: {format_argv(argv)}", file=self.echo or sys.stdout)
             return 0.0
-        result = run_process(argv, log_path=self.log_path(stage), label=label, cwd=cwd, env=env,
-                             expected_outputs=expected_outputs, on_progress=self.on_progress,
-                             echo=self.echo, cancel=self.cancel)
-        self.stage_record(stage).setdefault("commands", []).append(
-            {"label": label, "argv": result.argv, "seconds": round(result.seconds, 2)})
+        result = (runner or run_process)(argv, log_path=self.log_path(stage), label=label, cwd=cwd, env=env,
+                                         expected_outputs=expected_outputs, on_progress=self.on_progress,
+                                         echo=self.echo, cancel=self.cancel)
+        record = {"label": label, "argv": result.argv, "seconds": round(result.seconds, 2)}
+        if runner:
+            record["via"] = runner.describe()
+        self.stage_record(stage).setdefault("commands", []).append(record)
         self.save()
         return result.seconds
 
