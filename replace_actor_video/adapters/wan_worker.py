@@ -155,6 +155,7 @@ class Worker:
         self.cache = None
         self.output = None  # the worker log (the fd that was stdout before output capture)
         self.drained = threading.Event()
+        self.preamble = []  # the setup's output (imports, patches), given to the first job's client too
 
     # ---- output --------------------------------------------------------------------------------------------------
 
@@ -193,6 +194,8 @@ class Worker:
         job = self.current
         if job is not None:
             job.connection.send({"out": line})
+        elif self.preamble is not None:
+            self.preamble.append(line)
 
     def log(self, text):
         print(f"{TAG} {text}", flush=True)
@@ -355,6 +358,10 @@ class Worker:
             if job.cancel_requested.is_set():
                 raise JobCancelled()
             job.connection.send({"status": "running", "job": job.number})
+            self.drain()
+            for line in self.preamble or ():
+                job.connection.send({"out": line})
+            self.preamble = None
             with self.lock:
                 self.current = job
             self.log(f"job {job.number}: start")

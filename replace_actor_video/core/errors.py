@@ -2,7 +2,7 @@
 
 
 class UserError(Exception):
-    """Bad input or environment. The CLI prints the message on one line and exits with EXIT_USER_ERROR."""
+    """Bad input or environment. The CLI prints the message on one line and exits with `exit_code` (2)."""
 
     exit_code = 2
 
