@@ -17,3 +17,7 @@ class Cancelled(Exception):
     """The user pressed Ctrl-C or the job was cancelled; the child process tree has been ended."""
 
     exit_code = 130
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: handled exactly as Ctrl-C (a KeyboardInterrupt), with the signal's name."""
