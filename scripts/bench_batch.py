@@ -8,6 +8,9 @@ batch_summary.json); throughput in jobs per hour and the N-GPU / 1-GPU ratio of 
     python3 scripts/bench_batch.py --out OUT --ckpt_dir CKPT --wan22_dir WAN22 [--jobs 4] [--gpus 2]
         [--parts batch,dataset] [--job_args "--sample_steps 2 ..."]
 
+On the lent GPU machine (no network, 64 MiB per call) Ray travels in two calls: scripts/ray_carry.sh; the
+synthetic checkpoint and the Wan2.2 code come from the e2e carry (scripts/gpu_carry.md).
+
 --standins runs the same flow on a CPU against the contract stand-ins (tests/standins), with Ray's logical
 GPUs and a stand-in generate.py that sleeps --standin_sleep seconds (the time a GPU would be busy): it proves
 the plumbing, its figures say nothing about GPUs. The report (OUT/bench_batch.json and .md) is rewritten after
