@@ -13,10 +13,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .adapters import wan_generate, wan_memory_plan, wan_preprocess
 from .core import config
 from .core.errors import UserError
 from .core.gpu import Gpu, visible_gpus
+from .upstream.wan import generate as wan_generate
+from .upstream.wan import memory_plan
+from .upstream.wan import preprocess as wan_preprocess
 
 
 @dataclass(frozen=True)
@@ -61,18 +63,18 @@ def check_gpu() -> Check:
 
 
 def memory_profile_line(gpu: Gpu, ram_gib: float | None) -> Check:
-    """What --memory_profile auto picks on this GPU at the usual sizes (wan_memory_plan.py's estimates)."""
+    """What --memory_profile auto picks on this GPU at the usual sizes (memory_plan.py's estimates)."""
     free = (gpu.free_mib if gpu.free_mib is not None else gpu.memory_mib) / 1024
     picks = []
     for label, (width, height) in (("1280x720", (1280, 720)), ("832x480", (832, 480))):
-        profile = wan_memory_plan.choose(free, width, height)
-        need = wan_memory_plan.needs_gib(profile, width, height)
+        profile = memory_plan.choose(free, width, height)
+        need = memory_plan.needs_gib(profile, width, height)
         picks.append(f"{label} → {profile} (~{need:.0f} GiB)" + (" DOES NOT FIT" if need > free else ""))
     streamed = any("→ full" not in pick for pick in picks)
-    low_ram = streamed and ram_gib is not None and ram_gib < wan_memory_plan.RAM_GIB_STREAMED
+    low_ram = streamed and ram_gib is not None and ram_gib < memory_plan.RAM_GIB_STREAMED
     detail = f"auto with {free:.0f} GiB free: " + ", ".join(picks)
     if low_ram:
-        detail += f"; only {ram_gib:.0f} GiB of RAM (streaming the DiT needs ~{wan_memory_plan.RAM_GIB_STREAMED} GiB)"
+        detail += f"; only {ram_gib:.0f} GiB of RAM (streaming the DiT needs ~{memory_plan.RAM_GIB_STREAMED} GiB)"
     return Check("memory profile", not low_ram and all("DOES NOT FIT" not in p for p in picks), detail,
                  "preprocess at a smaller --resolution_area, or a machine with more RAM" if streamed else "",
                  required=False)

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("color_match", REPO / "replace_actor_video/adapters/color_match.py")
+spec = importlib.util.spec_from_file_location(
+    "color_match", REPO / "replace_actor_video/upstream/wan/runtime/color_match.py")
 cm = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cm)
 

@@ -10,7 +10,7 @@ The cap is torch.cuda.set_per_process_memory_fraction(cap GiB / the GPU's memory
 hold at most that much (the CUDA context, ~0.5 GiB on a real card, is outside it). Rows, in this order:
   full      upstream's placement: the whole DiT on the GPU (random weights drawn there); under a cap below its
             weights a forward cannot allocate: the row says "out of memory" (found in a second, no time spent)
-  low       wan_memory.DiTStreamer with no block kept: 2.1 GiB of non-block parts + two 0.75 GiB slots on the GPU,
+  low       memory.DiTStreamer with no block kept: 2.1 GiB of non-block parts + two 0.75 GiB slots on the GPU,
             the 40 blocks streamed from pinned CPU memory, the next one copied on a side stream
   balanced  the same with resident="fit": its first forward (streamed, untimed) measures the peak, then as many
             blocks as the cap leaves room for stay on the GPU; the second forward is timed
@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-ADAPTERS = REPO / "replace_actor_video" / "adapters"
+RUNTIME = REPO / "replace_actor_video" / "upstream" / "wan" / "runtime"  # the launcher and what it loads
 GIB = 2**30
 SIZES = {"720p": (1280, 720), "480p": (832, 480), "tiny": (64, 64)}
 TARGETS = {"24": 1.6, "32": 1.3, "48": 1.1}  # issue 15: time per forward at the cap ≤ this × the uncapped full row
@@ -62,7 +62,7 @@ def parse_args(argv=None):
 
 
 def load_by_path(stem: str):
-    spec = importlib.util.spec_from_file_location(f"rav_{stem}", ADAPTERS / f"{stem}.py")
+    spec = importlib.util.spec_from_file_location(f"rav_{stem}", RUNTIME / f"{stem}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -244,9 +244,13 @@ def main(argv=None) -> int:
     bench.log(f"{rows} rows ({','.join(profiles)} × caps {','.join(caps)} × {','.join(sizes)}); expected "
               f"~{budget + 60:.0f} s on an H200 (forwards ~{budget:.0f} s, building ~60 s); rows past --budget_s "
               f"{args.budget_s:.0f} are skipped; the report is rewritten after every row")
-    model_animate = import_wan(Path(args.wan22_dir).resolve())
-    launcher = load_by_path("wan_launcher")
-    memory = load_by_path("wan_memory")
+    wan22_dir = Path(args.wan22_dir).resolve()
+    missing = load_by_path("patch_sites").missing_sites(str(wan22_dir))
+    if missing:  # what the launcher refuses: the streamer would not follow this upstream's DiT loop
+        sys.exit(f"{wan22_dir} lacks the patch site {missing[0].describe()}; bench the pinned Wan2.2 (pin.py)")
+    model_animate = import_wan(wan22_dir)
+    launcher = load_by_path("launcher")
+    memory = load_by_path("memory")
     route = "cudnn"
     launcher.install_attention(route)
     started = time.perf_counter()

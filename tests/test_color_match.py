@@ -5,7 +5,8 @@
 - inside upstream's own clip loop (the real `WanAnimate.generate` of the Wan2.2 clone, run on the CPU with a tiny
   stand-in VAE and DiT): the clips start where `clip_starts` says, the hook corrects each clip before its last
   frame becomes the next clip's temporal guide, and in replace mode only the person region changes;
-- the hook refuses an upstream loop that no longer has the statements it relies on;
+- (the statements of upstream's loop the hook relies on are patch sites: tests/test_patch_sites.py refuses a clone
+  without them);
 - post hoc on a real video file (`run_postprocess.py --color_match`), and the metric in the generation manifest.
 """
 
@@ -23,9 +24,10 @@ import numpy as np
 import pytest
 from conftest import REPO, run_cli
 
-from replace_actor_video.adapters import color_match as cm
 from replace_actor_video.media.frames import read_frames, write_video
-from replace_actor_video.stages.generate import COLOR_MATCH_DEFAULT
+from replace_actor_video.upstream.wan.generate import COLOR_MATCH_DEFAULT
+from replace_actor_video.upstream.wan.runtime import clip_color
+from replace_actor_video.upstream.wan.runtime import color_match as cm
 
 WAN22 = Path(os.environ.get("WAN22_DIR", REPO / "Wan2.2"))
 needs_wan22 = pytest.mark.skipif(not (WAN22 / "wan" / "animate.py").is_file(),
@@ -226,13 +228,12 @@ def run_upstream_generate(wan_animate, *, frames, clip_len, refert_num, replace=
     """Upstream's WanAnimate.generate (unchanged) over `frames` driving frames of 32×32, 1 sampling step."""
     import torch
 
-    from replace_actor_video.adapters import wan_clip_color
-
     size = 64 if replace else 32
     cls = wan_animate.WanAnimate
     original = cls.generate
-    if method is not None:
-        wan_clip_color.install(cls, cm, method, strength, (logs if logs is not None else []).append)
+    if method is not None:  # as the launcher installs it (launcher.install_color_match)
+        settings = {"method": method, "strength": strength, "anchor": "join"}
+        cls.generate = clip_color.wrap_generate(original, cm, settings, (logs if logs is not None else []).append)
     models = TinyModels(torch, size, clip_len, refert_num, replace)
     self = cls.__new__(cls)
     self.device, self.rank, self.sp_size, self.t5_cpu = torch.device("cpu"), 0, 1, True
@@ -251,7 +252,6 @@ def run_upstream_generate(wan_animate, *, frames, clip_len, refert_num, replace=
                               sample_solver="unipc", sampling_steps=1, seed=0)
     finally:
         cls.generate = original
-        wan_clip_color._INSTALLED.pop(cls, None)
     assert "decode" not in vars(self.vae) or vars(self.vae)["decode"] == models.decode  # the hook put things back
     frames_out = ((video.permute(1, 2, 3, 0).numpy() + 1) / 2 * 255).round().clip(0, 255).astype(np.uint8)
     return list(frames_out), models
@@ -310,26 +310,6 @@ def test_replace_mode_changes_only_the_person():
         return cm.drift_report(np.array([cm.frame_lab_mean(f, person) for f in frames]), starts)
 
     assert region(matched)["join_delta_e_mean"] * 5 <= region(plain)["join_delta_e_mean"]
-
-
-def test_hook_refuses_a_changed_upstream_loop():
-    from replace_actor_video.adapters import wan_clip_color
-
-    class Changed:
-        def generate(self, src_root_path, clip_len=77, refert_num=1):
-            frames = self.vae.decode([0])  # no longer stacked into out_frames: the guide may not come from here
-            return frames
-
-    with pytest.raises(wan_clip_color.HookSiteMissing, match="changed upstream"):
-        wan_clip_color.install(Changed, cm, "mkl", 1.0, print)
-
-
-@needs_wan22
-def test_hook_accepts_the_pinned_upstream_loop():
-    from replace_actor_video.adapters import wan_clip_color
-
-    with upstream_wan_animate() as wan_animate:
-        wan_clip_color.check_site(wan_animate.WanAnimate)
 
 
 # ---- post hoc and in the stages ------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ if not Path("/usr/bin/chromium").is_file():
 
 from replace_actor_video.mask.points import load_points  # noqa: E402
 from replace_actor_video.media.probe import probe_video  # noqa: E402
-from replace_actor_video.stages.registry import STAGES  # noqa: E402
+from replace_actor_video.pipeline.registry import STAGES  # noqa: E402
 from replace_actor_video.ui.app import PLANNED_TABS  # noqa: E402
 from ui_helpers import CHROMIUM, CHROMIUM_ARGS, REPO, start_server  # noqa: E402
 

@@ -17,7 +17,7 @@ import pytest
 from replace_actor_video.core.errors import UserError
 from replace_actor_video.core.options import add_to_parser
 from replace_actor_video.pipeline import run as pipeline
-from replace_actor_video.stages.registry import STAGES
+from replace_actor_video.pipeline.registry import STAGES
 from replace_actor_video.ui.commands import Workspace, build_command, pipeline_form, stage_form
 from replace_actor_video.ui.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobQueue, LogFollower
 from replace_actor_video.ui.runs import list_runs

@@ -15,18 +15,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from ..adapters import color_match, ffmpeg_interpolate, practical_rife, rife_ncnn
-from ..adapters.color_match import ANCHORS as COLOR_MATCH_ANCHORS
-from ..adapters.color_match import METHODS as COLOR_MATCH_METHODS
 from ..core import config
 from ..core.atomic import atomic_file, refuse_overwrite
 from ..core.config import upstream_commit
 from ..core.errors import StageFailed, UserError
 from ..core.gpu import visible_gpus
-from ..core.options import as_dict, option
+from ..core.options import as_dict, option, same_as
+from ..core.paths import absolute, ensure_not_inside
 from ..core.rundir import RunContext, describe_path, fingerprint
-from ..media.color_drift import summary as drift_summary
-from ..media.color_drift import video_drift
+from ..core.stage_cli import RunOptions
+from ..core.stage_cli import main as stage_main
 from ..media.ffmpeg import mux_audio_argv
 from ..media.frames import iter_frames, write_video
 from ..media.interpolate import (
@@ -39,9 +37,14 @@ from ..media.interpolate import (
     resample_argv,
     target_frames,
 )
-from ..media.probe import VideoInfo, probe_video
-from .common import RunOptions, absolute, ensure_not_inside, probe_input
-from .common import main as stage_main
+from ..media.probe import VideoInfo, probe_input, probe_video
+from ..upstream.ffmpeg import minterpolate as ffmpeg_interpolate
+from ..upstream.rife import ncnn as rife_ncnn
+from ..upstream.rife import practical as practical_rife
+from ..upstream.wan.color_drift import summary as drift_summary
+from ..upstream.wan.color_drift import video_drift
+from ..upstream.wan.generate import GenerateOptions
+from ..upstream.wan.runtime import color_match
 
 STAGE = "postprocess"
 BACKENDS = ("auto", "ncnn", "cuda", "ffmpeg")
@@ -57,17 +60,16 @@ class PostprocessOptions:
     target_fps: float = option(30.0, label="Target frame rate",
                                help="output frame rate; any ratio works (16 → 30 gives exactly 30 fps); 0 = keep "
                                "the input's rate (only --color_match)")
-    color_match: str = option("off", choices=COLOR_MATCH_METHODS, label="Colour match",
-                              help="first colour-match the clips of a Wan-Animate video "
-                              "made elsewhere (clips of --frame_num frames, --refert_num overlap); mkl, mvgd, "
-                              "reinhard, hm as run_generation.py --color_match, which does it inside the clip loop",
-                              group="quality")
-    color_match_strength: float = option(1.0, label="Colour match strength",
-                                         help="how far each clip moves to its reference colours, 0..1",
-                                         group="quality")
-    color_match_anchor: str = option("join", choices=COLOR_MATCH_ANCHORS, label="Colour match reference",
-                                     help="join = each clip matched across its join to the frame before it; first = "
-                                     "to the whole first clip", group="quality")
+    # The generation's colour-match options (methods, strength, anchor), here in Python on a finished video: off by
+    # default, and no launcher to pass them to.
+    color_match: str = same_as(GenerateOptions, "color_match", default="off", upstream=None,
+                               help="first colour-match the clips of a Wan-Animate video made elsewhere (clips of "
+                               "--frame_num frames, --refert_num overlap); mkl, mvgd, reinhard, hm as "
+                               "run_generation.py --color_match, which does it inside the clip loop")
+    color_match_strength: float = same_as(GenerateOptions, "color_match_strength", upstream=None)
+    color_match_anchor: str = same_as(GenerateOptions, "color_match_anchor", upstream=None,
+                                      help="join = each clip matched across its join to the frame before it; first = "
+                                      "to the whole first clip")
     frame_num: int = option(77, label="Frames per clip",
                             help="frames per clip the video was generated with (where its clips join)",
                             group="quality")
@@ -84,10 +86,7 @@ class PostprocessOptions:
                                   server="location")
     rife_model: str = option(rife_ncnn.DEFAULT_MODEL, help="rife-ncnn-vulkan model: a folder, or the name of one "
                              "next to the binary; must be a rife-v4 model", group="paths", server="location")
-    rife_pytorch_dir: str = option(config.PRACTICAL_RIFE.default_value(),
-                                   help="Practical-RIFE clone with the model in train_log/ "
-                                   f"(env {config.PRACTICAL_RIFE.env})", widget="dir", group="paths",
-                                   server="location")
+    rife_pytorch_dir: str = config.PRACTICAL_RIFE.option(help="Practical-RIFE clone with the model in train_log/")
 
 
 def validate(opts: PostprocessOptions) -> Fraction | None:
@@ -232,7 +231,7 @@ def run(opts: PostprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resu
     """Interpolate `input` into `output`. With `resume`, a finished run of the same input and options in
     this run directory is kept; `planned` stands in for a not yet written input in a dry run."""
     target = validate(opts)
-    source = probe_input(opts.input, ctx, planned)
+    source = probe_input(opts.input, dry_run=ctx.dry_run, planned=planned)
     input_path, output = absolute(opts.input), absolute(opts.output)
     ensure_not_inside(output, [input_path])
     if target is not None and target <= source.fps:

@@ -23,7 +23,7 @@ from ..core import config  # noqa: E402
 from ..core.cli import report_errors  # noqa: E402
 from ..core.errors import UserError  # noqa: E402
 from ..core.options import OptionSpec  # noqa: E402
-from ..stages.registry import STAGES  # noqa: E402
+from ..pipeline.registry import STAGES  # noqa: E402
 from . import points_editor  # noqa: E402
 from .commands import UPLOAD_WIDGETS, Form, Workspace, build_command, is_output, pipeline_form, stage_form  # noqa: E402
 from .jobs import FINISHED, RUNNING, JobQueue  # noqa: E402
@@ -32,7 +32,7 @@ from .runs import RunEntry, kind_of, list_runs  # noqa: E402
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 # The stages of the product, in pipeline order; a registered stage gets a form, the others a note until
-# their helper registers them in stages/registry.py.
+# their helper registers them in pipeline/registry.py.
 PLANNED_TABS = (("preprocess", "Preprocess"), ("mask", "Mask"), ("generate", "Generation"), ("refine", "Refine"),
                 ("postprocess", "Postprocess"), ("upscale", "Upscale"))
 OPEN_GROUPS = {"inputs", "outputs", "mode", "sampling", "options"}
@@ -285,7 +285,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                     slots: list[Slot] = []
                     if form is None:
                         gr.Markdown(f"**{title}** is not available yet: no `{name}` stage is registered in "
-                                    "`replace_actor_video/stages/registry.py`. Its tab fills in by itself "
+                                    "`replace_actor_video/pipeline/registry.py`. Its tab fills in by itself "
                                     "once it is.", elem_id=f"note-{name}")
                     else:
                         slots = render_form(form)

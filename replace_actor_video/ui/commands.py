@@ -16,8 +16,8 @@ from typing import Any, Iterable
 from ..core.errors import UserError
 from ..core.options import OptionSpec, add_to_parser, build, format_value, specs, to_argv
 from ..pipeline import run as pipeline
-from ..stages.common import RunOptions
-from ..stages.registry import STAGES, StageEntry
+from ..core.stage_cli import RunOptions
+from ..pipeline.registry import STAGES, StageEntry
 
 UPLOAD_WIDGETS = frozenset({"video", "image", "file"})
 PATH_WIDGETS = UPLOAD_WIDGETS | {"dir", "points"}
@@ -95,7 +95,7 @@ def _form(name: str, title: str, script: str, classes: Iterable[type], parser: a
 
 
 def stage_form(entry: StageEntry) -> Form:
-    """A stage's form: its option classes plus RunOptions, as stages/common.py:main builds its parser."""
+    """A stage's form: its option classes plus RunOptions, as core/stage_cli.py:main builds its parser."""
     classes = (*entry.options, RunOptions)
     parser = argparse.ArgumentParser()
     seen: set[str] = set()

@@ -43,12 +43,14 @@ class WanAnimate:
     def __init__(self, config, checkpoint_dir, device_id=0, rank=0, t5_fsdp=False, dit_fsdp=False, use_sp=False,
                  t5_cpu=False, init_on_cpu=True, convert_model_dtype=False, use_relighting_lora=False):
         self.rank = rank
+        self.device = f"cuda:{device_id}"  # upstream's torch.device; the stand-ins never place anything on it
         self.text_encoder = T5EncoderModel(text_len=512, device="cpu",
                                            checkpoint_path=os.path.join(checkpoint_dir, "models_t5_umt5-xxl-enc-bf16.pth"))
         self.clip = CLIPModel(dtype=None, device=device_id, checkpoint_path=os.path.join(
             checkpoint_dir, "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth"), tokenizer_path=None)
         self.vae = Wan2_1_VAE(vae_pth=os.path.join(checkpoint_dir, "Wan2.1_VAE.pth"), device=device_id)
-        self.noise_model = self._configure_model(model=WanAnimateModel.from_pretrained(checkpoint_dir), use_sp=use_sp,
+        self.noise_model = WanAnimateModel.from_pretrained(checkpoint_dir, device_map=self.device)
+        self.noise_model = self._configure_model(model=self.noise_model, use_sp=use_sp,
                                                  dit_fsdp=dit_fsdp, shard_fn=None,
                                                  convert_model_dtype=convert_model_dtype,
                                                  use_lora=use_relighting_lora, checkpoint_dir=checkpoint_dir,

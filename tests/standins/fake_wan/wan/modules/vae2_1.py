@@ -5,6 +5,7 @@ class Wan2_1_VAE:
     def __init__(self, z_dim=16, vae_pth="cache/vae_step_411000.pth", dtype=float, device="cuda"):
         self.dtype = dtype
         self.device = device
+        self.model = None  # upstream: the video VAE module (--memory_profile moves it for each encode/decode)
 
     def encode(self, videos):
         return list(videos)
