@@ -120,7 +120,7 @@ def _manifest(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def _manifests_of(folder: Path, extra: str | None) -> list[tuple[Path, dict[str, Any]]]:
+def manifests_of(folder: Path, extra: str | None) -> list[tuple[Path, dict[str, Any]]]:
     """The manifests of a job folder: its own (pipeline), nested run directories (stages) and a linked one."""
     candidates = [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]
     if extra:
@@ -147,12 +147,12 @@ def list_runs(runs_dir: Path, jobs: dict[str, Job]) -> list[RunEntry]:
                     job = Job.load(folder)
                 except (ValueError, TypeError, OSError):
                     job = None
-            entry = RunEntry(folder.name, folder, job, _manifests_of(folder, job.run_dir if job else None))
+            entry = RunEntry(folder.name, folder, job, manifests_of(folder, job.run_dir if job else None))
             if job and job.run_dir:
                 linked.add(Path(job.run_dir).resolve())
             entries.append(entry)
         elif (folder / MANIFEST).is_file():
-            entries.append(RunEntry(folder.name, folder, None, _manifests_of(folder, None)))
+            entries.append(RunEntry(folder.name, folder, None, manifests_of(folder, None)))
     entries = [e for e in entries if e.job or e.folder.resolve() not in linked]
     return sorted(entries, key=lambda e: (e.created, e.name), reverse=True)
 
