@@ -2,9 +2,21 @@
 folder in the current directory). The definitions are in replace_actor_video/core/config.py; defaults for
 any pipeline option can also come from a TOML file: `python pipeline.py --config my.toml ...`."""
 
+import sys
+
 from replace_actor_video.core.config import (  # noqa: F401
-    ALL_UPSTREAMS, CHECKPOINT, DIFFSYNTH, PRACTICAL_RIFE, REALESRGAN, RUNS, SEEDVR, WAN22, Location, upstream_commit)
+    ALL_UPSTREAMS,
+    CHECKPOINT,
+    DIFFSYNTH,
+    PRACTICAL_RIFE,
+    REALESRGAN,
+    RUNS,
+    SEEDVR,
+    WAN22,
+    Location,
+    main,
+    upstream_commit,
+)
 
 if __name__ == "__main__":
-    for location in (*ALL_UPSTREAMS, RUNS):
-        print(f"{location.what:32} {location.flag:20} ${location.env:20} -> {location.default_value()}")
+    sys.exit(main())

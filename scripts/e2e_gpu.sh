@@ -8,10 +8,10 @@
 # mask720: replace-mode preprocessing of a 3 s 1280x720 clip with the contour mask (SAM2-L-shaped random
 # weights), reporting the contour step's frames per second (issue 4).
 #
-# Expects, relative to the repo root (gitignored, carried to the lent GPU machine; scripts/gpu_carry.md says
-# how to build them): .e2e/whl/*.whl (Python packages the GPU image lacks), .e2e/ffbins.tar.xz (static
-# ffmpeg + ffprobe), .e2e/Wan2.2 (a Wan2.2 checkout). On a normal set-up (install.sh done) set
-# E2E_SETUP=0 and WAN22_DIR instead.
+# Expects, relative to the repo root (gitignored, carried to the lent GPU machine; `bash scripts/build_gpu_carry.sh`
+# builds them, scripts/gpu_carry.md says why each part is there): .e2e/whl/*.whl (Python packages the GPU image
+# lacks), .e2e/ffbins.tar.xz (static ffmpeg + ffprobe), .e2e/Wan2.2 (the Wan2.2 code at the pin). On a normal
+# set-up (install.sh done) set E2E_SETUP=0 and WAN22_DIR instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(realpath -m "${1:?usage: e2e_gpu.sh OUT_DIR [animate] [replace]}"); shift
@@ -33,16 +33,19 @@ fi
 stamp "setup done; $(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | head -1)"
 
 CKPT=$WORK/ckpt
+# the onnx package is not on the GPU image: the two ONNX graphs travel in the carry (make_synthetic_checkpoint.py
+# --write_onnx .e2e/onnx on the CPU side)
+ONNX_FROM=(); [ -d "$CARRY/onnx" ] && ONNX_FROM=(--onnx_from "$CARRY/onnx")
 if [ -f "$CKPT/process_checkpoint/sam2/sam2_hiera_large.pt" ]; then  # written last
   :
 elif [ "$MODES" = mask720 ]; then  # preprocessing only: the light parts and SAM2 are enough
   CKPT=$WORK/ckpt_light
   if [ ! -f "$CKPT/process_checkpoint/sam2/sam2_hiera_large.pt" ]; then
-    python3 scripts/make_synthetic_checkpoint.py --out "$CKPT" --profile tiny --skip_heavy 2>&1 | tail -n 5
-    python3 -c "import sys; from pathlib import Path; sys.path.insert(0, 'scripts'); import make_synthetic_checkpoint as m; m.write_sam2(Path(sys.argv[1]))" "$CKPT"
+    python3 scripts/make_synthetic_checkpoint.py --out "$CKPT" --profile tiny --skip_heavy "${ONNX_FROM[@]}" 2>&1 | tail -n 5
+    python3 -c "import sys; from pathlib import Path; sys.path.insert(0, 'scripts'); from synthetic.sam2_file import write_sam2; write_sam2(Path(sys.argv[1]))" "$CKPT"
   fi
 else
-  python3 scripts/make_synthetic_checkpoint.py --out "$CKPT" --profile tiny 2>&1 | tail -n 5
+  python3 scripts/make_synthetic_checkpoint.py --out "$CKPT" --profile tiny "${ONNX_FROM[@]}" 2>&1 | tail -n 5
 fi
 stamp "synthetic checkpoint ready: $(du -sh "$CKPT" | cut -f1)"
 

@@ -45,3 +45,10 @@ def upstream_commit(path: str | Path) -> str:
     if marker.is_file():
         return marker.read_text().strip()
     return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python config.py`: where each upstream clone, checkpoint and the runs folder resolve from here."""
+    for location in (*ALL_UPSTREAMS, RUNS):
+        print(f"{location.what:32} {location.flag:20} ${location.env:20} -> {location.default_value()}")
+    return 0

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Self
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from ..core.atomic import atomic_file
 from ..core.errors import StageFailed, UserError
 from .ffmpeg import ffmpeg_bin, rate_text
 from .probe import probe_video
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+; only annotations use it (postponed by __future__)
+    from typing import Self
 
 # Lossless H.264 of a full-range grey picture: Y holds exactly 0/255 and chroma is the neutral 128,
 # so every decoder returns 0/255 whatever range or matrix it assumes (a limited-range reading of

@@ -10,11 +10,15 @@ import argparse
 import dataclasses
 import sys
 import threading
-import tomllib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Sequence
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser from PyPI (requirements.txt)
+    import tomli as tomllib
 
 from ..core.cli import report_errors
 from ..core.errors import UserError
