@@ -14,17 +14,25 @@ from pathlib import Path
 
 import psutil
 import pytest
+from ui_helpers import REPO, make_fake_ckpt, make_fake_wan22, make_media
 
 from replace_actor_video.core.errors import UserError
 from replace_actor_video.core.options import add_to_parser
 from replace_actor_video.pipeline import run as pipeline
 from replace_actor_video.stages.registry import STAGES
 from replace_actor_video.ui.checks import check_form
-from replace_actor_video.ui.commands import Workspace, check_command, on_form, pipeline_form, resolve, stage_form, to_args
+from replace_actor_video.ui.commands import (
+    Workspace,
+    check_command,
+    on_form,
+    pipeline_form,
+    resolve,
+    stage_form,
+    to_args,
+)
 from replace_actor_video.ui.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, Job, JobQueue, LogFollower
 from replace_actor_video.ui.runs import list_runs
 from replace_actor_video.ui.settings import LOCATION, WEIGHTS, ServerSettings, read_config, server_specs
-from ui_helpers import REPO, make_fake_ckpt, make_fake_wan22, make_media
 
 PREPROCESS = next(e for e in STAGES if e.name == "preprocess")
 SAMPLE = {"video": "media/dance.mp4", "image": "media/ref.png", "dir": "media"}  # a valid value per widget
@@ -84,7 +92,8 @@ def processes_in(folder: Path) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         try:
-            if any(str(folder) in part for part in proc.info["cmdline"] or ()) and proc.status() != psutil.STATUS_ZOMBIE:
+            mentions = any(str(folder) in part for part in proc.info["cmdline"] or ())
+            if mentions and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc)
         except psutil.Error:
             pass

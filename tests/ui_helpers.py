@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conftest import CKPT_FILES, REPO, STANDINS
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -79,7 +80,7 @@ class UiServer:
 
 
 def start_server(workspace: Path, *, max_jobs: int = 1, extra_env: dict[str, str] | None = None,
-                 timeout: float = 90) -> UiServer:
+                 extra_args: tuple[str, ...] = (), timeout: float = 90) -> UiServer:
     """app_ui.py on a free port, its workspace at `workspace` (made on first use), ready to serve."""
     media = make_media(workspace / "media") if not (workspace / "media").exists() else \
         {"video": workspace / "media" / "dance.mp4", "image": workspace / "media" / "ref.png"}
@@ -97,7 +98,7 @@ def start_server(workspace: Path, *, max_jobs: int = 1, extra_env: dict[str, str
     log = workspace / f"ui-server-{port}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, str(REPO / "app_ui.py"), "--port", str(port), "--workspace",
-                                 str(workspace), "--runs_dir", str(runs), "--max_jobs", str(max_jobs)],
+                                 str(workspace), "--runs_dir", str(runs), "--max_jobs", str(max_jobs), *extra_args],
                                 cwd=workspace, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + timeout
@@ -112,3 +113,45 @@ def start_server(workspace: Path, *, max_jobs: int = 1, extra_env: dict[str, str
             time.sleep(0.3)
     proc.kill()
     raise RuntimeError(f"app_ui.py did not answer on {url} within {timeout} s:\n{log.read_text()}")
+
+
+def queue_jobs(workspace: Path, count: int, *, extra: list[str] | None = None) -> list[str]:
+    """`count` preprocess jobs written as queued job folders, exactly as the UI writes them (its forms and the
+    layout start_server gives the workspace), for a server that has not started yet: it finds them queued.
+    `extra` arguments are appended to the second job's command (a crafted job). Returns their ids."""
+    from replace_actor_video.stages.registry import STAGES
+    from replace_actor_video.ui.commands import Workspace, resolve, stage_form, to_args
+    from replace_actor_video.ui.jobs import Job
+    from replace_actor_video.ui.settings import ServerSettings
+
+    form = stage_form(next(e for e in STAGES if e.name == "preprocess"))
+    runs = (workspace / "runs").resolve()
+    locations = {"wan22_dir": str(workspace / "Wan2.2"), "ckpt_dir": str(workspace / "Wan2.2-Animate-14B")}
+    settings = ServerSettings(locations, {}, runs)
+    ws = Workspace(workspace, runs, runs / ".ui-cache" / "uploads")
+    ids = []
+    for i in range(count):
+        job_dir = runs / f"20261201-0000{i:02d}-preprocess"
+        (job_dir / "logs").mkdir(parents=True)
+        values = {"video_path": "media/dance.mp4", "refer_path": "media/ref.png", "resolution": "320x240",
+                  "fps": 8 + i}
+        resolved = resolve(form, values, job_dir=job_dir, workspace=ws, settings=settings)
+        assert resolved.ok, resolved.problems
+        args = to_args(form, resolved.values) + ((extra or []) if i == 1 else [])
+        Job(id=job_dir.name, stage=form.name, title=form.title, dir=str(job_dir),
+            command=["python", form.script, *args], values=resolved.chosen, order=float(i + 1)).save()
+        ids.append(job_dir.name)
+    return ids
+
+
+def tiny_sam2_checkpoint(folder: Path) -> Path:
+    """A SAM2.1 hiera-tiny model with random weights in Meta's checkpoint layout (no download)."""
+    import torch
+    from sam2.build_sam import build_sam2_video_predictor
+
+    torch.manual_seed(0)
+    model = build_sam2_video_predictor("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": model.state_dict()}, path)
+    return path

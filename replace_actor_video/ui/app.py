@@ -37,9 +37,10 @@ CSS = """
 .gradio-container { overflow: clip !important; }  /* 'hidden' would make it the scroller and break sticky */
 #rav-header { margin: 0; padding: 0 4px; }
 #rav-header p { margin: 0; }
-.rav-actions { position: sticky; bottom: 0; z-index: 100; isolation: isolate; background: var(--background-fill-primary);
-  border-top: 1px solid var(--border-color-primary); padding: 6px 0 4px; }
+.rav-actions { position: sticky; bottom: 0; z-index: 100; isolation: isolate;
+  background: var(--background-fill-primary); border-top: 1px solid var(--border-color-primary); padding: 6px 0 4px; }
 .rav-log:empty { display: none; }
+#job-downloads .label-clear-button, #run-downloads .label-clear-button { display: none; }  /* nothing to clear */
 @media (min-width: 1000px) {
   #queue-panel { position: sticky; top: 6px; align-self: flex-start; max-height: calc(100vh - 12px);
     overflow-y: auto; }
@@ -61,7 +62,6 @@ CSS = """
 .rav-job.done .rav-badge { background: #2a2; color: #fff; }
 .rav-job.failed .rav-badge { background: #d33; color: #fff; }
 .rav-pos { font-weight: 600; }
-.rav-confirm { border: 1px solid #f3c04a; border-radius: 4px; padding: 4px; }
 """
 
 
@@ -161,8 +161,8 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         pipeline_view = views["pipeline"]
         tool.use.click(use_for_generation(tool, pipeline_view, ctx.forms["pipeline"]),
                        [tool.editor, gr.State(False), tool.video, tool.video_path, *tool.frame_options.values(),
-                        *tool.mask_options.values()], pipeline_view.inputs).then(
-            lambda: gr.Tabs(selected="pipeline"), None, tabs)
+                        *tool.mask_options.values()], [*pipeline_view.inputs, pipeline_view.sections["mask"]]).then(
+            lambda: gr.Tabs(selected="pipeline"), None, tabs).then(None, js="() => window.scrollTo(0, 0)")
 
         state = [panel.selected, panel.shown]
         gr.Timer(1.0).tick(refresh, state, panel.outputs, show_progress="hidden", queue=False)

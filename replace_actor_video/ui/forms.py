@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ GROUP_TITLES = {"mode": "Mode", "inputs": "Inputs", "prompt": "Prompt", "options
                 "mask": "Mask (replace mode)", "performance": "Speed and memory", "finishing": "Finishing",
                 "seedvr": "SeedVR2", "realesrgan": "Real-ESRGAN"}
 DUPLICATE_SECONDS = 10.0  # the same submission again within this time asks before queueing twice
+ASK_SECONDS = 30.0  # a second Run within this time after the question queues it
 
 
 @dataclass
@@ -122,14 +124,11 @@ def _section(form: Form, group: str) -> str:
 class FormView:
     form: Form
     slots: list[Slot]
+    sections: dict[str, Any]  # group → its accordion
     run: Any
     preview: Any
     problems: Any  # general problems (about no single field)
     commands: Any  # the preview's output
-    confirm: Any  # the "same job again?" row
-    confirm_text: Any
-    confirm_yes: Any
-    confirm_no: Any
 
     @property
     def inputs(self) -> list[Any]:
@@ -177,12 +176,14 @@ def render_form(form: Form, settings: ServerSettings) -> FormView:
     """The form's inputs grouped as the specs group them, basic groups first and open, the rest closed;
     then the action bar (sticky: always in view on a long form)."""
     slots: list[Slot] = []
+    sections: dict[str, Any] = {}
     groups: dict[str, list[OptionSpec]] = {}
     for spec in form.fields:
         groups.setdefault(PROMPT if spec.meta.widget == "textarea" else spec.meta.group, []).append(spec)
     order = [g for g in BASIC_GROUPS if g in groups] + [g for g in groups if g not in BASIC_GROUPS]
     for group in order:
-        with gr.Accordion(_section(form, group), open=group in BASIC_GROUPS, elem_id=f"{form.name}-group-{group}"):
+        with gr.Accordion(_section(form, group), open=group in BASIC_GROUPS,
+                          elem_id=f"{form.name}-group-{group}") as sections[group]:
             for spec in groups[group]:
                 elem = f"{form.name}-{spec.name}"
                 if is_media(spec):
@@ -197,10 +198,6 @@ def render_form(form: Form, settings: ServerSettings) -> FormView:
     commands = gr.Code(label="Commands (a preview: nothing was started)", language="shell", visible=False,
                        interactive=False, elem_id=f"{form.name}-commands", wrap_lines=True)
     with gr.Column(elem_classes="rav-actions"):
-        with gr.Row(visible=False, elem_id=f"{form.name}-confirm", elem_classes="rav-confirm") as confirm:
-            confirm_text = gr.Markdown()
-            confirm_yes = gr.Button("Queue it again", size="sm", elem_id=f"{form.name}-confirm-yes")
-            confirm_no = gr.Button("Don't", size="sm", elem_id=f"{form.name}-confirm-no")
         problems = gr.Textbox(label="Checks", show_label=False, container=False, interactive=False, max_lines=3,
                               elem_id=f"{form.name}-problems",
                               placeholder="Checks: a problem with a field shows next to it, any other one here.")
@@ -208,7 +205,7 @@ def render_form(form: Form, settings: ServerSettings) -> FormView:
             run = gr.Button(f"Run {form.title.lower()}" if form.name == "pipeline" else f"Run {form.title}",
                             variant="primary", elem_id=f"run-{form.name}", scale=3)
             preview = gr.Button("Preview commands", elem_id=f"preview-{form.name}", scale=2)
-    return FormView(form, slots, run, preview, problems, commands, confirm, confirm_text, confirm_yes, confirm_no)
+    return FormView(form, slots, sections, run, preview, problems, commands)
 
 
 def request_key(form: Form, values: dict[str, Any]) -> str:
@@ -219,79 +216,78 @@ def request_key(form: Form, values: dict[str, Any]) -> str:
 
 
 def wire(view: FormView, env: Env, open_job: Callable[[str], Any], job_outputs: Sequence[Any]) -> None:
-    """The form's events: Run (validator = the checks; then queue, or ask about a duplicate), the answer
-    to that question, and Preview commands. `open_job(job_id)` gives the updates of `job_outputs` that
-    show a job in the queue panel."""
-    pending = gr.State(None)  # a submission waiting for "Queue it again"
+    """The form's events: Run (its validator: the checks, and a question before the same job is queued twice)
+    and Preview commands (the checks and the commands, at once). `open_job(job_id)` gives the updates of
+    `job_outputs` that show a job in the queue panel."""
     n_inputs = len(view.slots)
+    asked: dict[str, float] = {}  # request key → when the "same job again?" question was asked
 
     def checked(raw: Sequence[Any], job_dir: Path, *, store: bool = False) -> FormCheck:
         values, uploaded = view.values(raw)
         return check_form(view.form, values, job_dir=job_dir, workspace=env.workspace, settings=env.settings,
                           uploaded=uploaded, store=store)
 
-    def validate(*raw: Any) -> list[Any]:
-        raw = raw[:n_inputs]
-        with env.scratch_job() as job_dir:
-            result = checked(raw, job_dir)
+    def marks(raw: Sequence[Any], result: FormCheck, extra: list[str]) -> list[Any]:
+        """One mark per input: a field's problem next to it, the others on the Checks box."""
         values, uploaded = view.values(raw)
-        marks = []
+        out = []
         for slot in view.slots:
             message = result.by_field.get(slot.name)
             # Next to where the value came from: the upload box, the path box, or both when it is missing.
             here = message is not None and (slot.role == "value" or (slot.role == "upload") == (slot.name in uploaded)
                                             or blank(values.get(slot.name)))
-            marks.append(gr.validate(not here, message or ""))
-        marks.append(gr.validate(not result.general, "; ".join(result.general)))
-        return marks
+            out.append(gr.validate(not here, message or ""))
+        general = [*result.general, *extra]
+        return [*out, gr.validate(not general, "; ".join(general))]
 
-    def queue_job(raw: Sequence[Any]) -> str:
+    def validate(*raw: Any) -> list[Any]:
+        raw = raw[:n_inputs]
+        with env.scratch_job() as job_dir:
+            return marks(raw, checked(raw, job_dir), [])
+
+    def validate_run(*raw: Any) -> list[Any]:
+        raw = raw[:n_inputs]
+        with env.scratch_job() as job_dir:
+            result = checked(raw, job_dir)
+        extra = []
+        if result.ok:
+            key = request_key(view.form, view.values(raw)[0])
+            twin = env.queue.recent(view.form.name, key, DUPLICATE_SECONDS)
+            now = time.monotonic()
+            if twin is not None and now - asked.get(key, -ASK_SECONDS) > ASK_SECONDS:
+                asked[key] = now
+                extra = [f"the same job was queued a moment ago ({twin.id}, {twin.status}); press Run again to "
+                         "queue it twice"]
+        return marks(raw, result, extra)
+
+    def submit(*raw: Any) -> list[Any]:
+        raw = raw[:n_inputs]
         job_dir = env.queue.new_job_dir(view.form.name)
         try:
             result = checked(raw, job_dir, store=True)
         except Exception:
             shutil.rmtree(job_dir, ignore_errors=True)
             raise
-        if not result.ok:
+        if not result.ok:  # the validator passed a moment ago: an input changed since (e.g. a file went away)
             shutil.rmtree(job_dir, ignore_errors=True)
             raise gr.Error("; ".join([*result.by_field.values(), *result.general]), title="Not queued")
-        values, _ = view.values(raw)
+        key = request_key(view.form, view.values(raw)[0])
+        asked.pop(key, None)
         job = env.queue.submit(stage=view.form.name, title=view.form.title, job_dir=job_dir, script=view.form.script,
-                               args=result.args, values=result.resolved.chosen,
-                               run_dir=None, request=request_key(view.form, values))
+                               args=result.args, values=result.resolved.chosen, request=key)
         position = env.queue.position(job.id)
         gr.Info(f"{job.id}: queued" + (f" (number {position})" if position else ""), duration=4)
-        return job.id
-
-    def submit(*raw: Any) -> list[Any]:
-        raw = raw[:n_inputs]
-        values, _ = view.values(raw)
-        twin = env.queue.recent(view.form.name, request_key(view.form, values), DUPLICATE_SECONDS)
-        if twin is not None:
-            ask = f"The same job was queued a moment ago ({twin.id}, {twin.status}). Queue it again?"
-            return [gr.update(visible=True), ask, list(raw), *[gr.skip()] * len(job_outputs)]
-        job_id = queue_job(raw)
-        return [gr.update(visible=False), "", None, *open_job(job_id)]
-
-    def again(raw: list[Any] | None) -> list[Any]:
-        if raw is None:
-            return [gr.update(visible=False), None, *[gr.skip()] * len(job_outputs)]
-        job_id = queue_job(raw)
-        return [gr.update(visible=False), None, *open_job(job_id)]
+        return open_job(job.id)
 
     def preview(*raw: Any) -> Any:
         raw = raw[:n_inputs]
         with env.scratch_job() as job_dir:
-            result = checked(raw, job_dir)
-            text = preview_text(result, job_dir)
-        if not result.ok:
-            text = "# not ready:\n" + "\n".join(f"# - {m}" for m in [*result.by_field.values(), *result.general])
+            text = preview_text(checked(raw, job_dir), job_dir)
         return gr.update(value=text, visible=True)
 
     inputs = [*view.inputs, view.problems]
-    view.run.click(submit, inputs, [view.confirm, view.confirm_text, pending, *job_outputs], validator=validate,
-                   concurrency_limit=1, concurrency_id="submit")
-    view.confirm_yes.click(again, pending, [view.confirm, pending, *job_outputs], concurrency_id="submit")
-    view.confirm_no.click(lambda: [gr.update(visible=False), None], None, [view.confirm, pending])
+    view.run.click(submit, inputs, job_outputs, validator=validate_run, concurrency_limit=1, concurrency_id="submit",
+                   api_name=f"run_{view.form.name}")
     # Preview: the checks and the commands at once (never queued behind a job, never a run folder).
-    view.preview.click(preview, inputs, view.commands, validator=validate, concurrency_limit=4)
+    view.preview.click(preview, inputs, view.commands, validator=validate, concurrency_limit=4,
+                       api_name=f"preview_{view.form.name}")

@@ -205,7 +205,7 @@ def build_mask_tool(form: Form, workspace: Workspace, settings: ServerSettings, 
         return [str(out), f"Mask of frames {int(lo)}–{int(hi)}: SAM2 → grow → blockify, as the mask stage makes it."]
 
     load.click(do_load, [video, video_path, *frame_options.values(), normalized], [*view, timeline, last])
-    timeline.release(do_seek, [editor, timeline, normalized], view)
+    timeline.input(do_seek, [editor, timeline, normalized], view, trigger_mode="always_last", show_progress="hidden")
     image.select(do_click, [editor, mode, normalized], view)
     undo.click(lambda ed, n: shown(ed.undo(), n), [editor, normalized], view)
     clear.click(lambda ed, n: shown(ed.clear_frame(), n), [editor, normalized], view)
@@ -219,7 +219,8 @@ def build_mask_tool(form: Form, workspace: Workspace, settings: ServerSettings, 
 
 
 def use_for_generation(tool: MaskTool, view: FormView, form: Form) -> Callable[..., list[Any]]:
-    """The handler of "Use for generation": the pipeline form's updates (its slots' order), from the tool."""
+    """The handler of "Use for generation": the pipeline form's updates (its slots' order, then its Mask
+    section opened), from the tool."""
     index = {(s.name, s.role): i for i, s in enumerate(view.slots)}
     switch = form.field("replace")
 
@@ -240,6 +241,6 @@ def use_for_generation(tool: MaskTool, view: FormView, form: Form) -> Callable[.
         out[index[("mask_mode", "value")]] = "contour"
         gr.Info("The full-pipeline form now has this video, these points and replace mode: add the character "
                 "image and press Run.", duration=6)
-        return out
+        return [*out, gr.Accordion(open=True)]  # the Mask section, to show what was filled in
 
     return use

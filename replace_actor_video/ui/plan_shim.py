@@ -5,7 +5,7 @@ no upstream steps."""
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +47,7 @@ class Plan:
         return "\n".join(f"# {s.label}\n{shlex.join(s.argv)}" for s in self.steps)
 
 
-def _check(stage: str, classes: tuple[type, ...], values: Mapping[str, Any], wired: set[str] | frozenset = frozenset()) -> Plan:
+def _check(stage: str, classes: tuple[type, ...], values: Mapping[str, Any], wired: Iterable[str] = ()) -> Plan:
     problems: list[Problem] = []
     seen: set[str] = set(wired)
     for cls in classes:

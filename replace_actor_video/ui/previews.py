@@ -36,7 +36,8 @@ def cache_name(*parts: object, suffix: str = ".png") -> str:
 
 def mask_overlay(background: Path, mask_video: Path, index: int, cache: Path) -> Path:
     """Frame `index` of a preprocessing folder's src_bg.mp4 with src_mask.mp4 laid over it (cached)."""
-    key = (background.resolve(), background.stat().st_mtime_ns, mask_video.resolve(), mask_video.stat().st_mtime_ns, index)
+    key = (background.resolve(), background.stat().st_mtime_ns, mask_video.resolve(), mask_video.stat().st_mtime_ns,
+           index)
     out = cache / cache_name("overlay", *key)
     if out.is_file():
         return out

@@ -189,7 +189,10 @@ def refresh(queue: JobQueue, forms: dict[str, Form], selected: str | None, shown
                       gr.update(visible=running is not None), list_html(queue, forms, selected)]
     job = queue.get(selected)
     if job is None or job.hidden:
-        return out + [gr.update(visible=False), "", gr.skip(), gr.skip(), "", *[gr.skip()] * 6, None]
+        # Hide the panel only when it shows: Gradio 6.17 never shows a layout block again that got a
+        # visible=False while it was still hidden from the start.
+        hide = gr.update(visible=False) if shown_key is not None else gr.skip()
+        return out + [hide, "", gr.skip(), gr.skip(), "", *[gr.skip()] * 6, None]
     key = (job.id, job.status)
     if key != shown_key:
         video, files = results(job, serve) if job.status in FINISHED else (None, [])

@@ -23,7 +23,8 @@ def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{html.escape(str(c))}</td>" for c in row) + "</tr>"
                    for row in rows)
-    return f"<table style='width:100%;border-collapse:collapse'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return (f"<table style='width:100%;border-collapse:collapse'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>")
 
 
 def run_view(entry: RunEntry | None, serve: Callable[[Path | None], str | None], cache: Path) -> list[Any]:
@@ -43,12 +44,14 @@ def run_view(entry: RunEntry | None, serve: Callable[[Path | None], str | None],
                 overlay = None
     result = next((p for p in reversed(entry.result_files()) if kind_of(p) == "video"), None)
     downloads = [f for f in (serve(p) for p in entry.downloads()) if f]
-    lines = [f"**{entry.name}** · {entry.stage} · **{entry.status}**" + ("" if entry.job else " · started from a terminal")]
+    origin = "" if entry.job else " · started from a terminal"
+    lines = [f"**{entry.name}** · {entry.stage} · **{entry.status}**{origin}"]
     if entry.job and entry.job.message:
         lines.append(f"> {entry.job.message}")
     for name, record in entry.stage_records().items():
         took = f" in {record['seconds']:.0f} s" if record.get("seconds") is not None else ""
-        lines.append(f"- {name}: {record.get('status', '?')}{took}" + (f" — {record['error']}" if record.get("error") else ""))
+        error = f" — {record['error']}" if record.get("error") else ""
+        lines.append(f"- {name}: {record.get('status', '?')}{took}{error}")
     hidden = [str(p) for p in entry.result_files() if serve(p) is None]
     if hidden:
         lines.append(f"Not shown (outside the workspace): {', '.join(hidden)}")

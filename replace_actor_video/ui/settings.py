@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import tomllib
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser from PyPI (requirements.txt)
+    import tomli as tomllib
 
 from ..core.errors import UserError
 from ..core.options import OptionSpec, specs
@@ -201,5 +206,5 @@ class ServerSettings:
     def describe(self) -> list[tuple[str, str]]:
         """(option, value) for the settings page: what every job will use."""
         rows = [(name, value or "(the stage's default)") for name, value in sorted(self.locations.items())]
-        rows += [(f"{weights_flag(n)}", ", ".join(map(str, d)) or "(none)") for n, d in sorted(self.weight_dirs.items())]
+        rows += [(weights_flag(n), ", ".join(map(str, d)) or "(none)") for n, d in sorted(self.weight_dirs.items())]
         return rows
