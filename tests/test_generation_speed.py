@@ -378,6 +378,8 @@ def test_compile_blocks_wraps_every_block():
 FAKE_ANIMATE = '''
 import torch
 
+from .modules.animate.model_animate import WanAnimateModel  # noqa: F401  (wan/animate.py imports it)
+
 class WanAnimate:
     def __init__(self, **kwargs):
         torch.manual_seed(0)

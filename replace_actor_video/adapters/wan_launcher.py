@@ -43,6 +43,11 @@ Speed options, applied to the DiT when `WanAnimate` builds it:
 - `--fp8`: float8 dynamic-activation/weight linears in the DiT blocks via torchao (lossy; single GPU);
 - `--compile`: torch.compile of each DiT block (single GPU; the first forward pays the compilation);
 - `--vae_bf16`: the VAE's convolutions in bf16 autocast instead of float32 (LOSSY, ~1.4x faster VAE).
+
+Loading (wan_fastload.py, lossless): T5 built on the meta device and loaded from a memory-mapped file,
+memory-mapped torch.load, diffusers' parallel shard loader, page-cache prefetch of the checkpoint files.
+Timing (wan_timing.py): one `[rav-timing]` line per model load, T5 call, VAE call, DiT forward and save.
+The warm worker (wan_worker.py) runs the same setup once (prepare()) and then many jobs.
 """
 
 import argparse
@@ -409,21 +414,44 @@ def hook_model_build(loras, fp8, compile_, vae_bf16=False):
         cls.__init__ = __init__
 
 
+PROMPTS = {"prompt": None, "negative_prompt": None}  # what the prompt patch passes; the worker sets it per job
+
+
 def pass_prompt_to_animate(prompt, negative_prompt):
     import wan.animate
 
+    PROMPTS.update(prompt=prompt, negative_prompt=negative_prompt)
     original = wan.animate.WanAnimate.generate
+    if hasattr(original, "rav_prompt_patch"):
+        return
 
     def generate(self, *args, **kwargs):
-        if prompt and not kwargs.get("input_prompt"):
-            kwargs["input_prompt"] = prompt
-        if negative_prompt and not kwargs.get("n_prompt"):
-            kwargs["n_prompt"] = negative_prompt
+        if PROMPTS["prompt"] and not kwargs.get("input_prompt"):
+            kwargs["input_prompt"] = PROMPTS["prompt"]
+        if PROMPTS["negative_prompt"] and not kwargs.get("n_prompt"):
+            kwargs["n_prompt"] = PROMPTS["negative_prompt"]
         _log(f"prompt patch: WanAnimate.generate(input_prompt={kwargs.get('input_prompt', '')!r}, "
              f"n_prompt={'custom' if kwargs.get('n_prompt') else 'config default'})")
         return original(self, *args, **kwargs)
 
+    generate.rav_prompt_patch = True
     wan.animate.WanAnimate.generate = generate
+
+
+def upstream_prompt(upstream_argv):
+    """generate.py's --prompt in its argument list (None when absent)."""
+    prompt = argparse.ArgumentParser(add_help=False)
+    prompt.add_argument("--prompt", default=None)
+    return prompt.parse_known_args(upstream_argv)[0].prompt
+
+
+def upstream_checkpoint(upstream_argv):
+    """(--ckpt_dir, --use_relighting_lora) of generate.py's argument list."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--ckpt_dir", default=None)
+    parser.add_argument("--use_relighting_lora", action="store_true")
+    known = parser.parse_known_args(upstream_argv)[0]
+    return known.ckpt_dir, known.use_relighting_lora
 
 
 def stand_in_for_dashscope():
@@ -446,15 +474,11 @@ def build_parser():
     return parser
 
 
-def main():
-    own_argv, upstream_argv = _split_argv(sys.argv[1:])
-    own = build_parser().parse_args(own_argv)
-    prompt = argparse.ArgumentParser(add_help=False)
-    prompt.add_argument("--prompt", default=None)
-    upstream_prompt = prompt.parse_known_args(upstream_argv)[0].prompt
-
+def prepare(own, upstream_argv):
+    """Everything before upstream's generate.py runs: checks, `import wan`, the patches, the model hooks, fast
+    loading and timing. Returns the attention route. Exits with a one-line message on a bad option."""
+    started = time.perf_counter()
     wan22_dir = os.path.abspath(own.wan22_dir)
-    generate_py = os.path.join(wan22_dir, "generate.py")
     sys.path.insert(0, wan22_dir)
     try:
         route = choose_attention(own.attention)
@@ -462,18 +486,37 @@ def main():
         loras = parse_loras(own.lora)
     except LauncherError as exc:
         sys.exit(f"{TAG} {exc}")
+    fastload = _sibling("wan_fastload")
+    if fastload.enabled():
+        ckpt_dir, relighting = upstream_checkpoint(upstream_argv)
+        fastload.parallel_shard_loading()
+        if ckpt_dir:
+            fastload.prefetch(fastload.checkpoint_files(ckpt_dir, relighting=relighting))
     stand_in_for_dashscope()
     import wan  # noqa: F401  (binds upstream modules so the patches below replace the names they use)
 
     install_attention(route)
     _log(f"attention route: {route} (requested {own.attention})"
          + (": LOSSY (quantized attention)" if route in LOSSY_ROUTES else ""))
-    pass_prompt_to_animate(upstream_prompt, own.negative_prompt)
+    pass_prompt_to_animate(upstream_prompt(upstream_argv), own.negative_prompt)
     try:
         hook_model_build(loras, own.fp8, own.compile, own.vae_bf16)
     except LauncherError as exc:
         sys.exit(f"{TAG} {exc}")
+    if fastload.enabled():
+        fastload.install()
+        _log("fast loading: T5 on the meta device + memory-mapped checkpoints, parallel DiT shards, prefetch")
+    timing = _sibling("wan_timing")
+    timing.install()
+    timing.emit("import", time.perf_counter() - started, "launcher setup and import wan")
+    return route
 
+
+def main():
+    own_argv, upstream_argv = _split_argv(sys.argv[1:])
+    own = build_parser().parse_args(own_argv)
+    route = prepare(own, upstream_argv)
+    generate_py = os.path.join(os.path.abspath(own.wan22_dir), "generate.py")
     sys.argv = [generate_py, *upstream_argv]
     with attention_context(route):
         runpy.run_path(generate_py, run_name="__main__")

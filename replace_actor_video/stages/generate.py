@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..adapters import wan_generate
+from ..adapters import wan_worker_client as workers
 from ..adapters.lora import LoraError, format_lora_arg, lora_key_count, parse_lora_arg, safetensors_keys
 from ..core.atomic import atomic_file, refuse_overwrite
 from ..core.config import upstream_commit
@@ -35,6 +36,8 @@ LORA_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 # LightX2V's config for Animate with its step-distill LoRA (configs/wan22/wan_animate_lora.json):
 # 4 steps, shift 5.0, guide 1.0 (no CFG); their scheduler is UniPC like upstream's default solver.
 PRESETS = {"fast": {"sample_steps": 4, "sample_shift": 5.0, "sample_guide_scale": 1.0}}
+WORKER_MODES = ("auto", "start", "off")
+HOW_NOT_WHAT = ("worker",)  # options that change how a job runs, not its result: left out of the resume fingerprint
 FAST_LORA_HINT = ("the LightX2V 4-step distill LoRA for Wan2.1-I2V-14B, e.g. "
                   "lightx2v/Wan2.1-Distill-Loras: wan2.1_i2v_lora_rank64_lightx2v_4step.safetensors")
 
@@ -117,6 +120,12 @@ class GenerateOptions:
     vae_bf16: bool = option(False, label="VAE in bf16",
                             help="run the VAE in bf16 autocast instead of float32 (LOSSY, ~1.4x faster VAE)",
                             group="performance")
+    worker: str = option("auto", choices=WORKER_MODES, label="Warm worker",
+                         help="auto = run on a warm generation worker that already holds these models (same "
+                         "checkpoint, LoRAs, attention, compile/fp8), else a fresh process as before; start = the "
+                         "same, and start such a worker when none runs (it keeps the models loaded for the next "
+                         "jobs and exits RAV_WORKER_IDLE_S, default 900 s, after the last); off = always a fresh "
+                         "process. Single-GPU jobs only (--multi_gpu runs fresh)", group="performance")
     audio_from: str | None = option(None, label="Audio from",
                                     help="take the audio from this file instead of the preprocessed "
                                     "source video", widget="video", group="outputs")
@@ -198,7 +207,7 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
     if loras:
         inputs["lora"] = [describe_path(path) for path, _ in loras]
     upstream = {"Wan2.2": {"path": str(wan22), "commit": upstream_commit(wan22)}, "checkpoint": str(ckpt)}
-    fp = fingerprint([as_dict(opts), inputs, upstream])
+    fp = fingerprint([{k: v for k, v in as_dict(opts).items() if k not in HOW_NOT_WHAT}, inputs, upstream])
     if resume and not ctx.dry_run and ctx.is_done(STAGE, fp):
         ctx.say(f"generate: up to date, keeping {save_file}")
         return save_file
@@ -239,8 +248,9 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
         attention=opts.attention, loras=loras, compile=opts.compile, fp8=opts.fp8,
         vae_bf16=opts.vae_bf16)
     finish = retime_trim_mux_argv(raw, save_file, fps=fps, frames=frames or 1, audio_from=audio)
+    runner = worker_runner(opts.worker, call, ctx)
     if ctx.dry_run:
-        ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE)
+        ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, runner=runner)
         ctx.step(f"retime to {fps} fps, trim to {frames or 'the source'} frames"
                  f"{', mux source audio' if audio else ''}", finish, stage=STAGE)
         return save_file
@@ -249,7 +259,7 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
     with ctx.running(STAGE, options=resolved, inputs=inputs, upstream=upstream, fp=fp, outputs=[save_file]):
         raw.unlink(missing_ok=True)
         ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, expected_outputs=[raw],
-                 cwd=ctx.scratch(STAGE))
+                 cwd=ctx.scratch(STAGE), runner=runner)
         check_generated(raw, expected_frames=frames)
         with atomic_file(save_file) as tmp:
             ctx.step("retime, trim, mux audio", retime_trim_mux_argv(raw, tmp, fps=fps, frames=frames, audio_from=audio),
@@ -257,6 +267,28 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
             check_final(tmp, fps=fps, frames=frames, audio=audio is not None)
     ctx.say(f"generation done: {save_file} ({frames} frames at {fps} fps{', with audio' if audio else ''}, seed {seed})")
     return save_file
+
+
+def worker_runner(mode: str, call: wan_generate.GenerateCall, ctx: RunContext) -> workers.WorkerRunner | None:
+    """The warm worker that runs this job (--worker auto: one already running with these models; start: that,
+    or a new one), or None for a fresh process. Multi-GPU jobs always run fresh."""
+    if mode == "off" or call.nproc > 1:
+        return None
+    key = workers.key_for(call)
+    handle = workers.find_worker(key)
+    if handle is not None:
+        ctx.say(f"generate: warm worker pid {handle.pid} holds these models: it runs the job (no model loading)")
+        return workers.WorkerRunner(handle)
+    others = [w for w in workers.list_workers() if w.get("own", {}).get("wan22_dir") is not None]
+    if mode == "start" and not ctx.dry_run:
+        handle = workers.start_worker(call)
+        ctx.say(f"generate: started a warm worker (pid {handle.pid}): this job loads the models, later jobs with "
+                f"the same model options reuse them; it exits {workers.idle_timeout():.0f} s after its last job")
+        return workers.WorkerRunner(handle)
+    if others:
+        ctx.say(f"generate: {len(others)} warm worker(s) with other model options hold GPU memory; if this job runs "
+                "out of memory, stop them: python -m replace_actor_video.adapters.wan_worker_client stop --all")
+    return None
 
 
 def resolve_audio(opts: GenerateOptions, record: dict, *, dry_run: bool = False) -> Path | None:
