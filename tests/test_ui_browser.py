@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -290,6 +291,32 @@ def test_a_finished_job_shows_its_result_and_can_be_rerun_or_loaded_into_the_for
     assert json.loads((server.runs / again / "job.json").read_text())["values"] == \
         json.loads((server.runs / job_id / "job.json").read_text())["values"]
     expect(row(page, again)).to_contain_text("done", timeout=JOB_WAIT)
+
+    # New character, same mask: a generation from this job's preprocessing, no preprocessing and no SAM2 again.
+    other = server.workspace / "other.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=200x300", "-frames:v", "1",
+                    str(other)], check=True)
+    row(page, job_id).click()
+    expect(page.locator("#job-status")).to_contain_text(job_id)
+    page.locator("#job-reuse").get_by_text("New character, same mask").click()
+    page.locator("#job-reuse-image input[type=file]").set_input_files(str(other))
+    expect(page.locator("#job-reuse-image img")).to_be_visible()
+    page.locator("#job-reuse-run").click()
+    [reused] = new_jobs(server.runs, before | {job_id, again})
+    expect(row(page, reused)).to_contain_text("done", timeout=JOB_WAIT)
+    expect(row(page, reused)).to_contain_text("Generation (new character)")
+    source, made = server.runs / job_id / "preprocess", server.runs / reused / "process_results"
+    assert (made / "src_ref.png").read_bytes() == other.read_bytes()
+    assert (made / "src_mask.mp4").stat().st_ino == (source / "src_mask.mp4").stat().st_ino  # the same mask
+    log = (server.runs / reused / "logs" / "console.log").read_text()
+    assert "preprocess_data.py" not in log and "contour mask" not in log and "generate.py" in log
+
+    # The Runs tab lists every run folder (terminal runs too) with its previews.
+    open_tab(page, "Runs")
+    choose(page, "run-select", job_id)
+    expect(page.locator("#run-summary")).to_contain_text("generate: done")
+    expect(page.locator("#run-mask-overlay img")).to_be_visible()
+    shot(page, "runs-1280", top=True)
 
 
 # -- the mask tool ------------------------------------------------------------------------------------------------

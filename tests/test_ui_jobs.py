@@ -259,6 +259,26 @@ def test_check_form_runs_the_plan_check_and_sorts_problems_by_field(world):
     assert good.command()[:2] == ["python", "pipeline.py"]
 
 
+def test_a_replace_mode_folder_takes_another_character_without_running_anything(tmp_path):
+    from replace_actor_video.adapters.wan_preprocess import REPLACE_OUTPUTS, with_reference
+
+    folder = tmp_path / "preprocess"
+    (folder / "official_mask").mkdir(parents=True)
+    for name in (*REPLACE_OUTPUTS, "mask_points.json", "official_mask/src_mask.mp4"):
+        (folder / name).write_bytes(name.encode())
+    other = tmp_path / "other.png"
+    other.write_bytes(b"another character")
+    out = with_reference(folder, other, tmp_path / "new")
+    assert (out / "src_ref.png").read_bytes() == b"another character"
+    assert (folder / "src_ref.png").read_bytes() == b"src_ref.png"  # the source folder is untouched
+    for name in ("src_pose.mp4", "src_mask.mp4", "mask_points.json", "official_mask/src_mask.mp4"):
+        assert (out / name).stat().st_ino == (folder / name).stat().st_ino, name  # reused, not recomputed
+    (folder / "src_mask.mp4").unlink()
+    with pytest.raises(UserError, match="not a replace-mode preprocessing folder"):
+        with_reference(folder, other, tmp_path / "newer")
+    assert not (tmp_path / "newer").exists()
+
+
 # -- the queue -------------------------------------------------------------------------------------------------
 def test_a_job_runs_the_stage_cli_and_survives_a_ui_restart(world):
     queue = JobQueue(world["ws"].runs_dir, poll_seconds=0.1)

@@ -10,16 +10,22 @@ Traps handled here (each read in the Wan2.2 source at the pinned commit; README 
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.atomic import atomic_dir
 from ..core.errors import UserError
 
 SCRIPT = Path("wan/modules/animate/preprocess/preprocess_data.py")
 ANIMATE_OUTPUTS = ("src_ref.png", "src_face.mp4", "src_pose.mp4")
 REPLACE_OUTPUTS = ANIMATE_OUTPUTS + ("src_bg.mp4", "src_mask.mp4")
 FLUX_OUTPUTS = ("refer_edit.png", "tpl_edit.png")
+# Replace mode uses the reference image only to copy it, byte for byte, to src_ref.png (process_pipepline.py,
+# replace branch: shutil.copy(refer_image_path, src_ref_path)); no other output depends on it.
+REFERENCE_COPY = "src_ref.png"
 FLUX_DIR = "FLUX.1-Kontext-dev"
 
 
@@ -90,3 +96,31 @@ def check_process_checkpoint(ckpt_dir: Path, *, replace: bool, use_flux: bool) -
         raise UserError(f"{pc}: missing {'; '.join(missing)}; download the checkpoint with ./install.sh "
                         f"or pass --ckpt_dir")
     return pc
+
+
+def _link(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system
+        shutil.copy2(source, target)
+
+
+def with_reference(folder: Path, reference: Path, out: Path) -> Path:
+    """A replace-mode preprocessing folder for another character, made without running anything: every file of
+    `folder` but src_ref.png is the same for any reference (REFERENCE_COPY), so they are reused (hard links,
+    copies across file systems; a contour mask and its points too) and `reference` becomes src_ref.png. `out`
+    appears complete or not at all."""
+    missing = [name for name in REPLACE_OUTPUTS if not (folder / name).is_file()]
+    if missing:
+        raise UserError(f"{folder}: not a replace-mode preprocessing folder ({', '.join(missing)} missing); "
+                        "reuse the folder of a run made with --replace")
+    with atomic_dir(out) as tmp:
+        for item in folder.iterdir():
+            if item.name == REFERENCE_COPY or item.name.startswith("."):
+                continue
+            if item.is_dir():
+                shutil.copytree(item, tmp / item.name, copy_function=_link)
+            else:
+                _link(str(item), str(tmp / item.name))
+        shutil.copyfile(reference, tmp / REFERENCE_COPY)
+    return out

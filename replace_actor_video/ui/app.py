@@ -18,6 +18,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from
 
 import gradio as gr
 
+from ..adapters.wan_preprocess import with_reference
 from ..core import config
 from ..core.cli import report_errors
 from ..core.errors import UserError
@@ -28,6 +29,7 @@ from .commands import Form, Workspace, check_command, pipeline_form, stage_form
 from .forms import Env, FormView, render_form, wire
 from .jobs import Job, JobQueue
 from .mask_tool import build_mask_tool, use_for_generation
+from .media import store_upload
 from .runs_view import build_runs_tab
 from .settings import ServerSettings, add_server_flags, read_config
 
@@ -111,6 +113,29 @@ def resubmit(ctx: AppContext, job: Job) -> str:
     new = ctx.queue.submit(stage=form.name, title=form.title, job_dir=job_dir, script=form.script, args=result.args,
                            values=result.resolved.chosen)
     gr.Info(f"{new.id}: queued again (from {job.id})", duration=4)
+    return new.id
+
+
+def generate_with(ctx: AppContext, job: Job, folder: Path, image: Path) -> str:
+    """A generation job from `job`'s replace-mode preprocessing `folder` with another character `image`
+    (adapters.wan_preprocess.with_reference: no preprocessing, no SAM2), its generation options as in `job`."""
+    form = ctx.forms["generate"]
+    job_dir = ctx.queue.new_job_dir(form.name)
+    try:
+        reference = store_upload(image, "image", job_dir / "inputs", "refer_path")
+        source = with_reference(folder, reference, job_dir / "process_results")
+        values = {name: value for name, value in job.values.items() if form.field(name) is not None}
+        switch = form.field("replace").meta.switch
+        values.update(src_root_path=str(source), replace=switch[True] if switch else True)
+        result = check_form(form, values, job_dir=job_dir, workspace=ctx.workspace, settings=ctx.settings)
+        if not result.ok:
+            raise UserError("; ".join([*result.by_field.values(), *result.general]))
+    except UserError as exc:
+        shutil.rmtree(job_dir, ignore_errors=True)
+        raise gr.Error(str(exc), title="Not queued") from None
+    new = ctx.queue.submit(stage=form.name, title=f"{form.title} (new character)", job_dir=job_dir,
+                           script=form.script, args=result.args, values=result.resolved.chosen)
+    gr.Info(f"{new.id}: queued with the mask of {job.id}", duration=4)
     return new.id
 
 
@@ -206,6 +231,17 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             return open_job(running.id if running else None)
 
         panel.now_cancel.click(cancel_running, None, job_outputs, show_progress="hidden")
+
+        def reuse_mask(job_id: str | None, image: str | None) -> list[Any]:
+            job = ctx.queue.get(job_id)
+            folder = queue_panel.replace_folder(job) if job is not None and job.status == "done" else None
+            if folder is None:
+                raise gr.Error("open a finished replace-mode job first: its preprocessing folder holds the mask")
+            if not image:
+                raise gr.Error("choose the new character image")
+            return open_job(generate_with(ctx, job, folder, Path(image)))
+
+        panel.reuse.click(reuse_mask, [panel.selected, panel.reuse_image], job_outputs, show_progress="hidden")
 
         # "Load settings": the job's values back into its form, and that form's tab on show.
         all_inputs = [c for view in views.values() for c in view.inputs]

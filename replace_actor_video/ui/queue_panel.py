@@ -66,6 +66,8 @@ class QueuePanel:
     down: Any
     remove: Any
     close: Any
+    reuse_image: Any
+    reuse: Any
     shown: Any  # gr.State: (job id, status) whose result is on show
 
     @property
@@ -98,8 +100,14 @@ def build_panel() -> QueuePanel:
             load = gr.Button("Load settings", size="sm", elem_id="job-load", min_width=90)
             remove = gr.Button("Remove", size="sm", elem_id="job-remove", min_width=60)
             close = gr.Button("Close", size="sm", elem_id="job-close", min_width=50)
+        with gr.Accordion("New character, same mask", open=False, elem_id="job-reuse"):
+            gr.Markdown("For a finished replace-mode job: generate again with another character image, reusing this "
+                        "job's preprocessing (pose, face, background, mask) — no preprocessing, no SAM2.")
+            reuse_image = gr.Image(label="New character image", type="filepath", sources=["upload"], height=140,
+                                   elem_id="job-reuse-image")
+            reuse = gr.Button("Generate with this character", elem_id="job-reuse-run")
     return QueuePanel(selected, now, now_log, now_cancel, job_list, detail, status, result, downloads, log, cancel,
-                      rerun, load, up, down, remove, close, shown)
+                      rerun, load, up, down, remove, close, reuse_image, reuse, shown)
 
 
 def _bar(fraction: float | None, status: str) -> str:
@@ -173,9 +181,18 @@ def status_markdown(queue: JobQueue, job: Job) -> str:
     return "\n\n".join(lines)
 
 
+def entry_of(job: Job) -> RunEntry:
+    return RunEntry(job.id, job.path, job, manifests_of(job.path, job.run_dir))
+
+
+def replace_folder(job: Job) -> Path | None:
+    """The job's replace-mode preprocessing folder (one with a mask), if it made one."""
+    return next((p for p in entry_of(job).preprocess_folders() if (p / "src_mask.mp4").is_file()), None)
+
+
 def results(job: Job, shown: Callable[[Path | None], str | None]) -> tuple[str | None, list[str]]:
     """The job's result video and its downloadable files (only those the UI may serve)."""
-    entry = RunEntry(job.id, job.path, job, manifests_of(job.path, job.run_dir))
+    entry = entry_of(job)
     video = next((p for p in reversed(entry.result_files()) if kind_of(p) == "video"), None)
     files = [f for f in (shown(p) for p in entry.downloads()) if f]
     return shown(video), files
