@@ -151,7 +151,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     env = ctx.env()
     with gr.Blocks(title="replace-actor-video", delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown("**replace-actor-video** · Wan2.2-Animate — every form runs the same command as the terminal "
-                    "(`pipeline.py`, `run_*.py`); jobs queue on the right.", elem_id="rav-header")
+                    "(`pipeline.py`, `run_*.py`); jobs wait in the queue panel.", elem_id="rav-header")
         with gr.Row(elem_id="rav-main", equal_height=False):
             with gr.Column(scale=3, min_width=380, elem_id="rav-forms"):
                 views: dict[str, FormView] = {}

@@ -117,7 +117,7 @@ def media_inputs(form: Form, spec: OptionSpec, elem: str) -> list[Slot]:
 
 def _section(form: Form, group: str) -> str:
     title = GROUP_TITLES.get(group, group.capitalize())
-    return title if group in BASIC_GROUPS else f"{title} (advanced; defaults shown under each field)"
+    return title if group in BASIC_GROUPS else f"{title} (advanced)"
 
 
 @dataclass
@@ -200,7 +200,7 @@ def render_form(form: Form, settings: ServerSettings) -> FormView:
     with gr.Column(elem_classes="rav-actions"):
         problems = gr.Textbox(label="Checks", show_label=False, container=False, interactive=False, max_lines=3,
                               elem_id=f"{form.name}-problems",
-                              placeholder="Checks: a problem with a field shows next to it, any other one here.")
+                              placeholder="Checks: problems show next to their field, others here")
         with gr.Row():
             run = gr.Button(f"Run {form.title.lower()}" if form.name == "pipeline" else f"Run {form.title}",
                             variant="primary", elem_id=f"run-{form.name}", scale=3)
