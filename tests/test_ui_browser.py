@@ -138,8 +138,12 @@ def in_view(page, locator) -> bool:
     """Wholly inside the viewport, the page not scrolled."""
     rect = locator.bounding_box()
     height = page.viewport_size["height"]
-    return page.evaluate("window.scrollY") == 0 and rect is not None and rect["y"] >= 0 and \
-        rect["y"] + rect["height"] <= height
+    return (
+        page.evaluate("window.scrollY") == 0
+        and rect is not None
+        and rect["y"] >= 0
+        and rect["y"] + rect["height"] <= height
+    )
 
 
 def fill_pipeline(page, prompt: str) -> None:
@@ -155,9 +159,11 @@ def fill_pipeline(page, prompt: str) -> None:
 def test_a_bad_video_is_refused_next_to_its_field_at_once_and_nothing_is_queued(page, server):
     before = job_folders(server.runs)
     shot(page, "pipeline-1280", top=True)
-    cases = [("media/missing.mp4", "file not found"),  # missing
-             ("media/ref.png", "still image, not a video"),  # an image where the video belongs
-             ("media/notes.txt", "not a readable media file")]  # not media at all
+    cases = [
+        ("media/missing.mp4", "file not found"),  # missing
+        ("media/ref.png", "still image, not a video"),  # an image where the video belongs
+        ("media/notes.txt", "not a readable media file"),
+    ]  # not media at all
     (server.workspace / "media" / "notes.txt").write_text("hello")
     fill(page, "pipeline-refer_path-path", "media/ref.png")
     for text, said in cases:
@@ -288,14 +294,18 @@ def test_a_finished_job_shows_its_result_and_can_be_rerun_or_loaded_into_the_for
     page.locator("#job-rerun").click()
     expect(page.locator("#job-list .rav-job")).to_have_count(len(before) + 2)
     [again] = new_jobs(server.runs, before | {job_id})
-    assert json.loads((server.runs / again / "job.json").read_text())["values"] == \
-        json.loads((server.runs / job_id / "job.json").read_text())["values"]
+    assert (
+        json.loads((server.runs / again / "job.json").read_text())["values"]
+        == json.loads((server.runs / job_id / "job.json").read_text())["values"]
+    )
     expect(row(page, again)).to_contain_text("done", timeout=JOB_WAIT)
 
     # New character, same mask: a generation from this job's preprocessing, no preprocessing and no SAM2 again.
     other = server.workspace / "other.png"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=200x300", "-frames:v", "1",
-                    str(other)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=200x300", "-frames:v", "1", str(other)],
+        check=True,
+    )
     row(page, job_id).click()
     expect(page.locator("#job-status")).to_contain_text(job_id)
     page.locator("#job-reuse").get_by_text("New character, same mask").click()
@@ -368,8 +378,11 @@ def test_mask_tool_points_on_several_frames_preview_and_use(page, server, sam2_d
     data = json.loads(page.locator("#mask-json .cm-content").inner_text())
     assert data["coords"] == "pixels" and (data["width"], data["height"]) == (320, 240)
     assert [(f["frame"], len(f["positive"]), len(f["negative"])) for f in data["frames"]] == [(3, 1, 1), (8, 1, 0)]
-    (x, y), (nx, ny), (x8, y8) = data["frames"][0]["positive"][0], data["frames"][0]["negative"][0], \
-        data["frames"][1]["positive"][0]
+    (x, y), (nx, ny), (x8, y8) = (
+        data["frames"][0]["positive"][0],
+        data["frames"][0]["negative"][0],
+        data["frames"][1]["positive"][0],
+    )
     assert abs(x - 160) < 8 and abs(y - 96) < 8 and abs(nx - 32) < 8 and abs(ny - 24) < 8  # pixels of the frame
     assert abs(x8 - 192) < 8 and abs(y8 - 120) < 8
 
@@ -399,6 +412,7 @@ def test_the_ui_cannot_be_turned_into_a_code_runner(server, tmp_path):
     """The attack of issue 12: upload a `generate.py` and a `wan` package, then point a generation at them.
     A hostile script talks to the real server (gradio_client): there is no field for any location, and the
     uploads are refused by content; nothing is queued and nothing runs."""
+    import httpx
     from gradio_client import Client, handle_file
 
     marker = tmp_path / "pwned"
@@ -429,7 +443,7 @@ def test_the_ui_cannot_be_turned_into_a_code_runner(server, tmp_path):
         client.predict(*args, api_name="/run_pipeline")
     args[video_at] = handle_file(str(server.media["video"]))
     args[image_at] = handle_file(str(tmp_path / "wan" / "__init__.py"))
-    with pytest.raises(Exception):  # refused (by Gradio's own image check, before ours)
+    with pytest.raises(httpx.HTTPStatusError, match="400 Bad Request"):  # Gradio's own image check, before ours
         client.predict(*args, api_name="/run_pipeline")
     # The upload did land in Gradio's cache; a path box pointing at it is refused by content too.
     uploaded = sorted(server.runs.glob(".ui-cache/uploads/*/generate.py"))
@@ -499,8 +513,10 @@ def test_with_15_queued_the_running_job_and_its_log_stay_in_view(browser, busy):
         log = page.locator("#now-log .rav-log")
         assert in_view(page, progress) and in_view(page, log)
 
-        script = "() => { const b = document.querySelector('#now-log .rav-log');" \
-                 " return [b.scrollTop, b.scrollHeight - b.clientHeight, b.textContent]; }"
+        script = (
+            "() => { const b = document.querySelector('#now-log .rav-log');"
+            " return [b.scrollTop, b.scrollHeight - b.clientHeight, b.textContent]; }"
+        )
 
         def place():
             return page.evaluate(script)
@@ -511,8 +527,10 @@ def test_with_15_queued_the_running_job_and_its_log_stay_in_view(browser, busy):
             page.wait_for_function(f"() => ({script})()[2] !== {json.dumps(text)}", timeout=15_000)
 
         def scroll(top: str) -> None:
-            page.evaluate(f"() => {{ const b = document.querySelector('#now-log .rav-log'); b.scrollTop = {top};"
-                          " b.dispatchEvent(new Event('scroll')); }")
+            page.evaluate(
+                f"() => {{ const b = document.querySelector('#now-log .rav-log'); b.scrollTop = {top};"
+                " b.dispatchEvent(new Event('scroll')); }"
+            )
 
         # The log follows its newest line...
         page.wait_for_function(f"() => ({script})()[1] > 20", timeout=30_000)  # longer than its box

@@ -56,10 +56,19 @@ def world(tmp_path, monkeypatch):
     ws = Workspace(tmp_path, tmp_path / "runs", tmp_path / "uploads")
     ws.runs_dir.mkdir()
     ws.uploads.mkdir()
-    settings = ServerSettings({"wan22_dir": str(wan22), "ckpt_dir": str(ckpt)}, {"lora": (loras,)},
-                              ws.runs_dir.resolve())
-    return {"media": media, "wan22": wan22, "ckpt": ckpt, "gate": gate, "ws": ws, "tmp": tmp_path,
-            "settings": settings, "loras": loras}
+    settings = ServerSettings(
+        {"wan22_dir": str(wan22), "ckpt_dir": str(ckpt)}, {"lora": (loras,)}, ws.runs_dir.resolve()
+    )
+    return {
+        "media": media,
+        "wan22": wan22,
+        "ckpt": ckpt,
+        "gate": gate,
+        "ws": ws,
+        "tmp": tmp_path,
+        "settings": settings,
+        "loras": loras,
+    }
 
 
 def wait_for(predicate, timeout=60.0, what="condition"):
@@ -80,11 +89,17 @@ def command_for(form, values, world, job_dir, **kw):
 def submit_preprocess(queue: JobQueue, world: dict, **extra) -> Job:
     form = stage_form(PREPROCESS)
     job_dir = queue.new_job_dir(form.name)
-    values = {"video_path": str(world["media"]["video"]), "refer_path": str(world["media"]["image"]),
-              "resolution": "320x240", "fps": 12, **extra}
+    values = {
+        "video_path": str(world["media"]["video"]),
+        "refer_path": str(world["media"]["image"]),
+        "resolution": "320x240",
+        "fps": 12,
+        **extra,
+    }
     resolved, args = command_for(form, values, world, job_dir)
-    return queue.submit(stage=form.name, title=form.title, job_dir=job_dir, script=form.script, args=args,
-                        values=resolved.chosen)
+    return queue.submit(
+        stage=form.name, title=form.title, job_dir=job_dir, script=form.script, args=args, values=resolved.chosen
+    )
 
 
 def processes_in(folder: Path) -> list[psutil.Process]:
@@ -104,8 +119,17 @@ def processes_in(folder: Path) -> list[psutil.Process]:
 def test_server_options_are_never_on_a_form():
     """Every upstream location is a server setting: no form offers it, so no browser can set it."""
     locations = {s.name for s in server_specs(LOCATION)}
-    assert {"wan22_dir", "ckpt_dir", "rife_bin", "rife_pytorch_dir", "seedvr_dir", "seedvr_python",
-            "realesrgan_dir", "sam2_config", "runs_dir"} <= locations
+    assert {
+        "wan22_dir",
+        "ckpt_dir",
+        "rife_bin",
+        "rife_pytorch_dir",
+        "seedvr_dir",
+        "seedvr_python",
+        "realesrgan_dir",
+        "sam2_config",
+        "runs_dir",
+    } <= locations
     assert {s.name for s in server_specs(WEIGHTS)} == {"lora", "sam2_checkpoint"}
     for form in [pipeline_form(), *(stage_form(e) for e in STAGES)]:
         shown = {s.name for s in form.fields}
@@ -117,9 +141,19 @@ def test_server_options_are_never_on_a_form():
 def test_pipeline_form_argv_is_what_the_pipeline_cli_parses(world):
     form = pipeline_form()
     job_dir = world["tmp"] / "runs" / "job"
-    values = {"video_path": "media/dance.mp4", "refer_path": str(world["media"]["image"]), "replace": "Replace",
-              "resolution": "640 368", "sample_steps": "12", "sample_shift": " ", "seed": -1, "retarget": False,
-              "attention": "sdpa", "prompt": "a dancer; rm -rf / $(whoami)", "lora": ["style.safetensors:0.5"]}
+    values = {
+        "video_path": "media/dance.mp4",
+        "refer_path": str(world["media"]["image"]),
+        "replace": "Replace",
+        "resolution": "640 368",
+        "sample_steps": "12",
+        "sample_shift": " ",
+        "seed": -1,
+        "retarget": False,
+        "attention": "sdpa",
+        "prompt": "a dancer; rm -rf / $(whoami)",
+        "lora": ["style.safetensors:0.5"],
+    }
     resolved, args = command_for(form, values, world, job_dir)
     parsed = vars(pipeline.build_parser().parse_args(args))
     cfg = pipeline.config_from(parsed)
@@ -133,8 +167,9 @@ def test_pipeline_form_argv_is_what_the_pipeline_cli_parses(world):
     assert args.count("--replace") == 1  # an option two stages share is passed once
     assert "--sample_shift" not in args and "--seed" not in args  # empty or default: left out
     assert resolved.chosen["replace"] == "Replace" and resolved.chosen["lora"] == ["style.safetensors:0.5"]
-    bad = resolve(form, {**values, "sample_steps": "many"}, job_dir=job_dir, workspace=world["ws"],
-                  settings=world["settings"])
+    bad = resolve(
+        form, {**values, "sample_steps": "many"}, job_dir=job_dir, workspace=world["ws"], settings=world["settings"]
+    )
     assert bad.problems == [("sample_steps", "Sampling steps: 'many' is not a whole number")]
 
 
@@ -158,14 +193,20 @@ def test_every_registered_stage_form_round_trips_through_its_parser(world):
 def test_problems_are_collected_per_field(world):
     form = stage_form(PREPROCESS)
     job_dir = world["tmp"] / "runs" / "j"
-    result = resolve(form, {"video_path": "/etc/passwd", "refer_path": "media/dance.mp4", "fps": "x"},
-                     job_dir=job_dir, workspace=world["ws"], settings=world["settings"])
+    result = resolve(
+        form,
+        {"video_path": "/etc/passwd", "refer_path": "media/dance.mp4", "fps": "x"},
+        job_dir=job_dir,
+        workspace=world["ws"],
+        settings=world["settings"],
+    )
     problems = dict(result.problems)
     assert "outside the workspace" in problems["video_path"]
     assert "not a readable image" in problems["refer_path"]  # a video where an image belongs: by content
     assert "'x' is not a whole number" in problems["fps"]
-    missing = resolve(form, {"video_path": "media/dance.mp4"}, job_dir=job_dir, workspace=world["ws"],
-                      settings=world["settings"])
+    missing = resolve(
+        form, {"video_path": "media/dance.mp4"}, job_dir=job_dir, workspace=world["ws"], settings=world["settings"]
+    )
     assert [p for p, _ in missing.problems] == ["refer_path"] and "required" in missing.problems[0][1]
 
 
@@ -173,11 +214,17 @@ def test_a_request_naming_a_server_option_is_refused(world):
     """Defence in depth: even a crafted submission that names a location is refused, not ignored."""
     form = pipeline_form()
     values = {"video_path": "media/dance.mp4", "refer_path": "media/ref.png", "wan22_dir": str(world["tmp"])}
-    result = resolve(form, values, job_dir=world["tmp"] / "runs" / "j", workspace=world["ws"],
-                     settings=world["settings"])
+    result = resolve(
+        form, values, job_dir=world["tmp"] / "runs" / "j", workspace=world["ws"], settings=world["settings"]
+    )
     assert result.problems == [(None, "wan22_dir: is set on the server (app_ui.py), never from a browser; refused")]
-    picked = resolve(form, {**{k: v for k, v in values.items() if k != "wan22_dir"}, "lora": ["../../evil.pt"]},
-                     job_dir=world["tmp"] / "runs" / "j", workspace=world["ws"], settings=world["settings"])
+    picked = resolve(
+        form,
+        {**{k: v for k, v in values.items() if k != "wan22_dir"}, "lora": ["../../evil.pt"]},
+        job_dir=world["tmp"] / "runs" / "j",
+        workspace=world["ws"],
+        settings=world["settings"],
+    )
     assert picked.problems and "not one of the files the server offers" in picked.problems[0][1]
 
 
@@ -194,29 +241,47 @@ def test_uploads_are_media_checked_by_content_and_stored_under_our_name(world):
     shutil.copy(world["media"]["image"], image)
     form = stage_form(PREPROCESS)
     job_dir = world["tmp"] / "runs" / "j"
-    ok = resolve(form, {"video_path": str(video), "refer_path": str(image)}, job_dir=job_dir, workspace=world["ws"],
-                 settings=world["settings"], uploaded={"video_path", "refer_path"}, store=True)
+    ok = resolve(
+        form,
+        {"video_path": str(video), "refer_path": str(image)},
+        job_dir=job_dir,
+        workspace=world["ws"],
+        settings=world["settings"],
+        uploaded={"video_path", "refer_path"},
+        store=True,
+    )
     assert ok.ok, ok.problems
     stored = sorted(p.name for p in (job_dir / "inputs").iterdir())
     assert stored == ["refer_path-init.png", "video_path-generate.mp4"]  # never a .py, never a package
     assert ok.values["video_path"] == str(job_dir / "inputs" / "video_path-generate.mp4")
-    bad = resolve(form, {"video_path": str(code), "refer_path": str(image)}, job_dir=world["tmp"] / "runs" / "k",
-                  workspace=world["ws"], settings=world["settings"], uploaded={"video_path", "refer_path"}, store=True)
+    bad = resolve(
+        form,
+        {"video_path": str(code), "refer_path": str(image)},
+        job_dir=world["tmp"] / "runs" / "k",
+        workspace=world["ws"],
+        settings=world["settings"],
+        uploaded={"video_path", "refer_path"},
+        store=True,
+    )
     assert [p for p, _ in bad.problems] == ["video_path"] and "not a readable media file" in bad.problems[0][1]
     assert not (world["tmp"] / "runs" / "k" / "inputs" / "video_path-clip.mp4").exists()
 
 
-@pytest.mark.parametrize("extra, refused", [
-    (["--wan22_dir", "/tmp/evil"], "--wan22_dir /tmp/evil: set on the server only"),
-    (["--ckpt_dir", "/tmp/evil"], "--ckpt_dir /tmp/evil: set on the server only"),
-    (["--lora", "/tmp/evil.safetensors:1"], "--lora"),
-    (["--runs_dir", "/tmp"], "--runs_dir /tmp: set on the server only"),
-    (["--config", "/tmp/evil.toml"], "--config, which no form sets"),
-])
+@pytest.mark.parametrize(
+    "extra, refused",
+    [
+        (["--wan22_dir", "/tmp/evil"], "--wan22_dir /tmp/evil: set on the server only"),
+        (["--ckpt_dir", "/tmp/evil"], "--ckpt_dir /tmp/evil: set on the server only"),
+        (["--lora", "/tmp/evil.safetensors:1"], "--lora"),
+        (["--runs_dir", "/tmp"], "--runs_dir /tmp: set on the server only"),
+        (["--config", "/tmp/evil.toml"], "--config, which no form sets"),
+    ],
+)
 def test_the_queue_guard_refuses_a_command_naming_another_location(world, extra, refused):
     form = pipeline_form()
-    _, args = command_for(form, {"video_path": "media/dance.mp4", "refer_path": "media/ref.png"}, world,
-                          world["tmp"] / "runs" / "j")
+    _, args = command_for(
+        form, {"video_path": "media/dance.mp4", "refer_path": "media/ref.png"}, world, world["tmp"] / "runs" / "j"
+    )
     check_command(form, args, world["settings"])  # what the UI built passes
     with pytest.raises(UserError, match=refused.replace("(", r"\(")):
         check_command(form, [*args, *extra], world["settings"])
@@ -237,7 +302,7 @@ def test_server_settings_come_from_flags_config_and_environment(tmp_path, monkey
     assert settings.weight_dirs["lora"] == (tmp_path / "loras",)
     assert list(settings.weight_files("sam2_checkpoint")) == ["sam2.1_hiera_tiny.pt"]
     bad = tmp_path / "bad.toml"
-    bad.write_text('wan22_dir = 3\n')
+    bad.write_text("wan22_dir = 3\n")
     with pytest.raises(UserError, match=r"bad.toml:wan22_dir: 3 is not text"):
         read_config(str(bad), build_parser())
     bad.write_text('evil = "x"\n')
@@ -249,12 +314,22 @@ def test_check_form_runs_the_plan_check_and_sorts_problems_by_field(world):
     form = pipeline_form()
     job_dir = world["tmp"] / "runs" / ".check"
     job_dir.mkdir(parents=True)
-    result = check_form(form, {"video_path": "media/ref.png", "refer_path": "media/ref.png"}, job_dir=job_dir,
-                        workspace=world["ws"], settings=world["settings"])
+    result = check_form(
+        form,
+        {"video_path": "media/ref.png", "refer_path": "media/ref.png"},
+        job_dir=job_dir,
+        workspace=world["ws"],
+        settings=world["settings"],
+    )
     assert not result.ok and set(result.by_field) == {"video_path"}
     assert "still image" in result.by_field["video_path"]
-    good = check_form(form, {"video_path": "media/dance.mp4", "refer_path": "media/ref.png"}, job_dir=job_dir,
-                      workspace=world["ws"], settings=world["settings"])
+    good = check_form(
+        form,
+        {"video_path": "media/dance.mp4", "refer_path": "media/ref.png"},
+        job_dir=job_dir,
+        workspace=world["ws"],
+        settings=world["settings"],
+    )
     assert good.ok, (good.by_field, good.general)
     assert good.command()[:2] == ["python", "pipeline.py"]
 
@@ -387,8 +462,14 @@ def test_the_guard_refuses_a_crafted_job_before_it_starts(world):
     job_dir = world["ws"].runs_dir / "crafted"
     (job_dir / "logs").mkdir(parents=True)
     _, args = command_for(form, {"video_path": "media/dance.mp4", "refer_path": "media/ref.png"}, world, job_dir)
-    Job(id="crafted", stage="pipeline", title="Full pipeline", dir=str(job_dir),
-        command=["python", "pipeline.py", *args, "--wan22_dir", str(evil)], values={}).save()
+    Job(
+        id="crafted",
+        stage="pipeline",
+        title="Full pipeline",
+        dir=str(job_dir),
+        command=["python", "pipeline.py", *args, "--wan22_dir", str(evil)],
+        values={},
+    ).save()
 
     def guard(job: Job) -> None:
         check_command(form, job.command[2:], world["settings"])
@@ -430,8 +511,13 @@ def test_points_keyword_is_not_taken_for_a_path(world):
             assert kept.values[spec.name] == spec.default
             typed, _ = command_for(form, {**values, spec.name: "points/p.json"}, world, job_dir)
             assert typed.values[spec.name] == str(points)
-            wrong = resolve(form, {**values, spec.name: "media/ref.png"}, job_dir=job_dir, workspace=world["ws"],
-                            settings=world["settings"])
+            wrong = resolve(
+                form,
+                {**values, spec.name: "media/ref.png"},
+                job_dir=job_dir,
+                workspace=world["ws"],
+                settings=world["settings"],
+            )
             assert [p for p, _ in wrong.problems] == [spec.name]
 
 
@@ -439,7 +525,13 @@ def test_points_keyword_is_not_taken_for_a_path(world):
 def test_exposing_the_ui_needs_auth(exposed, tmp_path):
     pytest.importorskip("gradio", reason="the UI needs requirements-ui.txt")
     env = {k: v for k, v in os.environ.items() if k != "RAV_UI_AUTH"}
-    res = subprocess.run([sys.executable, str(REPO / "app_ui.py"), *exposed, "--runs_dir", str(tmp_path / "runs")],
-                         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    res = subprocess.run(
+        [sys.executable, str(REPO / "app_ui.py"), *exposed, "--runs_dir", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert res.returncode == 2
     assert "add --auth user:password" in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -17,8 +17,15 @@ from pathlib import Path
 from conftest import CKPT_FILES, REPO, STANDINS
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def ffmpeg(*args: str) -> None:
@@ -28,8 +35,25 @@ def ffmpeg(*args: str) -> None:
 def make_media(folder: Path) -> dict[str, Path]:
     """A 2 s 24 fps 320x240 clip with audio and a reference PNG."""
     folder.mkdir(parents=True, exist_ok=True)
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=24", "-f", "lavfi", "-i", "sine=frequency=440",
-           "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(folder / "dance.mp4"))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=24",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        str(folder / "dance.mp4"),
+    )
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=256x320", "-frames:v", "1", str(folder / "ref.png"))
     return {"video": folder / "dance.mp4", "image": folder / "ref.png"}
 
@@ -79,11 +103,20 @@ class UiServer:
             self.proc.wait()
 
 
-def start_server(workspace: Path, *, max_jobs: int = 1, extra_env: dict[str, str] | None = None,
-                 extra_args: tuple[str, ...] = (), timeout: float = 90) -> UiServer:
+def start_server(
+    workspace: Path,
+    *,
+    max_jobs: int = 1,
+    extra_env: dict[str, str] | None = None,
+    extra_args: tuple[str, ...] = (),
+    timeout: float = 90,
+) -> UiServer:
     """app_ui.py on a free port, its workspace at `workspace` (made on first use), ready to serve."""
-    media = make_media(workspace / "media") if not (workspace / "media").exists() else \
-        {"video": workspace / "media" / "dance.mp4", "image": workspace / "media" / "ref.png"}
+    media = (
+        make_media(workspace / "media")
+        if not (workspace / "media").exists()
+        else {"video": workspace / "media" / "dance.mp4", "image": workspace / "media" / "ref.png"}
+    )
     wan22 = workspace / "Wan2.2"
     if not wan22.exists():
         make_fake_wan22(wan22)
@@ -91,15 +124,37 @@ def start_server(workspace: Path, *, max_jobs: int = 1, extra_env: dict[str, str
     port = free_port()
     runs = workspace / "runs"
     gate = workspace / "gate"
-    env = {**os.environ, "RAV_REPO": str(REPO), "WAN22_DIR": str(wan22),
-           "WAN_ANIMATE_CKPT": str(workspace / "Wan2.2-Animate-14B"), "UI_STANDIN_GATE": str(gate),
-           "GRADIO_ANALYTICS_ENABLED": "False", **(extra_env or {})}
+    env = {
+        **os.environ,
+        "RAV_REPO": str(REPO),
+        "WAN22_DIR": str(wan22),
+        "WAN_ANIMATE_CKPT": str(workspace / "Wan2.2-Animate-14B"),
+        "UI_STANDIN_GATE": str(gate),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        **(extra_env or {}),
+    }
     env.pop("GRADIO_TEMP_DIR", None)
     log = workspace / f"ui-server-{port}.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, str(REPO / "app_ui.py"), "--port", str(port), "--workspace",
-                                 str(workspace), "--runs_dir", str(runs), "--max_jobs", str(max_jobs), *extra_args],
-                                cwd=workspace, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO / "app_ui.py"),
+                "--port",
+                str(port),
+                "--workspace",
+                str(workspace),
+                "--runs_dir",
+                str(runs),
+                "--max_jobs",
+                str(max_jobs),
+                *extra_args,
+            ],
+            cwd=workspace,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -133,13 +188,19 @@ def queue_jobs(workspace: Path, count: int, *, extra: list[str] | None = None) -
     for i in range(count):
         job_dir = runs / f"20261201-0000{i:02d}-preprocess"
         (job_dir / "logs").mkdir(parents=True)
-        values = {"video_path": "media/dance.mp4", "refer_path": "media/ref.png", "resolution": "320x240",
-                  "fps": 8 + i}
+        values = {"video_path": "media/dance.mp4", "refer_path": "media/ref.png", "resolution": "320x240", "fps": 8 + i}
         resolved = resolve(form, values, job_dir=job_dir, workspace=ws, settings=settings)
         assert resolved.ok, resolved.problems
         args = to_args(form, resolved.values) + ((extra or []) if i == 1 else [])
-        Job(id=job_dir.name, stage=form.name, title=form.title, dir=str(job_dir),
-            command=["python", form.script, *args], values=resolved.chosen, order=float(i + 1)).save()
+        Job(
+            id=job_dir.name,
+            stage=form.name,
+            title=form.title,
+            dir=str(job_dir),
+            command=["python", form.script, *args],
+            values=resolved.chosen,
+            order=float(i + 1),
+        ).save()
         ids.append(job_dir.name)
     return ids
 

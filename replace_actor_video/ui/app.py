@@ -42,10 +42,11 @@ CSS = """
 .rav-actions { position: sticky; bottom: 0; z-index: 100; isolation: isolate;
   background: var(--background-fill-primary); border-top: 1px solid var(--border-color-primary); padding: 6px 0 4px; }
 .rav-log:empty { display: none; }
+#job-status pre, #job-status code { white-space: pre-wrap; word-break: break-all; }
 #job-downloads .label-clear-button, #run-downloads .label-clear-button { display: none; }  /* nothing to clear */
 @media (min-width: 1000px) {
   #queue-panel { position: sticky; top: 6px; align-self: flex-start; max-height: calc(100vh - 12px);
-    overflow-y: auto; }
+    overflow-y: auto; overflow-x: hidden; }
 }
 .rav-now { font-size: 14px; padding: 4px 2px; }
 .rav-now small, .rav-job small { color: var(--body-text-color-subdued); }
@@ -91,6 +92,7 @@ def all_forms() -> dict[str, Form]:
 def job_guard(forms: dict[str, Form], settings: ServerSettings):
     """The queue's last check before a job starts: its script is a form's, and its arguments name only the
     server's locations and weights (whatever wrote its job.json)."""
+
     def guard(job: Job) -> None:
         form = forms.get(job.stage)
         if form is None or job.command[:2] != ["python", form.script]:
@@ -110,8 +112,14 @@ def resubmit(ctx: AppContext, job: Job) -> str:
     if not result.ok:
         shutil.rmtree(job_dir, ignore_errors=True)
         raise gr.Error("; ".join([*result.by_field.values(), *result.general]), title="Not queued")
-    new = ctx.queue.submit(stage=form.name, title=form.title, job_dir=job_dir, script=form.script, args=result.args,
-                           values=result.resolved.chosen)
+    new = ctx.queue.submit(
+        stage=form.name,
+        title=form.title,
+        job_dir=job_dir,
+        script=form.script,
+        args=result.args,
+        values=result.resolved.chosen,
+    )
     gr.Info(f"{new.id}: queued again (from {job.id})", duration=4)
     return new.id
 
@@ -133,25 +141,37 @@ def generate_with(ctx: AppContext, job: Job, folder: Path, image: Path) -> str:
     except UserError as exc:
         shutil.rmtree(job_dir, ignore_errors=True)
         raise gr.Error(str(exc), title="Not queued") from None
-    new = ctx.queue.submit(stage=form.name, title=f"{form.title} (new character)", job_dir=job_dir,
-                           script=form.script, args=result.args, values=result.resolved.chosen)
+    new = ctx.queue.submit(
+        stage=form.name,
+        title=f"{form.title} (new character)",
+        job_dir=job_dir,
+        script=form.script,
+        args=result.args,
+        values=result.resolved.chosen,
+    )
     gr.Info(f"{new.id}: queued with the mask of {job.id}", duration=4)
     return new.id
 
 
 def settings_markdown(ctx: AppContext) -> str:
     rows = "\n".join(f"| `--{name}` | `{value}` |" for name, value in ctx.settings.describe())
-    return ("Set when `app_ui.py` starts (its command line, `--config FILE.toml`, or the environment) and never "
-            "from a browser: a browser user may choose media and options, not code, interpreters or folders "
-            "(docs/UI.md, *Safety*).\n\n| setting | value |\n|---|---|\n" + rows +
-            f"\n\nWorkspace: `{ctx.workspace.root}` · runs: `{ctx.workspace.runs_dir}`")
+    return (
+        "Set when `app_ui.py` starts (its command line, `--config FILE.toml`, or the environment) and never "
+        "from a browser: a browser user may choose media and options, not code, interpreters or folders "
+        "(docs/UI.md, *Safety*).\n\n| setting | value |\n|---|---|\n"
+        + rows
+        + f"\n\nWorkspace: `{ctx.workspace.root}` · runs: `{ctx.workspace.runs_dir}`"
+    )
 
 
 def build_app(ctx: AppContext) -> gr.Blocks:
     env = ctx.env()
     with gr.Blocks(title="replace-actor-video", delete_cache=(3600, 24 * 3600)) as demo:
-        gr.Markdown("**replace-actor-video** · Wan2.2-Animate — every form runs the same command as the terminal "
-                    "(`pipeline.py`, `run_*.py`); jobs wait in the queue panel.", elem_id="rav-header")
+        gr.Markdown(
+            "**replace-actor-video** · Wan2.2-Animate — every form runs the same command as the terminal "
+            "(`pipeline.py`, `run_*.py`); jobs wait in the queue panel.",
+            elem_id="rav-header",
+        )
         with gr.Row(elem_id="rav-main", equal_height=False):
             with gr.Column(scale=3, min_width=380, elem_id="rav-forms"):
                 views: dict[str, FormView] = {}
@@ -159,16 +179,22 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                     with gr.Tab("Full pipeline", id="pipeline", elem_id="tab-pipeline"):
                         views["pipeline"] = render_form(ctx.forms["pipeline"], ctx.settings)
                     with gr.Tab("Mask tool", id="mask-tool", elem_id="tab-mask-tool"):
-                        tool = build_mask_tool(ctx.forms["pipeline"], ctx.workspace, ctx.settings, ctx.cache,
-                                               ctx.workspace.runs_dir / "points")
+                        tool = build_mask_tool(
+                            ctx.forms["pipeline"],
+                            ctx.workspace,
+                            ctx.settings,
+                            ctx.cache,
+                            ctx.workspace.runs_dir / "points",
+                        )
                     with gr.Tab("Single stages", id="stages", elem_id="tab-stages"):
                         with gr.Tabs(elem_id="stage-tabs") as stage_tabs:
                             for entry in STAGES:
                                 with gr.Tab(entry.title, id=entry.name, elem_id=f"tab-{entry.name}"):
                                     views[entry.name] = render_form(ctx.forms[entry.name], ctx.settings)
                     with gr.Tab("Runs", id="runs", elem_id="tab-runs") as runs_tab:
-                        listing, listing_outputs = build_runs_tab(ctx.workspace.runs_dir, ctx.queue, ctx.serve,
-                                                                  ctx.cache)
+                        listing, listing_outputs = build_runs_tab(
+                            ctx.workspace.runs_dir, ctx.queue, ctx.serve, ctx.cache
+                        )
                     with gr.Tab("Server settings", id="server", elem_id="tab-server"):
                         gr.Markdown(settings_markdown(ctx), elem_id="server-settings")
             with gr.Column(scale=2, min_width=340, elem_id="queue-panel"):
@@ -184,10 +210,18 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         for view in views.values():
             wire(view, env, open_job, job_outputs)
         pipeline_view = views["pipeline"]
-        tool.use.click(use_for_generation(tool, pipeline_view, ctx.forms["pipeline"]),
-                       [tool.editor, gr.State(False), tool.video, tool.video_path, *tool.frame_options.values(),
-                        *tool.mask_options.values()], [*pipeline_view.inputs, pipeline_view.sections["mask"]]).then(
-            lambda: gr.Tabs(selected="pipeline"), None, tabs).then(None, js="() => window.scrollTo(0, 0)")
+        tool.use.click(
+            use_for_generation(tool, pipeline_view, ctx.forms["pipeline"]),
+            [
+                tool.editor,
+                gr.State(False),
+                tool.video,
+                tool.video_path,
+                *tool.frame_options.values(),
+                *tool.mask_options.values(),
+            ],
+            [*pipeline_view.inputs, pipeline_view.sections["mask"]],
+        ).then(lambda: gr.Tabs(selected="pipeline"), None, tabs).then(None, js="() => window.scrollTo(0, 0)")
 
         state = [panel.selected, panel.shown]
         gr.Timer(1.0).tick(refresh, state, panel.outputs, show_progress="hidden", queue=False)
@@ -218,10 +252,16 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 elif action == "rerun":
                     return open_job(resubmit(ctx, job))
                 return open_job(job.id)
+
             return handler
 
-        for action, button in (("cancel", panel.cancel), ("up", panel.up), ("down", panel.down),
-                               ("remove", panel.remove), ("rerun", panel.rerun)):
+        for action, button in (
+            ("cancel", panel.cancel),
+            ("up", panel.up),
+            ("down", panel.down),
+            ("remove", panel.remove),
+            ("rerun", panel.rerun),
+        ):
             button.click(act(action), panel.selected, job_outputs, show_progress="hidden")
 
         def cancel_running() -> list[Any]:
@@ -251,8 +291,10 @@ def build_app(ctx: AppContext) -> gr.Blocks:
             if job is None or job.stage not in views:
                 raise gr.Error("open a job first (click it in the list)")
             stage = job.stage != "pipeline"
-            out: list[Any] = [gr.Tabs(selected="stages" if stage else "pipeline"),
-                              gr.Tabs(selected=job.stage) if stage else gr.skip()]
+            out: list[Any] = [
+                gr.Tabs(selected="stages" if stage else "pipeline"),
+                gr.Tabs(selected=job.stage) if stage else gr.skip(),
+            ]
             for name, view in views.items():
                 out += view.fill(job.values) if name == job.stage else [gr.skip()] * len(view.inputs)
             gr.Info(f"{ctx.forms[job.stage].title}: settings of {job.id} loaded", duration=4)
@@ -274,19 +316,35 @@ def parse_auth(text: str | None) -> tuple[str, str] | None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Web UI for every stage (Gradio). Binds 127.0.0.1 unless told.")
-    parser.add_argument("--config", default=None, help="TOML file with any of these settings (keys = the flag "
-                        "names without --); the command line wins")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this "
-                        "machine only); any other address needs --auth")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="TOML file with any of these settings (keys = the flag names without --); the command line wins",
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only); any other address needs --auth",
+    )
     parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     parser.add_argument("--share", action="store_true", help="open a public Gradio share link (needs --auth)")
-    parser.add_argument("--auth", default=None, help="user:password required to open the UI (env RAV_UI_AUTH); "
-                        "mandatory with --share or a non-local --host")
+    parser.add_argument(
+        "--auth",
+        default=None,
+        help="user:password required to open the UI (env RAV_UI_AUTH); mandatory with --share or a non-local --host",
+    )
     parser.add_argument("--max_jobs", type=int, default=1, help="jobs run at once (default: 1, one GPU job)")
-    parser.add_argument("--runs_dir", default=config.RUNS.default_value(),
-                        help=f"where job and run folders go (env {config.RUNS.env}; default: runs)")
-    parser.add_argument("--workspace", default=".", help="the folder the UI may read and write files in, besides "
-                        "the runs folder and uploads; relative paths in forms start here (default: current folder)")
+    parser.add_argument(
+        "--runs_dir",
+        default=config.RUNS.default_value(),
+        help=f"where job and run folders go (env {config.RUNS.env}; default: runs)",
+    )
+    parser.add_argument(
+        "--workspace",
+        default=".",
+        help="the folder the UI may read and write files in, besides "
+        "the runs folder and uploads; relative paths in forms start here (default: current folder)",
+    )
     parser.add_argument("--max_file_size", default="4gb", help="largest upload (default: 4gb)")
     add_server_flags(parser)
     return parser
@@ -326,17 +384,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         auth = parse_auth(args.auth or os.environ.get("RAV_UI_AUTH"))
         if (args.share or args.host not in LOCAL_HOSTS) and auth is None:
             exposed = "--share" if args.share else f"--host {args.host}"
-            raise UserError(f"{exposed} makes the UI reachable from other machines; add --auth user:password "
-                            "(or set RAV_UI_AUTH)")
+            raise UserError(
+                f"{exposed} makes the UI reachable from other machines; add --auth user:password (or set RAV_UI_AUTH)"
+            )
         ctx = make_context(args)
         demo = build_app(ctx)
-        print(f"[rav-ui] workspace {ctx.workspace.root}, runs {ctx.workspace.runs_dir}, max_jobs {args.max_jobs}",
-              flush=True)
+        print(
+            f"[rav-ui] workspace {ctx.workspace.root}, runs {ctx.workspace.runs_dir}, max_jobs {args.max_jobs}",
+            flush=True,
+        )
         try:
             demo.queue(default_concurrency_limit=8).launch(
-                server_name=args.host, server_port=args.port, share=args.share, auth=auth, allowed_paths=[],
-                max_file_size=args.max_file_size, show_error=True, ssr_mode=False, pwa=False, mcp_server=False,
-                enable_monitoring=False, footer_links=[], theme=gr.themes.Default(font=SYSTEM_FONTS), css=CSS)
+                server_name=args.host,
+                server_port=args.port,
+                share=args.share,
+                auth=auth,
+                allowed_paths=[],
+                max_file_size=args.max_file_size,
+                show_error=True,
+                ssr_mode=False,
+                pwa=False,
+                mcp_server=False,
+                enable_monitoring=False,
+                footer_links=[],
+                theme=gr.themes.Default(font=SYSTEM_FONTS),
+                css=CSS,
+            )
         finally:
             ctx.queue.close()
 

@@ -51,12 +51,21 @@ def plan_for(form: Form, values: Mapping[str, Any]) -> Plan:
     return check_pipeline(values) if form.name == "pipeline" else check_stage(form.name, values)
 
 
-def check_form(form: Form, raw: Mapping[str, Any], *, job_dir: Path, workspace: Workspace, settings: ServerSettings,
-               uploaded: Iterable[str] = (), store: bool = False) -> FormCheck:
+def check_form(
+    form: Form,
+    raw: Mapping[str, Any],
+    *,
+    job_dir: Path,
+    workspace: Workspace,
+    settings: ServerSettings,
+    uploaded: Iterable[str] = (),
+    store: bool = False,
+) -> FormCheck:
     """Resolve the browser's values (storing uploads in `job_dir` with `store`), then run the plan check on
     them; problems end up by field, or general when they are about no field of the form."""
-    resolved = resolve(form, raw, job_dir=job_dir, workspace=workspace, settings=settings, uploaded=uploaded,
-                       store=store)
+    resolved = resolve(
+        form, raw, job_dir=job_dir, workspace=workspace, settings=settings, uploaded=uploaded, store=store
+    )
     result = FormCheck(form, resolved, [], None)
     for option, message in resolved.problems:
         result.add(option, message)

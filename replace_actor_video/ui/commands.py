@@ -48,8 +48,10 @@ class Workspace:
         path = Path(text).expanduser()
         path = (path if path.is_absolute() else self.root / path).resolve()
         if not self.contains(path):
-            raise UserError(f"{what}: {path} is outside the workspace {self.root}; use a path inside it "
-                            f"(or start app_ui.py with --workspace)")
+            raise UserError(
+                f"{what}: {path} is outside the workspace {self.root}; use a path inside it "
+                f"(or start app_ui.py with --workspace)"
+            )
         return path
 
 
@@ -141,8 +143,10 @@ def pipeline_form() -> Form:
 
 
 def blank(value: Any) -> bool:
-    return value is None or (isinstance(value, (str, list, tuple)) and not [v for v in (
-        value if isinstance(value, (list, tuple)) else [value]) if str(v).strip()])
+    return value is None or (
+        isinstance(value, (str, list, tuple))
+        and not [v for v in (value if isinstance(value, (list, tuple)) else [value]) if str(v).strip()]
+    )
 
 
 @dataclass
@@ -172,8 +176,9 @@ def _number(spec: OptionSpec, value: Any) -> Any:
     return value
 
 
-def _value(spec: OptionSpec, value: Any, *, workspace: Workspace, settings: ServerSettings,
-           upload: bool, store_in: Path | None) -> Any:
+def _value(
+    spec: OptionSpec, value: Any, *, workspace: Workspace, settings: ServerSettings, upload: bool, store_in: Path | None
+) -> Any:
     """One browser value → the CLI's value (UserError naming the problem)."""
     if spec.meta.server == WEIGHTS:
         picks = value if isinstance(value, (list, tuple)) else [value]
@@ -219,8 +224,16 @@ def _value(spec: OptionSpec, value: Any, *, workspace: Workspace, settings: Serv
     return value
 
 
-def resolve(form: Form, raw: Mapping[str, Any], *, job_dir: Path, workspace: Workspace, settings: ServerSettings,
-            uploaded: Iterable[str] = (), store: bool = False) -> Resolved:
+def resolve(
+    form: Form,
+    raw: Mapping[str, Any],
+    *,
+    job_dir: Path,
+    workspace: Workspace,
+    settings: ServerSettings,
+    uploaded: Iterable[str] = (),
+    store: bool = False,
+) -> Resolved:
     """The CLI values of a form submission (option name → browser value). Names in `uploaded` hold files
     from the upload cache; with `store` they are copied into `<job_dir>/inputs/` (the job keeps its own
     copy), else only checked. Every problem is collected, none raised. A value for an option that is not
@@ -233,8 +246,11 @@ def resolve(form: Form, raw: Mapping[str, Any], *, job_dir: Path, workspace: Wor
     for name in raw:
         if name not in visible:
             spec = next((s for s in form.options if s.name == name), None)
-            why = "is set on the server (app_ui.py), never from a browser" if spec and spec.meta.server else \
-                "is not an option of this form"
+            why = (
+                "is set on the server (app_ui.py), never from a browser"
+                if spec and spec.meta.server
+                else "is not an option of this form"
+            )
             problems.append((None, f"{name}: {why}; refused"))
     for spec in form.fields:
         value = raw.get(spec.name)
@@ -243,9 +259,14 @@ def resolve(form: Form, raw: Mapping[str, Any], *, job_dir: Path, workspace: Wor
                 problems.append((spec.name, f"{label(spec)}: required — {spec.meta.help}"))
             continue
         try:
-            values[spec.name] = _value(spec, value, workspace=workspace, settings=settings,
-                                       upload=spec.name in uploaded,
-                                       store_in=job_dir / INPUTS_FOLDER if store else None)
+            values[spec.name] = _value(
+                spec,
+                value,
+                workspace=workspace,
+                settings=settings,
+                upload=spec.name in uploaded,
+                store_in=job_dir / INPUTS_FOLDER if store else None,
+            )
         except UserError as exc:
             problems.append((spec.name, f"{label(spec)}: {exc}"))
             continue
@@ -297,7 +318,7 @@ def _flag_groups(args: list[str], cls: type) -> list[tuple[str, list[str]]]:
     while i < len(args):
         spec = by_flag[args[i]]
         width = 1 if spec.type is bool else 2
-        groups.append((spec.name, args[i:i + width]))
+        groups.append((spec.name, args[i : i + width]))
         i += width
     return groups
 

@@ -26,9 +26,18 @@ from .settings import WEIGHTS, ServerSettings
 # Groups shown open (what most runs change); every other group is an "advanced" section, closed.
 BASIC_GROUPS = ("mode", "inputs", "prompt", "options")
 PROMPT = "prompt"  # text boxes (the prompts) are shown open, whatever group their option is in
-GROUP_TITLES = {"mode": "Mode", "inputs": "Inputs", "prompt": "Prompt", "options": "Options", "sampling": "Sampling",
-                "mask": "Mask (replace mode)", "performance": "Speed and memory", "finishing": "Finishing",
-                "seedvr": "SeedVR2", "realesrgan": "Real-ESRGAN"}
+GROUP_TITLES = {
+    "mode": "Mode",
+    "inputs": "Inputs",
+    "prompt": "Prompt",
+    "options": "Options",
+    "sampling": "Sampling",
+    "mask": "Mask (replace mode)",
+    "performance": "Speed and memory",
+    "finishing": "Finishing",
+    "seedvr": "SeedVR2",
+    "realesrgan": "Real-ESRGAN",
+}
 DUPLICATE_SECONDS = 10.0  # the same submission again within this time asks before queueing twice
 ASK_SECONDS = 30.0  # a second Run within this time after the question queues it
 
@@ -81,8 +90,15 @@ def component(form: Form, spec: OptionSpec, elem: str, settings: ServerSettings)
     text, help_text, value = label(spec), info(form, spec), form.default_text(spec)
     if spec.meta.server == WEIGHTS:
         choices = list(settings.weight_files(spec.name))
-        return gr.Dropdown(label=text, info=help_text, choices=choices, value=[] if spec.meta.repeat else None,
-                           multiselect=spec.meta.repeat, allow_custom_value=spec.meta.repeat, elem_id=elem)
+        return gr.Dropdown(
+            label=text,
+            info=help_text,
+            choices=choices,
+            value=[] if spec.meta.repeat else None,
+            multiselect=spec.meta.repeat,
+            allow_custom_value=spec.meta.repeat,
+            elem_id=elem,
+        )
     if spec.type is bool and spec.meta.switch:
         return gr.Radio(list(spec.meta.switch), value=value, label=text, info=help_text, elem_id=elem)
     if spec.type is bool:
@@ -91,11 +107,18 @@ def component(form: Form, spec: OptionSpec, elem: str, settings: ServerSettings)
         return gr.Dropdown(label=text, info=help_text, choices=list(spec.meta.choices), value=value, elem_id=elem)
     if spec.type in (int, float) and not spec.meta.parse and value is not None:
         # A gr.Number has no empty state (it sends 0): optional numbers are text boxes, empty = the default.
-        return gr.Number(label=text, info=help_text, value=value, precision=0 if spec.type is int else None,
-                         elem_id=elem)
+        return gr.Number(
+            label=text, info=help_text, value=value, precision=0 if spec.type is int else None, elem_id=elem
+        )
     placeholder = "empty: the command's default" if value in (None, "") else None
-    return gr.Textbox(label=text, info=help_text, value=value or "", placeholder=placeholder, elem_id=elem,
-                      lines=3 if spec.meta.widget == "textarea" else 1)
+    return gr.Textbox(
+        label=text,
+        info=help_text,
+        value=value or "",
+        placeholder=placeholder,
+        elem_id=elem,
+        lines=3 if spec.meta.widget == "textarea" else 1,
+    )
 
 
 def media_inputs(form: Form, spec: OptionSpec, elem: str) -> list[Slot]:
@@ -109,9 +132,13 @@ def media_inputs(form: Form, spec: OptionSpec, elem: str) -> list[Slot]:
         else:
             upload = gr.File(label=f"{text} (upload)", type="filepath", file_types=[".json"], elem_id=elem, height=80)
         default = form.default(spec)
-        path = gr.Textbox(label=f"{text}: or a path on the server", info=info(form, spec), elem_id=f"{elem}-path",
-                          value=default if spec.meta.widget == "points" and default else "",
-                          placeholder="e.g. media/dance.mp4 (inside the workspace)")
+        path = gr.Textbox(
+            label=f"{text}: or a path on the server",
+            info=info(form, spec),
+            elem_id=f"{elem}-path",
+            value=default if spec.meta.widget == "points" and default else "",
+            placeholder="e.g. media/dance.mp4 (inside the workspace)",
+        )
     return [Slot(spec.name, "upload", upload), Slot(spec.name, "path", path)]
 
 
@@ -160,11 +187,13 @@ class FormView:
             if slot.role == "upload":
                 out.append(None)
             elif slot.role == "path":
-                out.append(value if value is not None else (self.form.default(spec) if spec.meta.widget == "points"
-                                                            else ""))
+                out.append(
+                    value if value is not None else (self.form.default(spec) if spec.meta.widget == "points" else "")
+                )
             elif value is None:
-                out.append(self.form.default_text(spec) if spec.meta.server != WEIGHTS else
-                           ([] if spec.meta.repeat else None))
+                out.append(
+                    self.form.default_text(spec) if spec.meta.server != WEIGHTS else ([] if spec.meta.repeat else None)
+                )
             elif spec.type is bool and spec.meta.switch and isinstance(value, bool):
                 out.append(spec.meta.switch[value])
             else:
@@ -182,8 +211,9 @@ def render_form(form: Form, settings: ServerSettings) -> FormView:
         groups.setdefault(PROMPT if spec.meta.widget == "textarea" else spec.meta.group, []).append(spec)
     order = [g for g in BASIC_GROUPS if g in groups] + [g for g in groups if g not in BASIC_GROUPS]
     for group in order:
-        with gr.Accordion(_section(form, group), open=group in BASIC_GROUPS,
-                          elem_id=f"{form.name}-group-{group}") as sections[group]:
+        with gr.Accordion(
+            _section(form, group), open=group in BASIC_GROUPS, elem_id=f"{form.name}-group-{group}"
+        ) as sections[group]:
             for spec in groups[group]:
                 elem = f"{form.name}-{spec.name}"
                 if is_media(spec):
@@ -193,17 +223,34 @@ def render_form(form: Form, settings: ServerSettings) -> FormView:
     server = [s for s in form.options if s.meta.server and s.name in settings.locations]
     if server:
         with gr.Accordion("Set on the server (not changeable here)", open=False, elem_id=f"{form.name}-server"):
-            gr.Markdown("\n".join(f"- **{label(s)}** `--{s.name}`: `{settings.locations[s.name] or 'default'}`"
-                                  for s in server))
-    commands = gr.Code(label="Commands (a preview: nothing was started)", language="shell", visible=False,
-                       interactive=False, elem_id=f"{form.name}-commands", wrap_lines=True)
+            gr.Markdown(
+                "\n".join(f"- **{label(s)}** `--{s.name}`: `{settings.locations[s.name] or 'default'}`" for s in server)
+            )
+    commands = gr.Code(
+        label="Commands (a preview: nothing was started)",
+        language="shell",
+        visible=False,
+        interactive=False,
+        elem_id=f"{form.name}-commands",
+        wrap_lines=True,
+    )
     with gr.Column(elem_classes="rav-actions"):
-        problems = gr.Textbox(label="Checks", show_label=False, container=False, interactive=False, max_lines=3,
-                              elem_id=f"{form.name}-problems",
-                              placeholder="Checks: problems show next to their field, others here")
+        problems = gr.Textbox(
+            label="Checks",
+            show_label=False,
+            container=False,
+            interactive=False,
+            max_lines=3,
+            elem_id=f"{form.name}-problems",
+            placeholder="Checks: problems show next to their field, others here",
+        )
         with gr.Row():
-            run = gr.Button(f"Run {form.title.lower()}" if form.name == "pipeline" else f"Run {form.title}",
-                            variant="primary", elem_id=f"run-{form.name}", scale=3)
+            run = gr.Button(
+                f"Run {form.title.lower()}" if form.name == "pipeline" else f"Run {form.title}",
+                variant="primary",
+                elem_id=f"run-{form.name}",
+                scale=3,
+            )
             preview = gr.Button("Preview commands", elem_id=f"preview-{form.name}", scale=2)
     return FormView(form, slots, sections, run, preview, problems, commands)
 
@@ -224,8 +271,15 @@ def wire(view: FormView, env: Env, open_job: Callable[[str], Any], job_outputs: 
 
     def checked(raw: Sequence[Any], job_dir: Path, *, store: bool = False) -> FormCheck:
         values, uploaded = view.values(raw)
-        return check_form(view.form, values, job_dir=job_dir, workspace=env.workspace, settings=env.settings,
-                          uploaded=uploaded, store=store)
+        return check_form(
+            view.form,
+            values,
+            job_dir=job_dir,
+            workspace=env.workspace,
+            settings=env.settings,
+            uploaded=uploaded,
+            store=store,
+        )
 
     def marks(raw: Sequence[Any], result: FormCheck, extra: list[str]) -> list[Any]:
         """One mark per input: a field's problem next to it, the others on the Checks box."""
@@ -234,8 +288,11 @@ def wire(view: FormView, env: Env, open_job: Callable[[str], Any], job_outputs: 
         for slot in view.slots:
             message = result.by_field.get(slot.name)
             # Next to where the value came from: the upload box, the path box, or both when it is missing.
-            here = message is not None and (slot.role == "value" or (slot.role == "upload") == (slot.name in uploaded)
-                                            or blank(values.get(slot.name)))
+            here = message is not None and (
+                slot.role == "value"
+                or (slot.role == "upload") == (slot.name in uploaded)
+                or blank(values.get(slot.name))
+            )
             out.append(gr.validate(not here, message or ""))
         general = [*result.general, *extra]
         return [*out, gr.validate(not general, "; ".join(general))]
@@ -256,8 +313,10 @@ def wire(view: FormView, env: Env, open_job: Callable[[str], Any], job_outputs: 
             now = time.monotonic()
             if twin is not None and now - asked.get(key, -ASK_SECONDS) > ASK_SECONDS:
                 asked[key] = now
-                extra = [f"the same job was queued a moment ago ({twin.id}, {twin.status}); press Run again to "
-                         "queue it twice"]
+                extra = [
+                    f"the same job was queued a moment ago ({twin.id}, {twin.status}); press Run again to "
+                    "queue it twice"
+                ]
         return marks(raw, result, extra)
 
     def submit(*raw: Any) -> list[Any]:
@@ -273,8 +332,15 @@ def wire(view: FormView, env: Env, open_job: Callable[[str], Any], job_outputs: 
             raise gr.Error("; ".join([*result.by_field.values(), *result.general]), title="Not queued")
         key = request_key(view.form, view.values(raw)[0])
         asked.pop(key, None)
-        job = env.queue.submit(stage=view.form.name, title=view.form.title, job_dir=job_dir, script=view.form.script,
-                               args=result.args, values=result.resolved.chosen, request=key)
+        job = env.queue.submit(
+            stage=view.form.name,
+            title=view.form.title,
+            job_dir=job_dir,
+            script=view.form.script,
+            args=result.args,
+            values=result.resolved.chosen,
+            request=key,
+        )
         position = env.queue.position(job.id)
         gr.Info(f"{job.id}: queued" + (f" (number {position})" if position else ""), duration=4)
         return open_job(job.id)
@@ -286,8 +352,16 @@ def wire(view: FormView, env: Env, open_job: Callable[[str], Any], job_outputs: 
         return gr.update(value=text, visible=True)
 
     inputs = [*view.inputs, view.problems]
-    view.run.click(submit, inputs, job_outputs, validator=validate_run, concurrency_limit=1, concurrency_id="submit",
-                   api_name=f"run_{view.form.name}")
+    view.run.click(
+        submit,
+        inputs,
+        job_outputs,
+        validator=validate_run,
+        concurrency_limit=1,
+        concurrency_id="submit",
+        api_name=f"run_{view.form.name}",
+    )
     # Preview: the checks and the commands at once (never queued behind a job, never a run folder).
-    view.preview.click(preview, inputs, view.commands, validator=validate, concurrency_limit=4,
-                       api_name=f"preview_{view.form.name}")
+    view.preview.click(
+        preview, inputs, view.commands, validator=validate, concurrency_limit=4, api_name=f"preview_{view.form.name}"
+    )

@@ -217,9 +217,16 @@ def _alive(pid: int | None, started: float | None) -> bool:
 class JobQueue:
     """Runs at most `max_jobs` jobs at once (one GPU job by default), first come first served."""
 
-    def __init__(self, runs_dir: str | Path, *, max_jobs: int = 1, repo_root: Path = REPO_ROOT,
-                 python: str = sys.executable, poll_seconds: float = 0.3,
-                 guard: Callable[[Job], None] | None = None):
+    def __init__(
+        self,
+        runs_dir: str | Path,
+        *,
+        max_jobs: int = 1,
+        repo_root: Path = REPO_ROOT,
+        python: str = sys.executable,
+        poll_seconds: float = 0.3,
+        guard: Callable[[Job], None] | None = None,
+    ):
         """`guard(job)` runs right before a job starts and refuses it by raising (UserError): the last check
         that its command names only what the server allows, whatever wrote job.json."""
         self.runs_dir = Path(runs_dir).resolve()
@@ -251,11 +258,29 @@ class JobQueue:
             (folder / CONSOLE).parent.mkdir(parents=True)
         return folder
 
-    def submit(self, *, stage: str, title: str, job_dir: Path, script: str, args: list[str],
-               values: dict[str, Any], run_dir: str | None = None, request: str | None = None) -> Job:
+    def submit(
+        self,
+        *,
+        stage: str,
+        title: str,
+        job_dir: Path,
+        script: str,
+        args: list[str],
+        values: dict[str, Any],
+        run_dir: str | None = None,
+        request: str | None = None,
+    ) -> Job:
         """Queue `python <script> <args>` (script relative to the repo root) to run in `job_dir`, last."""
-        job = Job(id=job_dir.name, stage=stage, title=title, dir=str(job_dir.resolve()),
-                  command=["python", script, *args], values=values, run_dir=run_dir, request=request)
+        job = Job(
+            id=job_dir.name,
+            stage=stage,
+            title=title,
+            dir=str(job_dir.resolve()),
+            command=["python", script, *args],
+            values=values,
+            run_dir=run_dir,
+            request=request,
+        )
         with self._lock:
             job.order = max((j.order for j in self._jobs.values()), default=0.0) + 1.0
             job.save()
@@ -316,8 +341,11 @@ class JobQueue:
     def jobs(self, *, hidden: bool = False) -> list[Job]:
         """Newest first (the hidden ones only when asked for)."""
         with self._lock:
-            return sorted((j for j in self._jobs.values() if hidden or not j.hidden), key=lambda j: (j.created, j.id),
-                          reverse=True)
+            return sorted(
+                (j for j in self._jobs.values() if hidden or not j.hidden),
+                key=lambda j: (j.created, j.id),
+                reverse=True,
+            )
 
     def queued(self) -> list[Job]:
         """The waiting jobs in the order they will run."""
@@ -334,8 +362,12 @@ class JobQueue:
         now = dt.datetime.now().astimezone()
         with self._lock:
             for job in self._jobs.values():
-                if job.stage == stage and job.request == request and not job.hidden and \
-                        (now - dt.datetime.fromisoformat(job.created)).total_seconds() < seconds:
+                if (
+                    job.stage == stage
+                    and job.request == request
+                    and not job.hidden
+                    and (now - dt.datetime.fromisoformat(job.created)).total_seconds() < seconds
+                ):
                     return job
         return None
 
@@ -409,8 +441,14 @@ class JobQueue:
                 self._finish(job, FAILED, None, f"refused: {exc}")
                 return
         script = str(self.repo_root / job.command[1])
-        argv = [self.python, "-m", "replace_actor_video.ui.job_runner", str(job.path / EXIT_FILE), script,
-                *job.command[2:]]
+        argv = [
+            self.python,
+            "-m",
+            "replace_actor_video.ui.job_runner",
+            str(job.path / EXIT_FILE),
+            script,
+            *job.command[2:],
+        ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         job.console.parent.mkdir(parents=True, exist_ok=True)
         with open(job.console, "ab") as console:
@@ -418,8 +456,15 @@ class JobQueue:
             console.flush()
             try:
                 # A session of its own: the UI's Ctrl-C does not reach it, and a stopped UI leaves it running.
-                proc = subprocess.Popen(argv, cwd=self.repo_root, env=env, stdin=subprocess.DEVNULL, stdout=console,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=self.repo_root,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=console,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             except OSError as exc:
                 self._finish(job, FAILED, None, f"could not start: {exc}")
                 return

@@ -24,8 +24,15 @@ from .settings import ServerSettings
 
 # The preprocessing and mask options the tool shows (the pipeline form's own fields, declared in the specs).
 FRAME_OPTIONS = ("fps", "resolution")
-MASK_OPTIONS = ("sam2_checkpoint", "mask_grow", "mask_grow_shape", "mask_block", "mask_snap16", "sam2_image_size",
-                "mask_device")
+MASK_OPTIONS = (
+    "sam2_checkpoint",
+    "mask_grow",
+    "mask_grow_shape",
+    "mask_block",
+    "mask_snap16",
+    "sam2_image_size",
+    "mask_device",
+)
 PREVIEW_FRAMES = 48  # the default preview range: this many frames from the first clicked one
 
 
@@ -47,65 +54,90 @@ def _spec(form: Form, name: str):
     return spec
 
 
-def build_mask_tool(form: Form, workspace: Workspace, settings: ServerSettings, cache: Path,
-                    points_dir: Path) -> MaskTool:
+def build_mask_tool(
+    form: Form, workspace: Workspace, settings: ServerSettings, cache: Path, points_dir: Path
+) -> MaskTool:
     """The tool's components and events; `form` (the full pipeline's) supplies the option specs it shows."""
     editor = gr.State(points_editor.Editor())
     gr.Markdown("**1 · Driving video** — frames are shown as preprocessing will sample and size them.")
     with gr.Row(equal_height=False):
         video = gr.Video(label="Driving video", sources=["upload"], elem_id="mask-video", height=180)
         with gr.Column():
-            video_path = gr.Textbox(label="Driving video: or a path on the server", elem_id="mask-video-path",
-                                    placeholder="inside the workspace, e.g. media/dance.mp4")
-            frame_options = {name: component(form, _spec(form, name), f"mask-{name}", settings)
-                             for name in FRAME_OPTIONS}
+            video_path = gr.Textbox(
+                label="Driving video: or a path on the server",
+                elem_id="mask-video-path",
+                placeholder="inside the workspace, e.g. media/dance.mp4",
+            )
+            frame_options = {
+                name: component(form, _spec(form, name), f"mask-{name}", settings) for name in FRAME_OPTIONS
+            }
             load = gr.Button("Load video", variant="primary", elem_id="mask-load")
-    gr.Markdown("**2 · Click on the person** — pick a frame on the timeline; positive clicks on the person, "
-                "negative on what must stay background. Several frames may get clicks.")
-    timeline = gr.Slider(0, 1, value=0, step=1, label="Frame (of the preprocessed video)", interactive=False,
-                         elem_id="mask-timeline")
+    gr.Markdown(
+        "**2 · Click on the person** — pick a frame on the timeline; positive clicks on the person, "
+        "negative on what must stay background. Several frames may get clicks."
+    )
+    timeline = gr.Slider(
+        0, 1, value=0, step=1, label="Frame (of the preprocessed video)", interactive=False, elem_id="mask-timeline"
+    )
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            image = gr.Image(label="Frame: click to add a point", interactive=False, type="pil",
-                             elem_id="mask-frame", height=360)
+            image = gr.Image(
+                label="Frame: click to add a point", interactive=False, type="pil", elem_id="mask-frame", height=360
+            )
         with gr.Column(scale=2, min_width=260):
-            mode = gr.Radio(["positive", "negative"], value="positive", label="A click adds a",
-                            elem_id="mask-click-mode")
+            mode = gr.Radio(
+                ["positive", "negative"], value="positive", label="A click adds a", elem_id="mask-click-mode"
+            )
             with gr.Row():
                 undo = gr.Button("Undo", size="sm", elem_id="mask-undo")
                 clear = gr.Button("Clear this frame", size="sm", elem_id="mask-clear")
             points_list = gr.CheckboxGroup([], label="Points, by frame (tick to remove)", elem_id="mask-points")
             remove = gr.Button("Remove ticked points", size="sm", elem_id="mask-remove")
-    gr.Markdown("**3 · Points JSON** — the format `--points` reads (docs/MASK.md); reusable with other "
-                "character images.")
+    gr.Markdown(
+        "**3 · Points JSON** — the format `--points` reads (docs/MASK.md); reusable with other character images."
+    )
     with gr.Row(equal_height=False):
-        json_box = gr.Code(label="Points JSON", language="json", interactive=False, elem_id="mask-json", lines=8,
-                           max_lines=16)
+        json_box = gr.Code(
+            label="Points JSON", language="json", interactive=False, elem_id="mask-json", lines=8, max_lines=16
+        )
         with gr.Column():
-            normalized = gr.Checkbox(label="Normalized coordinates (for a video of another size)", value=False,
-                                     elem_id="mask-normalized")
+            normalized = gr.Checkbox(
+                label="Normalized coordinates (for a video of another size)", value=False, elem_id="mask-normalized"
+            )
             save = gr.Button("Save points JSON", elem_id="mask-save")
             saved = gr.File(label="Saved points file", interactive=False, elem_id="mask-file", height=80)
-            load_points = gr.File(label="Load a points JSON", type="filepath", file_types=[".json"],
-                                  elem_id="mask-load-points", height=80)
-    gr.Markdown("**4 · Preview the mask** — SAM2 on the chosen frames, then grow and blockify, as the mask "
-                "stage will do it.")
+            load_points = gr.File(
+                label="Load a points JSON", type="filepath", file_types=[".json"], elem_id="mask-load-points", height=80
+            )
+    gr.Markdown(
+        "**4 · Preview the mask** — SAM2 on the chosen frames, then grow and blockify, as the mask stage will do it."
+    )
     with gr.Accordion("Mask settings (as in the full pipeline's Mask section)", open=True, elem_id="mask-settings"):
         with gr.Row():
-            mask_options = {name: component(form, _spec(form, name), f"mask-{name}", settings)
-                            for name in MASK_OPTIONS[:3]}
+            mask_options = {
+                name: component(form, _spec(form, name), f"mask-{name}", settings) for name in MASK_OPTIONS[:3]
+            }
         with gr.Row():
-            mask_options.update({name: component(form, _spec(form, name), f"mask-{name}", settings)
-                                 for name in MASK_OPTIONS[3:]})
+            mask_options.update(
+                {name: component(form, _spec(form, name), f"mask-{name}", settings) for name in MASK_OPTIONS[3:]}
+            )
     with gr.Row():
         first = gr.Number(label="First frame", value=0, precision=0, minimum=0, elem_id="mask-first")
         last = gr.Number(label="Last frame", value=PREVIEW_FRAMES - 1, precision=0, minimum=0, elem_id="mask-last")
         preview = gr.Button("Preview mask", variant="primary", elem_id="mask-preview")
     message = gr.Markdown(elem_id="mask-message")
-    mask_video = gr.Video(label="Mask over the video", interactive=False, autoplay=True, loop=True,
-                          elem_id="mask-preview-video", height=360)
-    gr.Markdown("**5 · Generate** — fills the full-pipeline form with this video, these points, replace mode "
-                "and the mask settings; add the character image there and press Run.")
+    mask_video = gr.Video(
+        label="Mask over the video",
+        interactive=False,
+        autoplay=True,
+        loop=True,
+        elem_id="mask-preview-video",
+        height=360,
+    )
+    gr.Markdown(
+        "**5 · Generate** — fills the full-pipeline form with this video, these points, replace mode "
+        "and the mask settings; add the character image there and press Run."
+    )
     use = gr.Button("Use for generation →", variant="primary", elem_id="mask-use")
 
     def shown(ed: points_editor.Editor, norm: bool) -> list[Any]:
@@ -140,8 +172,13 @@ def build_mask_tool(form: Form, workspace: Workspace, settings: ServerSettings, 
             ed = points_editor.load_video(source(upload, typed), fps=rate, area=area, cache=cache)
         except UserError as exc:
             raise gr.Error(str(exc)) from None
-        slider = gr.update(minimum=0, maximum=max(ed.frames - 1, 1), value=0, interactive=True,
-                           label=f"Frame (0 to {ed.frames - 1}, {ed.width}x{ed.height} at {ed.fps:g} fps)")
+        slider = gr.update(
+            minimum=0,
+            maximum=max(ed.frames - 1, 1),
+            value=0,
+            interactive=True,
+            label=f"Frame (0 to {ed.frames - 1}, {ed.width}x{ed.height} at {ed.fps:g} fps)",
+        )
         return [*shown(ed, norm), slider, gr.update(value=min(PREVIEW_FRAMES, ed.frames) - 1, maximum=ed.frames - 1)]
 
     def do_seek(ed: points_editor.Editor, frame: float, norm: bool) -> list[Any]:
@@ -188,9 +225,15 @@ def build_mask_tool(form: Form, workspace: Workspace, settings: ServerSettings, 
             raise UserError(f"{chosen!r} is not one of the server's SAM2 checkpoints; pick one from the list")
         size = values["sam2_image_size"]
         return points_editor.MaskSettings(
-            checkpoint=picks[chosen], config=settings.locations.get("sam2_config"), device=values["mask_device"],
-            image_size=int(size) if size not in (None, "") else None, grow=int(values["mask_grow"]),
-            grow_shape=values["mask_grow_shape"], block=int(values["mask_block"]), snap16=bool(values["mask_snap16"]))
+            checkpoint=picks[chosen],
+            config=settings.locations.get("sam2_config"),
+            device=values["mask_device"],
+            image_size=int(size) if size not in (None, "") else None,
+            grow=int(values["mask_grow"]),
+            grow_shape=values["mask_grow_shape"],
+            block=int(values["mask_block"]),
+            snap16=bool(values["mask_snap16"]),
+        )
 
     def do_preview(ed: points_editor.Editor, lo: float, hi: float, *raw: Any) -> list[Any]:
         values = dict(zip(MASK_OPTIONS, raw))
@@ -213,8 +256,13 @@ def build_mask_tool(form: Form, workspace: Workspace, settings: ServerSettings, 
     normalized.change(lambda ed, n: shown(ed, n), [editor, normalized], view)
     load_points.upload(do_load_points, [editor, load_points, normalized], view)
     save.click(do_save, [editor, normalized], [saved, message])
-    preview.click(do_preview, [editor, first, last, *mask_options.values()], [mask_video, message],
-                  concurrency_limit=1, concurrency_id="sam2")
+    preview.click(
+        do_preview,
+        [editor, first, last, *mask_options.values()],
+        [mask_video, message],
+        concurrency_limit=1,
+        concurrency_id="sam2",
+    )
     return MaskTool(editor, video, video_path, frame_options, mask_options, use, points_file)
 
 
@@ -239,8 +287,11 @@ def use_for_generation(tool: MaskTool, view: FormView, form: Form) -> Callable[.
         out[index[("points", "path")]] = str(points)
         out[index[("replace", "value")]] = switch.meta.switch[True]
         out[index[("mask_mode", "value")]] = "contour"
-        gr.Info("The full-pipeline form now has this video, these points and replace mode: add the character "
-                "image and press Run.", duration=6)
+        gr.Info(
+            "The full-pipeline form now has this video, these points and replace mode: add the character "
+            "image and press Run.",
+            duration=6,
+        )
         return [*out, gr.Accordion(open=True)]  # the Mask section, to show what was filled in
 
     return use

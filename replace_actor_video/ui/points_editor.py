@@ -207,8 +207,9 @@ def _segmenter(settings: MaskSettings) -> Any:
     key = (str(settings.checkpoint), device, settings.config, settings.image_size)
     if key not in _SEGMENTERS:
         _SEGMENTERS.clear()  # one model at a time: it holds GPU memory
-        _SEGMENTERS[key] = Sam2VideoSegmenter(Sam2Settings(settings.checkpoint, settings.config, device,
-                                                           settings.image_size))
+        _SEGMENTERS[key] = Sam2VideoSegmenter(
+            Sam2Settings(settings.checkpoint, settings.config, device, settings.image_size)
+        )
     return _SEGMENTERS[key]
 
 
@@ -224,17 +225,25 @@ def preview_mask(editor: Editor, first: int, last: int, settings: MaskSettings, 
     spec = editor.spec()
     inside = tuple(replace(f, frame=f.frame - first) for f in spec.frames if first <= f.frame <= last)
     if not inside:
-        raise UserError(f"no clicks on frames {first}..{last}; click on the person in that range (clicked: "
-                        f"{', '.join(map(str, editor.clicked_frames()))})")
+        raise UserError(
+            f"no clicks on frames {first}..{last}; click on the person in that range (clicked: "
+            f"{', '.join(map(str, editor.clicked_frames()))})"
+        )
     clicks = replace(spec, frames=inside)
-    key = (Path(editor.video).resolve(), Path(editor.video).stat().st_mtime_ns, editor.indices[first:last + 1],
-           editor.area, clicks, settings)
+    key = (
+        Path(editor.video).resolve(),
+        Path(editor.video).stat().st_mtime_ns,
+        editor.indices[first : last + 1],
+        editor.area,
+        clicks,
+        settings,
+    )
     out = cache / cache_name("maskpreview", *key, suffix=".mp4")
     if out.is_file():
         return out
     segmenter = _segmenter(settings)
     area = editor.area[0] * editor.area[1]
-    indices = list(editor.indices[first:last + 1])
+    indices = list(editor.indices[first : last + 1])
     by_frame = {f.frame: f for f in inside}
 
     def frames() -> Iterator[np.ndarray]:
@@ -244,7 +253,8 @@ def preview_mask(editor: Editor, first: int, last: int, settings: MaskSettings, 
         masks = segment_video(segmenter, frames(), clicks, chunk_frames=max(2, len(indices)))
         for t, (frame, mask) in enumerate(zip(frames(), masks)):
             if mask.any():
-                mask = blockify_frame(grow_masks(mask, settings.grow, settings.grow_shape), settings.block,
-                                      snap16=settings.snap16)
+                mask = blockify_frame(
+                    grow_masks(mask, settings.grow, settings.grow_shape), settings.block, snap16=settings.snap16
+                )
             writer.write(render_preview(frame, mask, by_frame.get(t)))
     return out

@@ -39,8 +39,12 @@ element.addEventListener('click', (e) => {
 
 
 def log_box(elem_id: str, height: int) -> Any:
-    return gr.HTML("", elem_id=elem_id, js_on_load=LOG_JS,
-                   html_template=f"<pre class='rav-log' style='max-height:{height}px'>${{value}}</pre>")
+    return gr.HTML(
+        "",
+        elem_id=elem_id,
+        js_on_load=LOG_JS,
+        html_template=f"<pre class='rav-log' style='max-height:{height}px'>${{value}}</pre>",
+    )
 
 
 def log_html(queue: JobQueue, job_id: str | None, lines: int = LOG_LINES) -> str:
@@ -73,9 +77,24 @@ class QueuePanel:
     @property
     def outputs(self) -> list[Any]:
         """What a refresh updates, in the order `refresh` returns it."""
-        return [self.now, self.now_log, self.now_cancel, self.job_list, self.detail, self.status, self.result,
-                self.downloads, self.log, self.cancel, self.rerun, self.load, self.up, self.down, self.remove,
-                self.shown]
+        return [
+            self.now,
+            self.now_log,
+            self.now_cancel,
+            self.job_list,
+            self.detail,
+            self.status,
+            self.result,
+            self.downloads,
+            self.log,
+            self.cancel,
+            self.rerun,
+            self.load,
+            self.up,
+            self.down,
+            self.remove,
+            self.shown,
+        ]
 
 
 def build_panel() -> QueuePanel:
@@ -89,8 +108,14 @@ def build_panel() -> QueuePanel:
     with gr.Column(visible=False, elem_id="job-detail") as detail:
         status = gr.Markdown(elem_id="job-status")
         result = gr.Video(label="Result", interactive=False, visible=False, elem_id="job-result", height=240)
-        downloads = gr.File(label="Downloads", file_count="multiple", interactive=False, visible=False,
-                            elem_id="job-downloads", height=120)
+        downloads = gr.File(
+            label="Downloads",
+            file_count="multiple",
+            interactive=False,
+            visible=False,
+            elem_id="job-downloads",
+            height=120,
+        )
         log = log_box("job-log", 180)
         with gr.Row(elem_classes="rav-job-actions"):
             cancel = gr.Button("Cancel", size="sm", elem_id="job-cancel", min_width=60)
@@ -101,20 +126,44 @@ def build_panel() -> QueuePanel:
             remove = gr.Button("Remove", size="sm", elem_id="job-remove", min_width=60)
             close = gr.Button("Close", size="sm", elem_id="job-close", min_width=50)
         with gr.Accordion("New character, same mask", open=False, elem_id="job-reuse"):
-            gr.Markdown("For a finished replace-mode job: generate again with another character image, reusing this "
-                        "job's preprocessing (pose, face, background, mask) — no preprocessing, no SAM2.")
-            reuse_image = gr.Image(label="New character image", type="filepath", sources=["upload"], height=140,
-                                   elem_id="job-reuse-image")
+            gr.Markdown(
+                "For a finished replace-mode job: generate again with another character image, reusing this "
+                "job's preprocessing (pose, face, background, mask) — no preprocessing, no SAM2."
+            )
+            reuse_image = gr.Image(
+                label="New character image", type="filepath", sources=["upload"], height=140, elem_id="job-reuse-image"
+            )
             reuse = gr.Button("Generate with this character", elem_id="job-reuse-run")
-    return QueuePanel(selected, now, now_log, now_cancel, job_list, detail, status, result, downloads, log, cancel,
-                      rerun, load, up, down, remove, close, reuse_image, reuse, shown)
+    return QueuePanel(
+        selected,
+        now,
+        now_log,
+        now_cancel,
+        job_list,
+        detail,
+        status,
+        result,
+        downloads,
+        log,
+        cancel,
+        rerun,
+        load,
+        up,
+        down,
+        remove,
+        close,
+        reuse_image,
+        reuse,
+        shown,
+    )
 
 
 def _bar(fraction: float | None, status: str) -> str:
     colour = {"failed": "#d33", "cancelled": "#999", "done": "#2a2"}.get(status, "#2f6fde")
     width = 100 if status == DONE else (fraction or 0) * 100
-    return (f"<div class='rav-bar'><div data-testid='job-bar' style='background:{colour};width:{width:.1f}%'>"
-            "</div></div>")
+    return (
+        f"<div class='rav-bar'><div data-testid='job-bar' style='background:{colour};width:{width:.1f}%'></div></div>"
+    )
 
 
 def progress_line(queue: JobQueue, job: Job) -> str:
@@ -144,10 +193,12 @@ def now_html(queue: JobQueue, forms: dict[str, Form]) -> tuple[str, Job | None]:
     job = running[0]
     more = f" (+{len(running) - 1} more)" if len(running) > 1 else ""
     view = queue.progress(job.id)
-    card = (f"<div class='rav-now' data-job='{html.escape(job.id)}'><div><b>Running:</b> {html.escape(job.title)}"
-            f"{more} · {html.escape(_words(job, forms))} <small>{html.escape(job.id)}</small></div>"
-            f"{_bar(view.fraction, job.status)}<div data-testid='job-progress-text' class='rav-progress'>"
-            f"{html.escape(progress_line(queue, job))}</div><div class='rav-queued'>{waiting} queued</div></div>")
+    card = (
+        f"<div class='rav-now' data-job='{html.escape(job.id)}'><div><b>Running:</b> {html.escape(job.title)}"
+        f"{more} · {html.escape(_words(job, forms))} <small>{html.escape(job.id)}</small></div>"
+        f"{_bar(view.fraction, job.status)}<div data-testid='job-progress-text' class='rav-progress'>"
+        f"{html.escape(progress_line(queue, job))}</div><div class='rav-queued'>{waiting} queued</div></div>"
+    )
     return card, job
 
 
@@ -162,10 +213,12 @@ def list_html(queue: JobQueue, forms: dict[str, Form], selected: str | None) -> 
         position = queue.position(job.id)
         where = f"#{position}" if position else ""
         chosen = " selected" if job.id == selected else ""
-        rows.append(f"<div class='rav-job {job.status}{chosen}' data-job='{html.escape(job.id)}' role='button' "
-                    f"tabindex='0'><span class='rav-badge'>{job.status}</span> <span class='rav-pos'>{where}</span> "
-                    f"<b>{html.escape(job.title)}</b> {html.escape(_words(job, forms))} "
-                    f"<small>{html.escape(job.id)}</small></div>")
+        rows.append(
+            f"<div class='rav-job {job.status}{chosen}' data-job='{html.escape(job.id)}' role='button' "
+            f"tabindex='0'><span class='rav-badge'>{job.status}</span> <span class='rav-pos'>{where}</span> "
+            f"<b>{html.escape(job.title)}</b> {html.escape(_words(job, forms))} "
+            f"<small>{html.escape(job.id)}</small></div>"
+        )
     return f"<div class='rav-jobs'>{''.join(rows)}</div>"
 
 
@@ -198,12 +251,21 @@ def results(job: Job, shown: Callable[[Path | None], str | None]) -> tuple[str |
     return shown(video), files
 
 
-def refresh(queue: JobQueue, forms: dict[str, Form], selected: str | None, shown_key: Any,
-            serve: Callable[[Path | None], str | None]) -> list[Any]:
+def refresh(
+    queue: JobQueue,
+    forms: dict[str, Form],
+    selected: str | None,
+    shown_key: Any,
+    serve: Callable[[Path | None], str | None],
+) -> list[Any]:
     """Every output of the panel (QueuePanel.outputs order)."""
     card, running = now_html(queue, forms)
-    out: list[Any] = [card, log_html(queue, running.id) if running else "",
-                      gr.update(visible=running is not None), list_html(queue, forms, selected)]
+    out: list[Any] = [
+        card,
+        log_html(queue, running.id) if running else "",
+        gr.update(visible=running is not None),
+        list_html(queue, forms, selected),
+    ]
     job = queue.get(selected)
     if job is None or job.hidden:
         # Hide the panel only when it shows: Gradio 6.17 never shows a layout block again that got a
@@ -217,9 +279,13 @@ def refresh(queue: JobQueue, forms: dict[str, Form], selected: str | None, shown
     else:
         media = [gr.skip(), gr.skip()]
     queued, active = job.status == QUEUED, job.status in (QUEUED, RUNNING)
-    buttons = [gr.update(interactive=active, variant="stop" if active else "secondary"),
-               gr.update(interactive=job.status in FINISHED), gr.update(interactive=True),
-               gr.update(interactive=queued), gr.update(interactive=queued),
-               gr.update(interactive=job.status != RUNNING)]
+    buttons = [
+        gr.update(interactive=active, variant="stop" if active else "secondary"),
+        gr.update(interactive=job.status in FINISHED),
+        gr.update(interactive=True),
+        gr.update(interactive=queued),
+        gr.update(interactive=queued),
+        gr.update(interactive=job.status != RUNNING),
+    ]
     log = "" if job.status == RUNNING and running is not None and running.id == job.id else log_html(queue, job.id)
     return out + [gr.update(visible=True), status_markdown(queue, job), *media, log, *buttons, key]

@@ -14,8 +14,15 @@ from .jobs import CONSOLE, JOB_FILE, Job, tail_text
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 # What a preprocessing folder holds, in the order the UI shows it.
-PREPROCESS_FILES = ("src_ref.png", "src_pose.mp4", "src_face.mp4", "src_bg.mp4", "src_mask.mp4", "mask_preview.mp4",
-                    "mask_points.json")
+PREPROCESS_FILES = (
+    "src_ref.png",
+    "src_pose.mp4",
+    "src_face.mp4",
+    "src_bg.mp4",
+    "src_mask.mp4",
+    "mask_preview.mp4",
+    "mask_points.json",
+)
 
 
 @dataclass

@@ -21,10 +21,14 @@ def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str
     if not rows:
         return f"<p><em>{html.escape(empty)}</em></p>"
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-                   for row in rows)
-    return (f"<table style='width:100%;border-collapse:collapse'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table>")
+    body = "".join(
+        "<tr>" + "".join(f"<td style='padding:2px 8px'>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+        for row in rows
+    )
+    return (
+        f"<table style='width:100%;border-collapse:collapse'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table>"
+    )
 
 
 def run_view(entry: RunEntry | None, serve: Callable[[Path | None], str | None], cache: Path) -> list[Any]:
@@ -55,8 +59,18 @@ def run_view(entry: RunEntry | None, serve: Callable[[Path | None], str | None],
     hidden = [str(p) for p in entry.result_files() if serve(p) is None]
     if hidden:
         lines.append(f"Not shown (outside the workspace): {', '.join(hidden)}")
-    return ["\n\n".join(lines), serve(video), serve(image), serve(pose), serve(face), serve(overlay), serve(result),
-            downloads or None, entry.settings(), entry.log_tail()]
+    return [
+        "\n\n".join(lines),
+        serve(video),
+        serve(image),
+        serve(pose),
+        serve(face),
+        serve(overlay),
+        serve(result),
+        downloads or None,
+        entry.settings(),
+        entry.log_tail(),
+    ]
 
 
 def runs_list(runs_dir: Path, queue: JobQueue) -> list[Any]:
@@ -66,8 +80,9 @@ def runs_list(runs_dir: Path, queue: JobQueue) -> list[Any]:
     return [f"<div style='max-height:260px;overflow:auto'>{table}</div>", gr.update(choices=[e.name for e in entries])]
 
 
-def build_runs_tab(runs_dir: Path, queue: JobQueue, serve: Callable[[Path | None], str | None],
-                   cache: Path) -> tuple[Callable[[], list[Any]], list[Any]]:
+def build_runs_tab(
+    runs_dir: Path, queue: JobQueue, serve: Callable[[Path | None], str | None], cache: Path
+) -> tuple[Callable[[], list[Any]], list[Any]]:
     """The tab's components; returns (list refresher, its outputs) for the app to call when the tab opens."""
     with gr.Row():
         runs_select = gr.Dropdown(label="Run", choices=[], elem_id="run-select", scale=4)

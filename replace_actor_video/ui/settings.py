@@ -68,9 +68,13 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     for spec in server_specs(WEIGHTS):
         flag = weights_flag(spec.name)
         env = f"RAV_{flag.upper()}"
-        group.add_argument(f"--{flag}", action="append", default=None,
-                           help=f"a folder whose {spec.meta.label or spec.name} files the UI offers (repeatable; "
-                                f"env {env}, several separated by '{os.pathsep}')")
+        group.add_argument(
+            f"--{flag}",
+            action="append",
+            default=None,
+            help=f"a folder whose {spec.meta.label or spec.name} files the UI offers (repeatable; "
+            f"env {env}, several separated by '{os.pathsep}')",
+        )
 
 
 def read_config(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
@@ -132,8 +136,9 @@ class ServerSettings:
         dirs: dict[str, tuple[Path, ...]] = {}
         for spec in server_specs(WEIGHTS):
             flag = weights_flag(spec.name)
-            given = getattr(args, flag, None) or [p for p in os.environ.get(f"RAV_{flag.upper()}", "").split(
-                os.pathsep) if p]
+            given = getattr(args, flag, None) or [
+                p for p in os.environ.get(f"RAV_{flag.upper()}", "").split(os.pathsep) if p
+            ]
             if not given and spec.name == "sam2_checkpoint" and locations.get("ckpt_dir"):
                 given = [str(Path(locations["ckpt_dir"]) / SAM2_DEFAULT.parent)]  # where the stages look
             dirs[spec.name] = tuple(Path(_absolute(p, base)) for p in given)
@@ -169,8 +174,9 @@ class ServerSettings:
                 out.append(f"{files[base]}:{suffix}")
             else:
                 folders = ", ".join(map(str, self.weight_dirs.get(name, ()))) or "none configured"
-                raise UserError(f"{pick!r} is not one of the files the server offers (folders: {folders}); "
-                                "pick one from the list")
+                raise UserError(
+                    f"{pick!r} is not one of the files the server offers (folders: {folders}); pick one from the list"
+                )
         return out
 
     def _allowed_weight(self, name: str, path: str) -> bool:
@@ -195,13 +201,17 @@ class ServerSettings:
                     continue
             elif spec.meta.server == WEIGHTS:
                 # Each word is a file of the weight folders, or one with a suffix (a LoRA's ':WEIGHT').
-                if all(self._allowed_weight(spec.name, word) or self._allowed_weight(spec.name, word.rpartition(":")[0])
-                       for word in str(value).split()):
+                if all(
+                    self._allowed_weight(spec.name, word) or self._allowed_weight(spec.name, word.rpartition(":")[0])
+                    for word in str(value).split()
+                ):
                     continue
             elif value == self.locations.get(spec.name):
                 continue
-            raise UserError(f"--{spec.name} {value}: set on the server only (app_ui.py --{spec.name} or its config "
-                            "file), never by a job request; refused")
+            raise UserError(
+                f"--{spec.name} {value}: set on the server only (app_ui.py --{spec.name} or its config "
+                "file), never by a job request; refused"
+            )
 
     def describe(self) -> list[tuple[str, str]]:
         """(option, value) for the settings page: what every job will use."""

@@ -25,8 +25,9 @@ class Summary:
 def summarize(job: Job, form: Form | None) -> Summary:
     values = job.values or {}
     fields = form.fields if form else ()
-    media = next((values[s.name] for s in fields if is_media(s) and s.meta.widget == "video" and values.get(s.name)),
-                 None)
+    media = next(
+        (values[s.name] for s in fields if is_media(s) and s.meta.widget == "video" and values.get(s.name)), None
+    )
     modes = []
     for spec in fields:
         if spec.meta.switch:
@@ -35,18 +36,24 @@ def summarize(job: Job, form: Form | None) -> Summary:
     resolution = values.get("resolution")
     prompt = str(values.get("prompt") or "").strip().replace("\n", " ")
     if len(prompt) > PROMPT_CHARS:
-        prompt = prompt[:PROMPT_CHARS - 1] + "…"
-    return Summary(Path(str(media)).name if media else "", " ".join(dict.fromkeys(modes)),
-                   format_value(resolution) if isinstance(resolution, (tuple, list)) else str(resolution or ""),
-                   prompt)
+        prompt = prompt[: PROMPT_CHARS - 1] + "…"
+    return Summary(
+        Path(str(media)).name if media else "",
+        " ".join(dict.fromkeys(modes)),
+        format_value(resolution) if isinstance(resolution, (tuple, list)) else str(resolution or ""),
+        prompt,
+    )
 
 
 def clock(seconds: float | None) -> str:
     if seconds is None:
         return "?"
     seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
-        f"{seconds // 60}:{seconds % 60:02d}"
+    return (
+        f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
 
 
 def elapsed(start: str | None, end: str | None) -> float | None:
