@@ -484,6 +484,23 @@ def test_the_guard_refuses_a_crafted_job_before_it_starts(world):
     assert not (world["tmp"] / "pwned").exists()
 
 
+def test_the_guard_runs_only_the_forms_own_scripts(world):
+    pytest.importorskip("gradio", reason="the UI needs requirements-ui.txt")
+    from replace_actor_video.ui.app import all_forms, job_guard
+
+    guard = job_guard(all_forms(), world["settings"])
+    form = pipeline_form()
+    _, args = command_for(
+        form, {"video_path": "media/dance.mp4", "refer_path": "media/ref.png"}, world, world["tmp"] / "runs" / "j"
+    )
+    guard(Job(id="j", stage="pipeline", title="", dir="", command=["python", "pipeline.py", *args], values={}))
+    for command in (["python", "runs/.ui-cache/uploads/x/generate.py", *args], ["bash", "pipeline.py", *args]):
+        with pytest.raises(UserError, match="is not the command of a form"):
+            guard(Job(id="j", stage="pipeline", title="", dir="", command=command, values={}))
+    with pytest.raises(UserError, match="is not the command of a form"):
+        guard(Job(id="j", stage="evil", title="", dir="", command=["python", "pipeline.py"], values={}))
+
+
 def test_log_follower_reads_tqdm_redraws_and_pipeline_steps(tmp_path):
     log = tmp_path / "console.log"
     log.write_text("[rav] step 2/2: generate\n\r 50%|#####     | 10/20 [00:10<00:10,  1.00s/it]")
