@@ -11,10 +11,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from replace_actor_video.batch.run import BatchOptions  # noqa: E402
+from replace_actor_video.cluster.engine import EngineOptions  # noqa: E402
 from replace_actor_video.core.options import format_value, specs  # noqa: E402
 from replace_actor_video.pipeline.run import PipelineOptions  # noqa: E402
-from replace_actor_video.stages.common import RunOptions  # noqa: E402
-from replace_actor_video.stages.registry import STAGES  # noqa: E402
+from replace_actor_video.core.stage_cli import RunOptions  # noqa: E402
+from replace_actor_video.pipeline.registry import STAGES  # noqa: E402
 
 PIPE = " \\| "  # a literal | inside a Markdown table cell
 BLOCK = re.compile(r"(<!-- options:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /options -->)", re.S)
@@ -59,6 +61,8 @@ def tables() -> dict[str, str]:
     out = {entry.name: table(list(entry.options), shown) for entry in STAGES}
     out["pipeline"] = table([PipelineOptions], shown)
     out["run"] = table([RunOptions], shown)
+    out["batch"] = table([BatchOptions], shown)
+    out["engine"] = table([EngineOptions], shown)
     out["server"] = server_table()
     return out
 

@@ -19,7 +19,7 @@ from ui_helpers import REPO, make_fake_ckpt, make_fake_wan22, make_media
 from replace_actor_video.core.errors import UserError
 from replace_actor_video.core.options import add_to_parser
 from replace_actor_video.pipeline import run as pipeline
-from replace_actor_video.stages.registry import STAGES
+from replace_actor_video.pipeline.registry import STAGES
 from replace_actor_video.ui.checks import check_form
 from replace_actor_video.ui.commands import (
     Workspace,
@@ -335,7 +335,7 @@ def test_check_form_runs_the_plan_check_and_sorts_problems_by_field(world):
 
 
 def test_a_replace_mode_folder_takes_another_character_without_running_anything(tmp_path):
-    from replace_actor_video.adapters.wan_preprocess import REPLACE_OUTPUTS, with_reference
+    from replace_actor_video.upstream.wan.preprocess import REPLACE_OUTPUTS, with_reference
 
     folder = tmp_path / "preprocess"
     (folder / "official_mask").mkdir(parents=True)

@@ -10,7 +10,7 @@ import time
 
 sys.path.insert(0, os.environ["RAV_REPO"])
 
-from replace_actor_video.adapters.mirrors.wan_preprocess_data import build_parser  # noqa: E402
+from replace_actor_video.upstream.wan.mirror_preprocess_data import build_parser  # noqa: E402
 
 
 def clock(seconds):

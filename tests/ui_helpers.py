@@ -174,7 +174,7 @@ def queue_jobs(workspace: Path, count: int, *, extra: list[str] | None = None) -
     """`count` preprocess jobs written as queued job folders, exactly as the UI writes them (its forms and the
     layout start_server gives the workspace), for a server that has not started yet: it finds them queued.
     `extra` arguments are appended to the second job's command (a crafted job). Returns their ids."""
-    from replace_actor_video.stages.registry import STAGES
+    from replace_actor_video.pipeline.registry import STAGES
     from replace_actor_video.ui.commands import Workspace, resolve, stage_form, to_args
     from replace_actor_video.ui.jobs import Job
     from replace_actor_video.ui.settings import ServerSettings

@@ -18,11 +18,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from
 
 import gradio as gr
 
-from ..adapters.wan_preprocess import with_reference
 from ..core import config
 from ..core.cli import report_errors
 from ..core.errors import UserError
-from ..stages.registry import STAGES
+from ..pipeline.registry import STAGES
+from ..upstream.wan.preprocess import with_reference
 from . import queue_panel
 from .checks import check_form
 from .commands import Form, Workspace, check_command, pipeline_form, stage_form
@@ -126,7 +126,7 @@ def resubmit(ctx: AppContext, job: Job) -> str:
 
 def generate_with(ctx: AppContext, job: Job, folder: Path, image: Path) -> str:
     """A generation job from `job`'s replace-mode preprocessing `folder` with another character `image`
-    (adapters.wan_preprocess.with_reference: no preprocessing, no SAM2), its generation options as in `job`."""
+    (upstream.wan.preprocess.with_reference: no preprocessing, no SAM2), its generation options as in `job`."""
     form = ctx.forms["generate"]
     job_dir = ctx.queue.new_job_dir(form.name)
     try:

@@ -18,9 +18,9 @@ from typing import Any
 
 from ..core.errors import UserError
 from ..core.options import OptionSpec, add_to_parser, build, format_value, specs, to_argv
+from ..core.stage_cli import RunOptions
 from ..pipeline import run as pipeline
-from ..stages.common import RunOptions
-from ..stages.registry import StageEntry
+from ..pipeline.registry import StageEntry
 from .media import MEDIA_WIDGETS, check_media, store_upload
 from .settings import JOB_FOLDERS, LOCATION, WEIGHTS, ServerSettings
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from ..core.errors import UserError
 from ..core.options import specs
+from ..core.stage_cli import RunOptions
 from ..media.probe import check_image, probe_video
 from ..pipeline import run as pipeline
-from ..stages.common import RunOptions
-from ..stages.registry import STAGES
+from ..pipeline.registry import STAGES
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,13 @@ from PIL import Image, ImageDraw
 
 from ..core.errors import UserError
 from ..mask.blockify import blockify_frame
-from ..mask.contour import sampled_frames, upstream_resize, upstream_size
+from ..mask.contour import sampled_frames
 from ..mask.grow import grow_masks
 from ..mask.points import FramePoints, PointsSpec, load_points, resolve_points, save_points
 from ..mask.preview import render_preview
 from ..media.frames import VideoWriter
 from ..media.probe import probe_video
-from ..training.resample import upstream_frame_indices
+from ..upstream.wan.preprocess import frame_indices, upstream_resize, upstream_size
 from .previews import cache_name, grab_frame
 
 POSITIVE_COLOUR = (40, 200, 60)
@@ -123,7 +123,7 @@ def load_video(video: str | Path, *, fps: int, area: tuple[int, int], cache: Pat
     """An editor on `video` as preprocessing with --fps/--resolution would sample it, showing frame 0."""
     video = Path(video)
     info = probe_video(video, count_frames=True)
-    indices = upstream_frame_indices(info.frames, float(info.fps), float(fps), info.duration)
+    indices = frame_indices(info.frames, float(info.fps), float(fps), info.duration)
     if not indices:
         raise UserError(f"{video}: too short to give a frame at {fps} fps; choose a longer video")
     width, height = upstream_size(info.width, info.height, area[0] * area[1])

@@ -24,9 +24,9 @@ else:  # Python 3.10: the same parser from PyPI (requirements.txt)
 
 from ..core.errors import UserError
 from ..core.options import OptionSpec, specs
+from ..mask.options import SAM2_DEFAULT
+from ..pipeline.registry import STAGES
 from ..pipeline.run import STAGE_OPTIONS
-from ..stages.mask import SAM2_DEFAULT
-from ..stages.registry import STAGES
 
 LOCATION, WEIGHTS = "location", "weights"
 WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
