@@ -87,13 +87,15 @@ def test_the_ui_form(copy_with_probe, tmp_path):
 import sys
 from pathlib import Path
 from replace_actor_video.pipeline.registry import STAGES
-from replace_actor_video.ui.commands import Workspace, build_command, pipeline_form, stage_form
+from replace_actor_video.ui.commands import Workspace, pipeline_form, resolve, stage_form, to_args
+from replace_actor_video.ui.settings import ServerSettings
 form = stage_form(next(e for e in STAGES if e.name == "generate"))
 assert form.field("rav_probe") is not None and pipeline_form().field("rav_probe") is not None
 work = Path({str(tmp_path)!r})
-command = build_command(form, {{"rav_probe": "5"}}, job_dir=work / "job", workspace=Workspace(work, work, work))
-i = command.args.index("--rav_probe")
-print(command.args[i + 1])
+resolved = resolve(form, {{"rav_probe": "5"}}, job_dir=work / "job", workspace=Workspace(work, work, work),
+                   settings=ServerSettings({{}}))
+args = to_args(form, resolved.values)
+print(args[args.index("--rav_probe") + 1])
 """
     res = run(copy_with_probe, "-c", script, cwd=copy_with_probe)
     assert res.returncode == 0, res.stderr
@@ -131,13 +133,20 @@ def test_the_colour_match_and_memory_options_reach_the_launcher(media, fake_wan2
     assert res.returncode == 0, res.stderr
     [own] = generate_commands(res.stdout, part=0)
     assert_launcher_got_them(own)
-    script = """
+    script = f"""
+from pathlib import Path
 from replace_actor_video.pipeline.registry import STAGES
-from replace_actor_video.ui.commands import pipeline_form, stage_form
+from replace_actor_video.ui.commands import Workspace, pipeline_form, resolve, stage_form, to_args
+from replace_actor_video.ui.settings import ServerSettings
 form = stage_form(next(e for e in STAGES if e.name == "generate"))
-names = ("color_match", "color_match_strength", "color_match_anchor", "memory_profile")
-assert all(form.field(n) is not None and pipeline_form().field(n) is not None for n in names)
-print("ok")
+chosen = {{"color_match": "hm", "color_match_strength": "0.5", "color_match_anchor": "first", "memory_profile": "low"}}
+assert all(form.field(n) is not None and pipeline_form().field(n) is not None for n in chosen)
+work = Path({str(tmp_path)!r})
+resolved = resolve(form, chosen, job_dir=work / "job", workspace=Workspace(work, work, work),
+                   settings=ServerSettings({{}}))
+assert resolved.ok, resolved.problems
+print(" ".join(to_args(form, resolved.values)))
 """
     res = run(REPO, "-c", script, cwd=REPO)
-    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+    assert res.returncode == 0, res.stderr
+    assert_launcher_got_them(res.stdout.split())  # the command a UI job runs carries them
