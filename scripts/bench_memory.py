@@ -123,6 +123,8 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.device = torch.device(args.device)
+        if self.device.type == "cuda" and self.device.index is None:  # set_per_process_memory_fraction needs an index
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.cuda = self.device.type == "cuda"
         self.started = time.perf_counter()
         self.out = Path(args.out)
