@@ -154,6 +154,10 @@ def test_dit_parallel_shard_loading_equals_sequential(wan_modules, tiny_ckpt, mo
     monkeypatch.setattr(modeling_utils, "HF_ENABLE_PARALLEL_LOADING", True)  # what the launcher's env var sets
     parallel = model_animate.WanAnimateModel.from_pretrained(str(tiny_ckpt), torch_dtype=torch.bfloat16)
     same_state(parallel, sequential)
+    # WanAnimate passes device_map (its GPU): accelerate's dispatch path, here to the CPU
+    mapped = model_animate.WanAnimateModel.from_pretrained(str(tiny_ckpt), torch_dtype=torch.bfloat16,
+                                                           device_map=torch.device("cpu"))
+    same_state(mapped, sequential)
     gains = [v for k, v in parallel.state_dict().items() if k.endswith("self_attn.norm_q.weight")]
     assert gains and all(torch.all(g == specs.QK_GAIN) for g in gains)  # the structured weights arrived
 
