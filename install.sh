@@ -35,16 +35,24 @@ for arg in "$@"; do
 done
 export DRY_RUN
 
-# Print every command; run it unless --dry-run.
-run() { echo "+ $*"; if [ "$DRY_RUN" = 0 ]; then "$@"; fi; }
+# Print every command, shell-quoted so that a dry run's output can be pasted as is; run it unless --dry-run.
+quote() {
+  local word
+  for word in "$@"; do
+    if [[ $word =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then printf ' %s' "$word"; else printf ' %s' "${word@Q}"; fi
+  done
+}
+run() { echo "+$(quote "$@")"; if [ "$DRY_RUN" = 0 ]; then "$@"; fi; }
 pip_install() { run "$PYTHON" -m pip install --upgrade-strategy only-if-needed "$@"; }
 have_module() { "$PYTHON" -c "import $1" >/dev/null 2>&1; }
 
 echo "== Wan2.2 clone at ${WAN22_COMMIT:0:12} in $WAN22_DIR"
 if [ -d "$WAN22_DIR/.git" ] && [ "$(git -C "$WAN22_DIR" rev-parse HEAD 2>/dev/null)" = "$WAN22_COMMIT" ]; then
   echo "   already at the pinned commit"
+elif [ ! -d "$WAN22_DIR/.git" ] && [ "$(cat "$WAN22_DIR/.rav-commit" 2>/dev/null)" = "$WAN22_COMMIT" ]; then
+  echo "   exported tree of the pinned commit (.rav-commit), kept"
 elif [ -e "$WAN22_DIR" ] && [ ! -d "$WAN22_DIR/.git" ]; then
-  echo "install.sh: $WAN22_DIR exists but is not a git clone; move it away or set WAN22_DIR" >&2
+  echo "install.sh: $WAN22_DIR exists but is neither a git clone nor an export of the pin (.rav-commit); move it away or set WAN22_DIR" >&2
   exit 2
 else
   [ -d "$WAN22_DIR/.git" ] || run git clone "$WAN22_REPO" "$WAN22_DIR"
@@ -60,19 +68,50 @@ elif [ -n "${TORCH_INDEX_URL:-}" ]; then
 else
   pip_install torch torchvision torchaudio
 fi
+# Wan2.2 runs on CUDA only: a CPU-only torch (already installed, or from a CPU index) is refused here rather than
+# kept, since everything after this builds against it.
+if [ "$DRY_RUN" = 0 ]; then
+  read -r torch_version torch_cuda torch_gpu < <("$PYTHON" -c \
+    'import torch; print(torch.__version__, torch.version.cuda or "none", torch.cuda.is_available())')
+  if [ "$torch_cuda" = none ]; then
+    echo "install.sh: torch $torch_version is a CPU-only build; Wan2.2 needs CUDA. Fix: $PYTHON -m pip uninstall -y" \
+      "torch torchvision torchaudio, then TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 ./install.sh" \
+      "(the cuXYZ your driver supports: nvidia-smi shows its CUDA version)" >&2
+    exit 2
+  elif [ "$torch_gpu" != True ]; then
+    echo "   warning: torch $torch_version (CUDA $torch_cuda) sees no GPU: check nvidia-smi; if the driver is older" \
+      "than CUDA $torch_cuda, reinstall torch with TORCH_INDEX_URL set to an older cuXYZ index"
+  else
+    echo "   torch $torch_version sees CUDA $torch_cuda"
+  fi
+else
+  echo "# then: check that torch is a CUDA build that sees the GPU (stops here otherwise, naming TORCH_INDEX_URL)"
+fi
 
 echo "== Wan2.2 requirements, without the lines that break a plain install"
 # flash_attn: built last and best-effort (below). The SAM-2 git line builds a CUDA extension from a 2024
 # commit; the PyPI sam2 works with Wan2.2's fixed video_predictor.py (PR #158). onnxruntime: the CPU build
-# would shadow onnxruntime-gpu (pose on the CPU, #219), so only the GPU build is installed.
-filtered=$(mktemp)
-trap 'rm -f "$filtered"' EXIT
+# would shadow onnxruntime-gpu (pose on the CPU, #219), so only the GPU build is installed. Read line by line:
+# requirements.txt has no final newline, so concatenating the two files would merge two requirements.
+wan22_requirements() {
+  local file line
+  for file in "$WAN22_DIR/requirements.txt" "$WAN22_DIR/requirements_animate.txt"; do
+    while IFS= read -r line || [ -n "$line" ]; do
+      line=${line%$'\r'}
+      line=$(echo "$line" | sed -e 's/[[:space:]]#.*$//' -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//')
+      case "$line" in
+        ''|'#'*|flash_attn*|onnxruntime*|-e*github.com/facebookresearch/sam2*) ;;
+        *) echo "$line" ;;
+      esac
+    done < "$file"
+  done
+}
 if [ -f "$WAN22_DIR/requirements.txt" ]; then
-  cat "$WAN22_DIR/requirements.txt" "$WAN22_DIR/requirements_animate.txt" | tr -d '\r' \
-    | grep -v -E '^\s*(flash_attn|onnxruntime|-e\s+git\+https://github.com/facebookresearch/sam2)' > "$filtered"
-  pip_install -r "$filtered"
+  mapfile -t wan22_reqs < <(wan22_requirements)
+  pip_install "${wan22_reqs[@]}"
 else
-  echo "+ $PYTHON -m pip install -r <Wan2.2 requirements.txt + requirements_animate.txt, minus flash_attn and the SAM-2 git line>"
+  echo "# then: $PYTHON -m pip install each line of $WAN22_DIR/requirements.txt and requirements_animate.txt," \
+    "minus flash_attn, onnxruntime and the SAM-2 git line"
 fi
 # What the upstream requirements miss: moviepy (#209), librosa (import wan), a diffusers with
 # FluxKontextPipeline (#170), the GPU build of onnxruntime (#219), SAM2 from PyPI.
@@ -104,8 +143,8 @@ if [ "$FA3" = 1 ]; then
     run bash scripts/build_fa3.sh --src "$FA_DIR" --out .fa3/site --varlen --jobs "$(nproc)"
     # a .pth file puts .fa3/site on the interpreter's path: the generation subprocess imports it like a package
     site_dir=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-    if [ "$DRY_RUN" = 0 ]; then echo "$PWD/.fa3/site" > "$site_dir/replace_actor_video_fa3.pth"; fi
-    echo "+ echo $PWD/.fa3/site > $site_dir/replace_actor_video_fa3.pth"
+    run "$PYTHON" -c 'import sys; open(sys.argv[1], "w").write(sys.argv[2] + "\n")' \
+      "$site_dir/replace_actor_video_fa3.pth" "$PWD/.fa3/site"
   fi
 fi
 

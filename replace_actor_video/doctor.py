@@ -63,6 +63,17 @@ def check_binaries() -> list[Check]:
             for tool in ("ffmpeg", "ffprobe")]
 
 
+# requirements.txt: import name -> package name
+OWN_REQUIREMENTS = {"psutil": "psutil", "PIL": "Pillow", "numpy": "numpy", "scipy": "scipy",
+                    "cv2": "opencv-python-headless", "yaml": "PyYAML"}
+
+
+def check_own_requirements() -> Check:
+    missing = [pkg for module, pkg in OWN_REQUIREMENTS.items() if importlib.util.find_spec(module) is None]
+    return Check("our requirements (requirements.txt)", not missing,
+                 "installed" if not missing else "missing " + ", ".join(missing), "pip install -r requirements.txt")
+
+
 def check_wan22(path: Path) -> list[Check]:
     present = (path / "generate.py").is_file() and (path / wan_preprocess.SCRIPT).is_file()
     checks = [Check("Wan2.2 clone", present, f"{path} @ {config.upstream_commit(path)[:12]}" if present else f"{path} missing",
@@ -118,7 +129,9 @@ def check_python_packages() -> list[Check]:
     checks = []
     ok, out = _python("import torch; print(torch.__version__, 'cuda' if torch.cuda.is_available() else 'no-cuda')")
     checks.append(Check("torch", ok and "no-cuda" not in out, out or "not importable",
-                        "pip install torch (a CUDA build) before Wan2.2's requirements"))
+                        "a CUDA build of torch: pip uninstall -y torch torchvision torchaudio, then "
+                        "TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 ./install.sh (the cuXYZ your driver "
+                        "supports)"))
     checks.append(check_attention())
     checks += check_torchao()
     ok, out = _python("import onnxruntime as o; print(','.join(o.get_available_providers()))")
@@ -133,7 +146,7 @@ def check_python_packages() -> list[Check]:
                         "pip install 'diffusers>=0.35' (upstream imports it even without --use_flux, issue #170)"))
     for pkg, why in (("moviepy", "issue #209"), ("decord", "reads every video"), ("librosa", "`import wan` imports s2v"),
                      ("dashscope", "imported by generate.py"), ("easydict", ""), ("ftfy", ""), ("peft", "LoRA"),
-                     ("loguru", ""), ("hydra", "SAM2 configs"), ("psutil", "process tree control")):
+                     ("loguru", ""), ("hydra", "SAM2 configs")):
         found = importlib.util.find_spec(pkg) is not None
         checks.append(Check(f"python package {pkg}", found, "installed" if found else f"missing ({why})" if why else
                             "missing", f"pip install {pkg if pkg != 'hydra' else 'hydra-core'}"))
@@ -147,10 +160,52 @@ def check_python_packages() -> list[Check]:
 
 
 def run_checks(wan22: Path, ckpt: Path) -> list[Check]:
+    """Everything a GPU server needs for the whole pipeline."""
     groups: Sequence[Callable[[], list[Check]]] = (
-        lambda: [check_gpu()], check_binaries, lambda: check_wan22(wan22), lambda: check_checkpoint(ckpt),
-        check_python_packages)
+        lambda: [check_gpu()], check_binaries, lambda: [check_own_requirements()], lambda: check_wan22(wan22),
+        lambda: check_checkpoint(ckpt), check_python_packages)
     return [c for group in groups for c in group()]
+
+
+CPU_ONLY = ("CPU-only: no NVIDIA GPU visible (nvidia-smi), so Wan2.2 preprocessing and generation cannot run here; "
+            "the parts below work without a GPU (README \"Without a GPU\"). On a GPU server this means the driver: "
+            "nvidia-smi must list the GPUs.")
+
+
+def cpu_checks(wan22: Path) -> list[Check]:
+    """What works without a GPU, each part with what it needs on this machine. Only the shared basics (ffmpeg,
+    ffprobe, our requirements) are required; a part they block is a warning, so each cause counts once."""
+    base = [*check_binaries(), check_own_requirements()]
+    ready = all(c.ok for c in base)
+    needs_base = "" if ready else "needs what is marked FAIL above"
+    sam2_ok, sam2_out = _python("import torch, sam2; from sam2.build_sam import build_sam2_video_predictor; "
+                                "print('torch', torch.__version__, '+ sam2')")
+    gradio = importlib.util.find_spec("gradio") is not None
+    pytest = importlib.util.find_spec("pytest") is not None
+    clone = (wan22 / "generate.py").is_file()
+    parts = [
+        Check("dry runs", ready, needs_base or "--dry-run on every stage, pipeline.py, run_dataset.py and "
+              "run_training.py checks the inputs and prints every upstream command", required=False),
+        Check("frame interpolation with ffmpeg", ready, needs_base or "run_postprocess.py --backend ffmpeg",
+              required=False),
+        Check("contour mask on the CPU", ready and sam2_ok, f"run_mask.py --mask_device cpu ({sam2_out})" if sam2_ok
+              else needs_base or f"torch + sam2 not importable ({sam2_out or 'no output'})",
+              "pip install -r requirements-mask-cpu.txt, then SAM2_BUILD_CUDA=0 pip install --no-build-isolation "
+              "--no-deps sam2==1.1.0 (README \"Tests\")", required=False),
+        Check("Web UI", ready and gradio, "python app_ui.py" if gradio else needs_base or "gradio missing",
+              "pip install -r requirements-ui.txt", required=False),
+        Check("tests", pytest, "bash scripts/test.sh" if pytest else "pytest missing",
+              "the venv recipe in README \"Tests\"", required=False),
+        Check("Wan2.2 clone (dry runs show its real paths)", clone, str(wan22) if clone else f"{wan22} missing",
+              "./install.sh --no-checkpoint, or pass --wan22_dir / set WAN22_DIR", required=False),
+    ]
+    return base + parts
+
+
+def summary(checks: Sequence[Check]) -> str:
+    failed = sum(c.required and not c.ok for c in checks)
+    warned = sum(not c.required and not c.ok for c in checks)
+    return f"{sum(c.ok for c in checks)} ok, {warned} warning{'' if warned == 1 else 's'}, {failed} to fix"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,9 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--wan22_dir", default=config.WAN22.default_value())
     parser.add_argument("--ckpt_dir", default=config.CHECKPOINT.default_value())
     args, _ = parser.parse_known_args(argv)
-    checks = run_checks(Path(args.wan22_dir).resolve(), Path(args.ckpt_dir).resolve())
+    wan22, ckpt = Path(args.wan22_dir).resolve(), Path(args.ckpt_dir).resolve()
+    cpu_only = not visible_gpus()
+    if cpu_only:
+        print(CPU_ONLY)
+    checks = cpu_checks(wan22) if cpu_only else run_checks(wan22, ckpt)
     for check in checks:
         print(check.line())
-    failed = [c for c in checks if c.required and not c.ok]
-    print(f"{len(checks) - len(failed)} ok, {len(failed)} to fix")
-    return 1 if failed else 0
+    print(summary(checks) + (" (CPU-only)" if cpu_only else ""))
+    return 1 if any(c.required and not c.ok for c in checks) else 0

@@ -19,7 +19,7 @@ Routes (each: 1 warm-up forward, then 1 timed forward, CUDA events; the same wei
                   importable) + `--compile`; its clip estimate uses the bf16 VAE (`--vae_bf16`). LOSSY.
 --profile adds a torch.profiler breakdown of one forward of the compiled lossless route (attention, GEMMs,
 the rest): what limits it.
-Reported per route: seconds per DiT forward, TFLOP/s (blocks only, the formula of measured-anchors.md),
+Reported per route: seconds per DiT forward, TFLOP/s (blocks only, the formula in docs/PERFORMANCE.md),
 percent of --peak_tflops, peak GPU memory, max |difference| and PSNR of the DiT output against
 official-fa2, and the speed ratio to official-fa2. Parts (measured): official Wan2_1_VAE encodes/decode,
 CLIP visual, T5 encoder forwards, T5 offload to the CPU. Whole-clip times are DERIVED from those parts.
@@ -101,7 +101,7 @@ def import_launcher():
 
 
 def randomize_(module: torch.nn.Module) -> torch.nn.Module:
-    """Random normal(0, 0.02) values in every floating parameter and buffer (as measured-anchors.md)."""
+    """Random normal(0, 0.02) values in every floating parameter and buffer (docs/PERFORMANCE.md, "Model")."""
     with torch.no_grad():
         for tensor in [*module.parameters(), *module.buffers()]:
             if tensor.is_floating_point():
@@ -298,7 +298,7 @@ def dit_inputs(args, device):
 
 
 def dit_flops(model, tokens: int) -> float:
-    """Blocks only: 40 × (2·L·(6d² + 2·d·ffn) + 4·L²·d + 4·L·769·d) (measured-anchors.md)."""
+    """Blocks only: 40 × (2·L·(6d² + 2·d·ffn) + 4·L²·d + 4·L·769·d) (docs/PERFORMANCE.md)."""
     d, ffn = model.dim, model.ffn_dim
     return model.num_layers * (2 * tokens * (6 * d * d + 2 * d * ffn) + 4 * tokens * tokens * d + 4 * tokens * 769 * d)
 

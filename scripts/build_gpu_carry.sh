@@ -3,8 +3,8 @@
 #
 #   .e2e/whl/*.whl         Python packages the GPU image lacks (Python 3.12, manylinux x86_64; list below)
 #   .e2e/ffbins.tar.xz     static ffmpeg + ffprobe (the GPU image has neither)
+#   .e2e/onnx/             the synthetic checkpoint's two ONNX graphs (the GPU image lacks the onnx package)
 #   .e2e/Wan2.2/           wan/, generate.py and the requirement files of Wan2.2 at the pinned commit
-#   .e2e/onnx/             the synthetic checkpoint's two ONNX graphs (the GPU image has no onnx package)
 #
 # then checks the sizes against what one device call may carry (64 MiB, working tree included) and says
 # which call carries what. Why each wheel is there: scripts/gpu_carry.md.
@@ -17,7 +17,7 @@
 #
 # Idempotent: a part already built from the same list (a stamp file inside it) is kept. Each part is built
 # under a temporary name and renamed when complete, so a copy taken mid-build is never mistaken for a whole one.
-# Needs: pip (PyPI access), setuptools and wheel, torch (sam2's setup.py imports it), xz, tar. The Wan2.2 export
+# Needs: pip (PyPI access), setuptools and wheel, torch (sam2's setup.py imports it), onnx, xz, tar. The Wan2.2 export
 # is copied from WAN22_DIR (default Wan2.2/: a clone or an exported tree whose .rav-commit is the pin), else
 # cloned from GitHub at the pin.
 set -euo pipefail
@@ -128,6 +128,18 @@ build_ffbins() {
   rm -rf "$tmp"
 }
 
+build_onnx() {
+  local dest=$OUT/onnx stamp
+  # rebuilt whenever the code that draws the graphs changes
+  stamp=$(cat scripts/make_synthetic_checkpoint.py scripts/synthetic/*.py | sha256sum | cut -c1-16)
+  if done_with "$dest" "$stamp"; then say "onnx: up to date"; return; fi
+  rm -rf "$dest.partial"
+  "$PYTHON" scripts/make_synthetic_checkpoint.py --write_onnx --out "$dest.partial"
+  echo "$stamp" > "$dest.partial/.stamp"
+  rm -rf "$dest"; mv "$dest.partial" "$dest"
+  say "onnx: $(ls "$dest" | tr '\n' ' ')"
+}
+
 build_wan22() {
   local dest=$OUT/Wan2.2
   if [[ $FORCE = 0 && "$(cat "$dest/.rav-commit" 2>/dev/null)" == "$WAN22_COMMIT" ]]; then
@@ -157,34 +169,21 @@ build_wan22() {
   rm -rf "$dest"; mv "$tmp" "$dest"
 }
 
-build_onnx() {
-  local dest=$OUT/onnx stamp
-  stamp=$(cat scripts/synthetic/onnx_models.py | sha256sum | cut -c1-16)  # the graphs are what this file builds
-  if [[ $FORCE = 0 && "$(cat "$dest/.stamp" 2>/dev/null)" == "$stamp" ]]; then
-    say "onnx: up to date"; return
-  fi
-  say "onnx: the synthetic detector and pose graphs (make_synthetic_checkpoint.py --write_onnx)"
-  rm -rf "$dest.partial"
-  "$PYTHON" scripts/make_synthetic_checkpoint.py --write_onnx --out "$dest.partial"
-  echo "$stamp" > "$dest.partial/.stamp"
-  rm -rf "$dest"; mv "$dest.partial" "$dest"
-}
-
 build_wheels
 build_ffbins
-build_wan22
 build_onnx
+build_wan22
 
 # --- sizes against the per-call limit ---
 bytes() { du -sb "$@" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
 tree_bytes=$(git ls-files -z --cached --others --exclude-standard | du -cb --files0-from=- 2>/dev/null | tail -n 1 | cut -f1)
-whl=$(bytes "$OUT/whl") ff=$(bytes "$OUT/ffbins.tar.xz") wan=$(bytes "$OUT/Wan2.2" "$OUT/onnx") also=0
+whl=$(bytes "$OUT/whl") ff=$(bytes "$OUT/ffbins.tar.xz") onnx=$(bytes "$OUT/onnx") wan=$(bytes "$OUT/Wan2.2") also=0
 [[ ${#ALSO[@]} -eq 0 ]] || also=$(bytes "${ALSO[@]}")
-total=$(( tree_bytes + whl + ff + wan + also ))
+total=$(( tree_bytes + whl + ff + onnx + wan + also ))
 limit=$(( LIMIT_MIB * 1048576 ))
 printf '[carry] %-22s %7s MiB\n' "working tree" "$(mib "$tree_bytes")" "$OUT/whl ($(ls "$OUT"/whl/*.whl | wc -l))" "$(mib "$whl")" \
-  "$OUT/ffbins.tar.xz" "$(mib "$ff")" "$OUT/Wan2.2 + onnx" "$(mib "$wan")"
+  "$OUT/ffbins.tar.xz" "$(mib "$ff")" "$OUT/onnx" "$(mib "$onnx")" "$OUT/Wan2.2" "$(mib "$wan")"
 for p in "${ALSO[@]}"; do printf '[carry] %-22s %7s MiB\n' "$p" "$(mib "$(bytes "$p")")"; done
 printf '[carry] %-22s %7s MiB of %s MiB per call\n' "total" "$(mib "$total")" "$LIMIT_MIB"
 quoted() { local out; out=$(printf '"%s", ' "$@"); echo "[${out%, }]"; }
@@ -192,9 +191,9 @@ if (( total <= limit )); then
   say "fits one call: carry $(quoted "$OUT" "${ALSO[@]}"), e.g. command: bash scripts/e2e_gpu.sh /tmp/e2e_out animate"
 else
   # Two calls back to back on the warm machine: ignored paths a call does not carry stay as the previous one left them.
-  first=$(( tree_bytes + whl + wan + also )) second=$(( tree_bytes + ff ))
+  first=$(( tree_bytes + whl + onnx + wan + also )) second=$(( tree_bytes + ff ))
   say "over $LIMIT_MIB MiB: carry in two calls made back to back while the machine is warm:"
-  say "  call 1: carry $(quoted "$OUT/whl" "$OUT/Wan2.2" "$OUT/onnx" "${ALSO[@]}") ($(mib "$first") MiB), command: true"
+  say "  call 1: carry $(quoted "$OUT/whl" "$OUT/onnx" "$OUT/Wan2.2" "${ALSO[@]}") ($(mib "$first") MiB), command: true"
   say "  call 2: carry $(quoted "$OUT/ffbins.tar.xz") ($(mib "$second") MiB), command: bash scripts/e2e_gpu.sh /tmp/e2e_out animate"
   (( first <= limit && second <= limit )) || { echo "build_gpu_carry.sh: a call is over $LIMIT_MIB MiB even split in two" >&2; exit 1; }
 fi

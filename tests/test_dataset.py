@@ -35,7 +35,7 @@ def read_metadata(dataset: Path) -> tuple[list[str], list[dict]]:
 
 def build(src, out: Path, fake_wan22: Path, fake_ckpt: Path, tmp_path: Path, *extra: str):
     return run_cli("run_dataset.py", "--input", src, "--output", out, "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt,
-                   "--runs_dir", tmp_path / "runs", "--resolution", "320x240", "--clip_frames", "33", "--gpus", "none",
+                   "--runs_dir", tmp_path / "runs", "--resolution", "320x240", "--clip_frames", "33", "--gpus_per_video", "0",
                    *extra, cwd=tmp_path)
 
 
@@ -60,7 +60,7 @@ def videos(tmp_path, media) -> Path:
 
 def test_folder_to_animate_dataset_with_resume_and_one_bad_video(videos, fake_wan22, fake_ckpt, tmp_path):
     out = tmp_path / "dataset"
-    first = build(videos, out, fake_wan22, fake_ckpt, tmp_path, "--workers", "2")
+    first = build(videos, out, fake_wan22, fake_ckpt, tmp_path, "--num_cpus", "2")
     # One bad video is not fatal: the others are built, then the run says which failed (exit 1).
     assert first.returncode == 1, first.stderr
     assert "1 of 3 videos failed" in first.stderr and len(first.stderr.strip().splitlines()) == 1
@@ -109,11 +109,27 @@ def test_csv_to_replace_dataset(media, fake_wan22, fake_ckpt, tmp_path):
     assert item["reference"] == str(src / "a_ref.png") and item["reference_taken_from_frame"] is None
 
 
+def test_a_csv_naming_a_missing_video_logs_and_skips_it(media, fake_wan22, fake_ckpt, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    video(src / "a.mp4", seconds=1.2, rate=30)
+    (src / "list.csv").write_text("video,prompt\na.mp4,walking\ngone.mp4,missing\n")
+    out = tmp_path / "dataset"
+    result = build(src / "list.csv", out, fake_wan22, fake_ckpt, tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "1 of 2 videos failed" in result.stderr
+    assert f"{src / 'gone.mp4'}: video not found" in result.stdout
+    assert len(read_metadata(out)[1]) == 1  # the other video was built
+    videos = json.loads((out / "dataset.json").read_text())["videos"]
+    assert sorted(v["status"] for v in videos.values()) == ["done", "failed"]
+
+
 def test_dry_run_writes_nothing(videos, fake_wan22, fake_ckpt, tmp_path):
     out = tmp_path / "dataset"
-    result = build(videos, out, fake_wan22, fake_ckpt, tmp_path, "--dry-run", "--gpus", "0,1")
+    result = build(videos, out, fake_wan22, fake_ckpt, tmp_path, "--dry-run", "--gpus_per_video", "1")
     assert result.returncode == 0, result.stderr
-    assert "CUDA_VISIBLE_DEVICES=1" in result.stdout and "--no-retarget" in result.stdout
+    assert "one Ray task each with 1 GPU(s)" in result.stdout and "--no-retarget" in result.stdout
     assert not out.exists() and not (tmp_path / "runs").exists()
 
 

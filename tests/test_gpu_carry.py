@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+import sys
 
 import pytest
 from conftest import REPO
@@ -33,17 +34,27 @@ def test_wheel_table_names_exactly_the_wheels_the_script_builds():
     assert table == built
 
 
-def fake_carry(tmp_path, wan22_commit: str):
-    """A carry folder whose wheel and ffmpeg parts are complete (their stamps match), and a Wan2.2 export."""
+def onnx_stamp() -> str:
+    """build_onnx's stamp: the code that draws the graphs, hashed as `cat ... | sha256sum` reads it."""
+    sources = [
+        REPO / "scripts" / "make_synthetic_checkpoint.py",
+        *sorted((REPO / "scripts" / "synthetic").glob("*.py")),
+    ]
+    return hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+
+
+def fake_carry(tmp_path, wan22_commit: str, *, onnx_done: bool = True):
+    """A carry folder whose wheel and ffmpeg parts (and ONNX graphs) are complete, their stamps matching the
+    script's lists, and a Wan2.2 export to copy."""
     out = tmp_path / "carry"
     (out / "whl").mkdir(parents=True)
     (out / "whl" / "x-1-py3-none-any.whl").write_bytes(b"w" * 1000)
     (out / "whl" / ".stamp").write_text(" ".join(bash_array("WHEELS")) + " | " + " ".join(bash_array("SDISTS")) + "\n")
     (out / "ffbins.tar.xz").write_bytes(b"f" * 1000)
     (out / ".ffbins.stamp").write_text(bash_scalar("FFMPEG_WHEEL") + " " + " ".join(bash_array("XZ_ARGS")) + "\n")
-    (out / "onnx").mkdir()
-    onnx_code = (REPO / "scripts" / "synthetic" / "onnx_models.py").read_bytes()
-    (out / "onnx" / ".stamp").write_text(hashlib.sha256(onnx_code).hexdigest()[:16] + "\n")
+    if onnx_done:
+        (out / "onnx").mkdir()
+        (out / "onnx" / ".stamp").write_text(onnx_stamp() + "\n")
     src = tmp_path / "Wan2.2"
     for rel in (
         "wan/modules/animate/preprocess/preprocess_data.py",
@@ -59,27 +70,30 @@ def fake_carry(tmp_path, wan22_commit: str):
     return out, src
 
 
-def run_script(out, src, *args):
+def run_script(out, src, *args, python: str = "false"):
     return subprocess.run(
         ["bash", str(SCRIPT), "--out", str(out), *args],
         check=False,
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "WAN22_DIR": str(src), "PYTHON": "false"},
+        env={"PATH": "/usr/bin:/bin", "WAN22_DIR": str(src), "PYTHON": python},
     )
 
 
-def test_exports_the_pinned_wan22_code_and_reports_one_call(tmp_path):
-    out, src = fake_carry(tmp_path, PIN)
-    res = run_script(out, src)
+def test_writes_the_onnx_graphs_exports_the_pinned_wan22_code_and_reports_one_call(tmp_path):
+    pytest.importorskip("onnx", reason="the ONNX graphs are drawn with the onnx package (requirements-dev.txt)")
+    out, src = fake_carry(tmp_path, PIN, onnx_done=False)
+    res = run_script(out, src, python=sys.executable)
     assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (out / "onnx").glob("*.onnx")) == ["vitpose_h_wholebody.onnx", "yolov10m.onnx"]
+    assert (out / "onnx" / ".stamp").read_text().strip() == onnx_stamp()
     wan = out / "Wan2.2"
     assert (wan / ".rav-commit").read_text().strip() == PIN
     assert (wan / "wan/modules/animate/preprocess/preprocess_data.py").is_file() and (wan / "generate.py").is_file()
     assert not (wan / "examples").exists(), "only the code travels"
     assert f'fits one call: carry ["{out}"]' in res.stdout and "of 64 MiB per call" in res.stdout
-    again = run_script(out, src)
-    assert again.returncode == 0 and "Wan2.2: up to date" in again.stdout
+    again = run_script(out, src)  # PYTHON=false: any rebuild would fail
+    assert again.returncode == 0 and "Wan2.2: up to date" in again.stdout and "onnx: up to date" in again.stdout
 
 
 def test_refuses_a_wan22_export_of_another_commit(tmp_path):
@@ -109,5 +123,5 @@ def test_over_the_limit_it_splits_in_two_calls_or_fails(tmp_path, extra):
         assert res.returncode == 0 and "fits one call" in res.stdout
     else:
         assert res.returncode == 0, res.stderr
-        assert f'call 1: carry ["{out}/whl", "{out}/Wan2.2", "{out}/onnx", "{big}"]' in res.stdout
+        assert f'call 1: carry ["{out}/whl", "{out}/onnx", "{out}/Wan2.2", "{big}"]' in res.stdout
         assert f'call 2: carry ["{out}/ffbins.tar.xz"]' in res.stdout

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -29,6 +31,41 @@ def test_install_dry_run_prints_every_step_and_changes_nothing(tmp_path):
         assert needle in out, needle
     assert out.index("torch") < out.index("Wan2.2 requirements"), "PyTorch must come first"
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+
+
+def test_install_refuses_a_cpu_only_torch_and_names_the_fix(tmp_path):
+    """A CPU-only torch already installed is not kept silently: install.sh stops before building on it."""
+    shutil.copy(REPO / "install.sh", tmp_path / "install.sh")
+    wan22 = tmp_path / "Wan2.2"
+    wan22.mkdir()
+    (wan22 / ".rav-commit").write_text(re.search(r"WAN22_COMMIT:-([0-9a-f]{40})", (REPO / "install.sh").read_text())[1])
+    fake = tmp_path / "site" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "__version__ = '2.13.0+cpu'\n"
+        "class version:\n    cuda = None\n"
+        "class cuda:\n    is_available = staticmethod(lambda: False)\n"
+    )
+    res = subprocess.run(["bash", str(tmp_path / "install.sh"), "--no-checkpoint"], cwd=tmp_path, capture_output=True,
+                         text=True, env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "HOME": str(tmp_path),
+                                         "PYTHONPATH": str(tmp_path / "site")})
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "torch 2.13.0+cpu is a CPU-only build" in res.stderr and "TORCH_INDEX_URL=" in res.stderr
+    assert "== Wan2.2 requirements" not in res.stdout and "exported tree of the pinned commit" in res.stdout
+
+
+def test_install_dry_run_lines_are_shell_words():
+    """Every '+' line of a dry run parses as one plain command: no bare redirection or placeholder in brackets."""
+    res = subprocess.run(["bash", str(REPO / "install.sh"), "--dry-run", "--no-checkpoint", "--fa3", "--ui"],
+                         cwd=REPO, capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "HOME": "/nonexistent"})
+    assert res.returncode == 0, res.stderr
+    commands = [line[2:] for line in res.stdout.splitlines() if line.startswith("+ ")]
+    assert any("diffusers>=0.35,<0.36" in line for line in commands)
+    for line in commands:
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)  # splits unquoted < > | & ; off as operators
+        operators = [token for token in lexer if token and set(token) <= set("<>|&;()")]
+        assert not operators, line
 
 
 def fake_flash_attention(root):
@@ -64,20 +101,62 @@ def test_install_rejects_unknown_option(tmp_path):
     assert res.returncode == 2 and "unknown option --bogus" in res.stderr
 
 
+def path_with(tmp_path, *tools: str, gpu: bool) -> str:
+    """A PATH holding only the named tools (links to the real ones) and, with gpu, an nvidia-smi listing one H200."""
+    bin_dir = tmp_path / ("bin-gpu" if gpu else "bin-cpu")
+    bin_dir.mkdir(parents=True)
+    for tool in tools:
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    if gpu:
+        (bin_dir / "nvidia-smi").write_text('#!/bin/sh\necho "0, NVIDIA H200, 143771"\n')
+        (bin_dir / "nvidia-smi").chmod(0o755)
+    return str(bin_dir)
+
+
+def counts(summary: str) -> tuple[int, int, int]:
+    match = re.fullmatch(r"(\d+) ok, (\d+) warnings?, (\d+) to fix( \(CPU-only\))?", summary)
+    assert match, summary
+    return int(match[1]), int(match[2]), int(match[3])
+
+
 def test_doctor_reports_each_check_on_one_line(fake_wan22, fake_ckpt, tmp_path):
-    res = run_cli("pipeline.py", "--doctor", "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, cwd=tmp_path)
+    path = path_with(tmp_path, "ffmpeg", "ffprobe", "git", "sh", gpu=True)
+    res = run_cli("pipeline.py", "--doctor", "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, cwd=tmp_path,
+                  env={"PATH": path})
     lines = res.stdout.strip().splitlines()
-    assert lines[-1].endswith("to fix")
     checks = lines[:-1]
     assert all(line.startswith(("[ok  ]", "[FAIL]", "[warn]")) for line in checks)
     names = " ".join(checks)
-    for name in ("GPU", "ffmpeg", "ffprobe", "Wan2.2 clone", "checkpoint (generation)", "checkpoint (preprocessing)",
-                 "attention", "onnxruntime CUDA provider", "sam2"):
+    for name in ("GPU", "ffmpeg", "ffprobe", "our requirements", "Wan2.2 clone", "checkpoint (generation)",
+                 "checkpoint (preprocessing)", "attention", "onnxruntime CUDA provider", "sam2"):
         assert name in names, name
-    assert "[ok  ] checkpoint (generation)" in res.stdout
+    assert "[ok  ] GPU: NVIDIA H200 140 GiB" in res.stdout and "[ok  ] checkpoint (generation)" in res.stdout
     failed = [line for line in checks if line.startswith("[FAIL]")]
+    # warnings are counted apart: neither ok nor to fix
+    assert counts(lines[-1]) == (sum(line.startswith("[ok  ]") for line in checks),
+                                 sum(line.startswith("[warn]") for line in checks), len(failed))
     assert res.returncode == (1 if failed else 0)
     assert all("fix:" in line for line in failed)
+
+
+def test_doctor_without_a_gpu_says_what_works(fake_wan22, tmp_path):
+    res = run_cli("pipeline.py", "--doctor", "--wan22_dir", fake_wan22, cwd=tmp_path,
+                  env={"PATH": path_with(tmp_path, "ffmpeg", "ffprobe", gpu=False)})
+    lines = res.stdout.strip().splitlines()
+    assert lines[0].startswith("CPU-only: no NVIDIA GPU visible") and lines[-1].endswith("(CPU-only)")
+    assert "[FAIL]" not in res.stdout and res.returncode == 0, res.stdout
+    for part in ("[ok  ] dry runs", "[ok  ] frame interpolation with ffmpeg", "contour mask on the CPU", "Web UI",
+                 "tests", "[ok  ] Wan2.2 clone"):
+        assert part in res.stdout, part
+    for gpu_check in ("checkpoint", "onnxruntime CUDA", "attention", "torch:"):
+        assert gpu_check not in res.stdout, gpu_check
+
+    # without ffmpeg: one failure for the cause, the parts it blocks are warnings
+    bare = run_cli("pipeline.py", "--doctor", "--wan22_dir", fake_wan22, cwd=tmp_path,
+                   env={"PATH": path_with(tmp_path / "none", gpu=False)})
+    assert bare.returncode == 1
+    assert "[FAIL] ffmpeg: not on PATH" in bare.stdout and "[warn] frame interpolation with ffmpeg" in bare.stdout
+    assert counts(bare.stdout.strip().splitlines()[-1])[2] == 2  # ffmpeg and ffprobe
 
 
 @pytest.mark.parametrize("versions,ok", [({"torchao": "0.15.0", "diffusers": "0.35.2"}, True),

@@ -22,8 +22,16 @@ from conftest import REPO  # noqa: E402
 
 ADAPTERS = REPO / "replace_actor_video" / "adapters"
 WAN22 = Path(os.environ.get("WAN22_DIR", REPO / "Wan2.2"))
-needs_wan22 = pytest.mark.skipif(not (WAN22 / "wan" / "modules" / "model.py").is_file(),
-                                 reason=f"needs the Wan2.2 clone ({WAN22}; install.sh clones it)")
+
+
+def needs_wan22(*packages: str) -> pytest.MarkDecorator:
+    """Skip without the Wan2.2 clone (the reason names it), or when the upstream code under test imports a package
+    that is not installed (the reason names the package)."""
+    if not (WAN22 / "wan" / "modules" / "model.py").is_file():
+        return pytest.mark.skipif(True, reason=f"needs the Wan2.2 clone ({WAN22}; install.sh clones it)")
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
+    return pytest.mark.skipif(bool(missing), reason=f"the Wan2.2 code under test imports {', '.join(missing)}, "
+                                                    "not installed (requirements-dev.txt)")
 
 
 def load(stem: str):
@@ -104,7 +112,7 @@ def load_upstream_rope():
     return model
 
 
-@needs_wan22
+@needs_wan22("diffusers")  # wan/modules/model.py imports diffusers' ModelMixin
 def test_rope_agrees_with_upstream_to_the_bf16_attention_inputs():
     model = load_upstream_rope()
     d = 128
@@ -159,14 +167,13 @@ def upstream_after_patch_embedding():
     return namespace["after_patch_embedding"]
 
 
-def references():
-    yield pytest.param(lambda: by_definition, id="definition")
-    yield pytest.param(upstream_after_patch_embedding, id="upstream",
-                       marks=pytest.mark.skipif(not (WAN22 / "wan").is_dir() or importlib.util.find_spec("einops") is None,
-                                                reason=f"needs the Wan2.2 clone ({WAN22}) and einops"))
+REFERENCES = [
+    pytest.param(lambda: by_definition, id="definition"),
+    pytest.param(upstream_after_patch_embedding, id="upstream", marks=needs_wan22("einops")),
+]
 
 
-@pytest.mark.parametrize("reference", references())
+@pytest.mark.parametrize("reference", REFERENCES)
 def test_motion_cache_gives_the_same_result_and_encodes_each_face_video_once(reference):
     upstream = reference()
     cached = launcher._cached_motion(upstream)

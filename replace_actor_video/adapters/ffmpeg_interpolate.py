@@ -1,5 +1,5 @@
 """Adapter for ffmpeg's motion-compensated `minterpolate` filter: the fallback interpolator that needs
-nothing but ffmpeg (reference: shared postprocess-upscale.md §5).
+nothing but ffmpeg (docs/FINISHING.md).
 
 Traps handled here:
 - minterpolate does not fill the last source interval (48 frames at 16 fps give 87 frames at 30 fps, not

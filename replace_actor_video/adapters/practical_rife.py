@@ -1,5 +1,5 @@
 """Adapter for hzwer/Practical-RIFE `inference_video.py` (PyTorch RIFE on CUDA), run unchanged through
-practical_rife_launcher.py (reference: shared postprocess-upscale.md §1).
+practical_rife_launcher.py (set-up and measured runs: docs/FINISHING.md).
 
 Traps handled here:
 - the repo holds no model: `train_log/RIFE_HDv3.py` (+ IFNet_HDv3.py) and `train_log/flownet.pkl` come

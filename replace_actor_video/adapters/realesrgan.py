@@ -1,5 +1,5 @@
 """Adapter for xinntao/Real-ESRGAN `inference_realesrgan_video.py`, run unchanged through
-realesrgan_launcher.py (reference: shared postprocess-upscale.md §3).
+realesrgan_launcher.py (set-up and measured runs: docs/FINISHING.md).
 
 Traps handled here:
 - output naming: it writes `<-o folder>/<input name>_<suffix>.mp4`; we give it a scratch folder and a
@@ -16,7 +16,8 @@ Traps handled here:
   --face_enhance keeps facexlib weights in a cwd-relative `gfpgan/weights`: it runs with cwd = the clone;
 - a RuntimeError on a frame (CUDA out of memory) is printed and the frame is skipped, exit code 0: we
   count the frames it wrote;
-- fp16 by default (`--fp32` on CPU); the video script has no CPU path at all (Pool(0)).
+- fp16 by default, `--fp32` for full precision; the video script has no CPU path at all (Pool(0)), so
+  `--fp32` does not make it run on a CPU.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Adapter for nihui/rife-ncnn-vulkan (release 20221029): finding the binary and its model folder,
 checking that it really runs on a Vulkan GPU, and the argv that converts a frame folder to an exact
-frame count (reference: shared postprocess-upscale.md §2).
+frame count (docs/FINISHING.md).
 
 Traps handled here:
 - `-n` is the total number of output frames, not a rate, and only models whose -m text contains

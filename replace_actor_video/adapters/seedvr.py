@@ -1,5 +1,5 @@
-"""Adapter for ByteDance-Seed/SeedVR `projects/inference_seedvr2_{3b,7b}.py` (one-step video restoration,
-reference: shared postprocess-upscale.md §4).
+"""Adapter for ByteDance-Seed/SeedVR `projects/inference_seedvr2_{3b,7b}.py` (one-step video restoration;
+set-up: docs/FINISHING.md).
 
 Traps handled here:
 - it calls `dist.init_process_group("nccl")` from torchrun's environment: always launched with

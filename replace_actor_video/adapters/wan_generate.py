@@ -1,6 +1,6 @@
 """Adapter for Wan2.2's official `generate.py --task animate-14B`, run through our tiny launcher.
 
-Traps handled here (reference: shared wan22-animate.md §1, §5, §8):
+Traps handled here (each read in the Wan2.2 source at the pinned commit; README "Troubleshooting"):
 - `--refert_num` defaults to 77, which WanAnimate.generate rejects: we always pass 1 or 5;
 - without `--save_file` the output lands in the cwd under a generated name: we always pass it;
 - `--prompt` never reaches WanAnimate.generate: the launcher passes it (see wan_launcher.py);

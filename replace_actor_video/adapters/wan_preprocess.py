@@ -1,6 +1,6 @@
 """Adapter for Wan2.2's official `preprocess_data.py`: its CLI, its checkpoint files, its outputs, its traps.
 
-Traps handled here (reference: shared wan22-animate.md §2, §7):
+Traps handled here (each read in the Wan2.2 source at the pinned commit; README "Troubleshooting"):
 - it needs `--ckpt_path <ckpt>/process_checkpoint`, not the checkpoint root;
 - pose2d is a file or, as published on Hugging Face, a folder holding end2end.onnx;
 - SAM2 is loaded only in replace mode, FLUX Kontext only with --use_flux (from process_checkpoint/);

@@ -39,7 +39,7 @@ from typing import Any, TextIO
 import psutil
 
 from ..core.errors import Cancelled, StageFailed, UserError
-from ..core.process import ProcessResult, _tail_hint, format_argv, kill_tree, start_detached
+from ..core.process import ProcessResult, format_argv, kill_tree, start_detached, tail_hint
 from ..core.progress import Progress, parse_progress
 from .wan_generate import LAUNCHER, GenerateCall
 
@@ -224,7 +224,7 @@ def start_worker(call: GenerateCall, *, python: str = sys.executable, env: Mappi
             break
         time.sleep(0.1)
     kill_tree(pid)
-    raise StageFailed(f"the warm worker did not start{_tail_hint(log)}; its log: {log}")
+    raise StageFailed(f"the warm worker did not start{tail_hint(log)}; its log: {log}")
 
 
 def ping(handle: WorkerHandle) -> dict[str, Any] | None:
@@ -300,10 +300,10 @@ class WorkerRunner:
             raise Cancelled(f"{label} cancelled; the warm worker ended the job")
         if not result.get("ok"):
             raise StageFailed(f"{label} failed on the warm worker ({result.get('error') or 'no answer'})"
-                              f"{_tail_hint(log_path)}; full log: {log_path}")
+                              f"{tail_hint(log_path)}; full log: {log_path}")
         missing = [str(p) for p in expected_outputs if not Path(p).exists() or Path(p).stat().st_size == 0]
         if missing:
-            raise StageFailed(f"{label} ended but did not write {', '.join(missing)}{_tail_hint(log_path)}; "
+            raise StageFailed(f"{label} ended but did not write {', '.join(missing)}{tail_hint(log_path)}; "
                               f"full log: {log_path}")
         return ProcessResult(argv, seconds, log_path)
 

@@ -2,7 +2,7 @@
 
 
 class UserError(Exception):
-    """Bad input or environment. The CLI prints the message on one line and exits with EXIT_USER_ERROR."""
+    """Bad input or environment. The CLI prints the message on one line and exits with `exit_code` (2)."""
 
     exit_code = 2
 
@@ -17,3 +17,7 @@ class Cancelled(Exception):
     """The user pressed Ctrl-C or the job was cancelled; the child process tree has been ended."""
 
     exit_code = 130
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: handled exactly as Ctrl-C (a KeyboardInterrupt), with the signal's name."""

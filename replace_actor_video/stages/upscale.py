@@ -66,7 +66,7 @@ class UpscaleOptions:
                                 help="Real-ESRGAN: restore faces with GFPGAN (downloads its weights; not "
                                 "with anime models)", group="realesrgan")
     fp32: bool = option(False, label="Real-ESRGAN: full precision",
-                        help="Real-ESRGAN: full precision (slower; needed on CPU)", group="realesrgan")
+                        help="Real-ESRGAN: fp32 instead of fp16 (slower; the video script runs on a GPU only)", group="realesrgan")
     realesrgan_dir: str = option(config.REALESRGAN.default_value(),
                                  help=f"Real-ESRGAN clone (env {config.REALESRGAN.env})", widget="dir", group="paths",
                                  server="location")

@@ -1,8 +1,8 @@
 """Build a DiffSynth-Studio training dataset for Wan2.2-Animate-14B from a folder or CSV of videos.
 
-Per video: the official preprocessing (our stage CLI run_preprocessing.py as a subprocess, one per GPU
-through CUDA_VISIBLE_DEVICES), then the target video resampled exactly like the preprocessing sampled it,
-then every stream cut into clips of --clip_frames frames. At the end, metadata.csv lists one row per clip
+Per video, one Ray task (cluster/engine.py: a local Ray instance, or a cluster with --address) on a GPU
+Ray reserves for it: the official preprocessing (our stage CLI run_preprocessing.py as a subprocess), then
+the target video resampled exactly like the preprocessing sampled it, then every stream cut into clips of --clip_frames frames. At the end, metadata.csv lists one row per clip
 with the columns DiffSynth's train.py reads (see adapters/diffsynth_train.py), paths relative to the
 dataset folder. Finished videos are skipped on a rerun (items/<id>.json); a failing video is logged and
 skipped, and the summary names it.
@@ -19,28 +19,25 @@ Layout of --output:
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import contextlib
 import csv
 import dataclasses
 import json
 import os
-import queue
-import signal
 import sys
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..adapters import diffsynth_train as ds
 from ..adapters import wan_preprocess
+from ..cluster import engine
+from ..cluster.board import Board
 from ..core.atomic import atomic_dir, atomic_file
 from ..core.cli import report_errors
 from ..core.config import upstream_commit
-from ..core.errors import Cancelled, StageFailed, UserError
-from ..core.gpu import visible_gpus
+from ..core.errors import StageFailed, UserError
 from ..core.options import add_to_parser, as_dict, build, option, to_argv
 from ..core.rundir import RunContext, fingerprint
 from ..media.probe import check_image, probe_video
@@ -78,33 +75,18 @@ class DatasetOptions:
                                   "as reference (0 = first)", group="dataset")
     default_prompt: str = option(ds.DEFAULT_PROMPT, help="prompt for videos without one (an empty prompt "
                                  "breaks DiffSynth's loader)", widget="textarea", group="dataset")
-    gpus: str = option("auto", help="GPUs for the preprocessing workers, e.g. 0,1,2,3; auto = every visible GPU; "
-                       "none = leave CUDA_VISIBLE_DEVICES as it is", group="performance")
-    workers: int = option(0, help="videos preprocessed at once; 0 = one per GPU (workers are spread over "
-                          "the GPUs in turn)", group="performance")
+    gpus_per_video: float = option(1, help="GPUs Ray reserves for each video's preprocessing (one task per video, "
+                                   "placed on free GPUs across the cluster); 0 = none, e.g. on a machine without "
+                                   "GPUs", group="performance")
 
 
 def validate(opts: DatasetOptions) -> None:
     if opts.clip_frames < 5 or opts.clip_frames % 4 != 1:
         raise UserError(f"--clip_frames {opts.clip_frames}: use 4n+1 frames (e.g. 81, 49, 33)")
-    if opts.max_clips < 0 or opts.reference_frame < 0 or opts.workers < 0:
-        raise UserError("--max_clips, --reference_frame and --workers cannot be negative")
+    if opts.max_clips < 0 or opts.reference_frame < 0 or opts.gpus_per_video < 0:
+        raise UserError("--max_clips, --reference_frame and --gpus_per_video cannot be negative")
     if not opts.default_prompt.strip():
         raise UserError("--default_prompt is empty; DiffSynth reads an empty prompt as NaN and fails")
-
-
-def gpu_slots(opts: DatasetOptions) -> list[str | None]:
-    """One entry per worker: the CUDA_VISIBLE_DEVICES value it runs with (None = unchanged)."""
-    if opts.gpus == "none":
-        gpus: list[str] = []
-    elif opts.gpus == "auto":
-        gpus = [str(g.index) for g in visible_gpus()]
-    else:
-        gpus = [g.strip() for g in opts.gpus.split(",") if g.strip()]
-        if not all(g.isdigit() for g in gpus):
-            raise UserError(f"--gpus {opts.gpus!r}: write GPU indices like 0,1,2, or auto, or none")
-    workers = opts.workers or max(1, len(gpus))
-    return [gpus[i % len(gpus)] if gpus else None for i in range(workers)]
 
 
 @dataclass(frozen=True)
@@ -141,7 +123,6 @@ class Builder:
     mask: MaskOptions
     layout: Layout
     run_dir: Path
-    cancel: threading.Event
 
     @property
     def replace(self) -> bool:
@@ -163,7 +144,10 @@ class Builder:
         def stat(path: Path | None) -> Any:
             if path is None:
                 return {"frame": self.opts.reference_frame}
-            st = path.stat()
+            try:
+                st = path.stat()
+            except OSError:
+                return [str(path), "missing"]
             return [str(path), st.st_size, st.st_mtime_ns]
 
         pre = {k: v for k, v in as_dict(self.template).items() if k not in PREPROCESS_SET_HERE}
@@ -178,12 +162,13 @@ class Builder:
         return all((self.layout.root / path).is_file() for clip in record["clips"] for path in clip.values())
 
     # -- one video -------------------------------------------------------------------------------
-    def build_video(self, item: VideoItem, gpu: str | None) -> dict[str, Any]:
-        """Preprocess `item` and cut its clips; returns its 'done' record. Raises UserError/StageFailed."""
+    def build_video(self, item: VideoItem) -> dict[str, Any]:
+        """Preprocess `item` and cut its clips; returns its 'done' record. Raises UserError/StageFailed.
+        Runs in a Ray task: CUDA_VISIBLE_DEVICES is already the GPU(s) Ray reserved, and the children inherit it."""
         fp = self.media_fingerprint(item)
         record = self.layout.read_record(item) or {}
-        ctx = RunContext.open(self.run_dir / "videos" / item.id, echo=None, cancel=self.cancel)
-        env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {})}
+        ctx = RunContext.open(self.run_dir / "videos" / item.id, echo=None, cancel=threading.Event())
+        gpu = os.environ.get("CUDA_VISIBLE_DEVICES")
         ctx.begin_stage(STAGE, options={"gpu": gpu}, inputs={"video": str(item.video)}, upstream={}, fp=fp)
         try:
             reference = item.reference or self.extract_reference(item, ctx)
@@ -191,7 +176,7 @@ class Builder:
             if not (record.get("preprocessed") == fp and preprocess.read_record(pre_dir)):
                 argv = self.preprocess_argv(item, reference) + [
                     "--overwrite", "--runs_dir", str(ctx.run_dir / "preprocess-runs")]
-                ctx.step("preprocess (run_preprocessing.py)", argv, stage=STAGE, env=env)
+                ctx.step("preprocess (run_preprocessing.py)", argv, stage=STAGE)
                 self.layout.write_record(item, {"status": "preprocessed", "preprocessed": fp})
             done = self.cut_clips(item, pre_dir, ctx)
         except BaseException as exc:
@@ -251,23 +236,13 @@ class Builder:
 
 
 # -- the whole dataset ------------------------------------------------------------------------------
-@contextlib.contextmanager
-def cancel_on_signals(cancel: threading.Event) -> Iterator[None]:
-    """SIGTERM/SIGHUP only set `cancel` (raising from a handler could land inside lock code); the wait loop
-    of build_all sees it, and every worker ends its upstream process tree."""
-    old = {sig: signal.signal(sig, lambda _signum, _frame: cancel.set()) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-
-
 def run(opts: DatasetOptions, pre_values: dict[str, Any], mask: MaskOptions, run_opts: RunOptions, *,
-        ctx: RunContext) -> Path:
+        ctx: RunContext, eng: engine.EngineOptions | None = None) -> Path:
     """Build (or bring up to date) the dataset in `opts.output`; returns the metadata.csv path.
     `pre_values` are the preprocessing options as parsed (PreprocessOptions less PREPROCESS_SET_HERE)."""
     validate(opts)
+    eng = eng or engine.EngineOptions()
+    engine.validate(eng)
     template = build(preprocess.PreprocessOptions, {**pre_values, "video_path": "-", "refer_path": "-",
                                                     "retarget": False, "use_flux": False})
     template = dataclasses.replace(template, wan22_dir=str(absolute(template.wan22_dir)),
@@ -280,10 +255,9 @@ def run(opts: DatasetOptions, pre_values: dict[str, Any], mask: MaskOptions, run
             check_image(item.reference)
         if layout.root == item.video.parent or layout.root in item.video.parents:
             raise UserError(f"{layout.root}: the dataset folder holds the input {item.video}; choose another --output")
-    slots = gpu_slots(opts)
-    builder = Builder(opts, template, mask, layout, ctx.run_dir, ctx.cancel or threading.Event())
+    builder = Builder(opts, template, mask, layout, ctx.run_dir)
     if ctx.dry_run:
-        return describe_plan(builder, items, slots, ctx)
+        return describe_plan(builder, items, ctx)
 
     # Checked once here so a missing clone or model fails the run, not every video one by one.
     wan_preprocess.check_wan22(Path(template.wan22_dir))
@@ -293,19 +267,23 @@ def run(opts: DatasetOptions, pre_values: dict[str, Any], mask: MaskOptions, run
                     upstream={"Wan2.2": {"path": template.wan22_dir, "commit": upstream_commit(template.wan22_dir)}},
                     fp=fingerprint(options))
     results: dict[str, dict[str, Any]] = {}
-    todo = []
+    todo, missing = [], []
     for item in items:
-        if builder.is_done(item, builder.media_fingerprint(item)):
+        if not item.video.is_file():
+            missing.append(item)
+        elif builder.is_done(item, builder.media_fingerprint(item)):
             results[item.id] = {**layout.read_record(item), "skipped": True}
         else:
             todo.append(item)
-    ctx.say(f"dataset: {len(items)} videos, {len(items) - len(todo)} already done, {len(todo)} to build "
-            f"with {len(slots)} worker(s){' on GPUs ' + ','.join(s for s in slots if s) if any(slots) else ''}")
+    ctx.say(f"dataset: {len(items)} videos, {len(results)} already done, {len(todo)} to build, one Ray task each"
+            + (f" with {opts.gpus_per_video:g} GPU(s)" if opts.gpus_per_video else " on CPUs"))
+    for item in missing:  # logged and skipped like any failing video; the others go on
+        results[item.id] = failed_record(builder, item, f"{item.video}: video not found; fix its path in "
+                                         f"{opts.input} or remove it")
+        ctx.say(f"dataset: {item.id} FAILED: {results[item.id]['error']}")
     try:
-        with cancel_on_signals(builder.cancel):
-            results.update(build_all(builder, todo, slots, ctx))
+        results.update(build_all(builder, todo, ctx, eng))
     except BaseException as exc:
-        builder.cancel.set()
         ctx.abort_stage(STAGE, exc)
         raise
     metadata = write_outputs(builder, items, results)
@@ -319,48 +297,44 @@ def run(opts: DatasetOptions, pre_values: dict[str, Any], mask: MaskOptions, run
     return metadata
 
 
-def build_all(builder: Builder, todo: list[VideoItem], slots: list[str | None], ctx: RunContext) -> dict[str, dict]:
-    free: queue.Queue[str | None] = queue.Queue()
-    for slot in slots:
-        free.put(slot)
+def failed_record(builder: Builder, item: VideoItem, error: str) -> dict[str, Any]:
+    """Record a failed video (the rerun retries it) and return the record."""
+    log = builder.run_dir / "videos" / item.id / "logs" / f"{STAGE}.log"
+    earlier = builder.layout.read_record(item) or {}
+    record = {"status": "failed", "video": str(item.video), "error": error,
+              "log": str(log) if log.is_file() else None, "preprocessed": earlier.get("preprocessed")}
+    builder.layout.write_record(item, record)
+    return record
 
-    def one(item: VideoItem) -> dict[str, Any]:
-        gpu = free.get()
-        try:
-            if builder.cancel.is_set():
-                raise Cancelled("cancelled before start")
-            ctx.say(f"dataset: {item.id} started{f' on GPU {gpu}' if gpu is not None else ''}")
-            try:
-                record = builder.build_video(item, gpu)
-            except (UserError, StageFailed) as exc:
-                log = builder.run_dir / "videos" / item.id / "logs" / f"{STAGE}.log"
-                earlier = builder.layout.read_record(item) or {}
-                record = {"status": "failed", "video": str(item.video), "error": str(exc),
-                          "log": str(log) if log.is_file() else None, "preprocessed": earlier.get("preprocessed")}
-                builder.layout.write_record(item, record)
-                ctx.say(f"dataset: {item.id} FAILED: {exc}")
-                return record
-            ctx.say(f"dataset: {item.id} done: {len(record['clips'])} clip(s)")
-            return record
-        finally:
-            free.put(gpu)
 
-    results = {}
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(slots)) as pool:
-        pending = {pool.submit(one, item): item for item in todo}
-        try:
-            while pending:
-                done, _ = concurrent.futures.wait(pending, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED)
-                for future in done:
-                    results[pending.pop(future).id] = future.result()
-                if builder.cancel.is_set():
-                    raise Cancelled("cancel requested")
-        except BaseException:
-            builder.cancel.set()  # the workers' run_process sees it and ends its process tree
-            for future in pending:
-                future.cancel()
-            raise
-    return results
+def build_one(builder: Builder, item: VideoItem) -> dict[str, Any]:
+    """The Ray task of one video: its 'done' record, or a 'failed' one (logged and skipped, never raised:
+    one bad video must not stop the others)."""
+    if not os.access(item.video, os.R_OK):
+        return failed_record(builder, item, f"node {engine.node_name()} cannot read {item.video}: the videos, the "
+                             "dataset folder and the upstream clones must be on storage every node sees, at the "
+                             "same path (docs/SCALE.md)")
+    try:
+        record = builder.build_video(item)
+    except (UserError, StageFailed) as exc:
+        return failed_record(builder, item, str(exc))
+    return {**record, "output": f"{len(record['clips'])} clip(s) in {builder.layout.clips(item)}"}
+
+
+def build_all(builder: Builder, todo: list[VideoItem], ctx: RunContext,
+              eng: engine.EngineOptions) -> dict[str, dict[str, Any]]:
+    """One Ray task per video, placed on free GPUs (Ctrl-C cancels them and ends their process trees)."""
+    if not todo:
+        return {}
+    board = Board([(item.id, item.id) for item in todo], title="dataset", prefix="dataset")
+    engine.connect(eng)
+    try:
+        return engine.run_tasks(build_one, [engine.Task(item.id, item.id, (builder, item),
+                                                        num_gpus=builder.opts.gpus_per_video) for item in todo],
+                                opts=eng, on_event=board.event)
+    finally:
+        engine.shutdown()
+        board.close(table=False)
 
 
 def write_outputs(builder: Builder, items: list[VideoItem], results: dict[str, dict]) -> Path:
@@ -414,17 +388,18 @@ def print_summary(ctx: RunContext, items: list[VideoItem], results: dict[str, di
         ctx.say(f"  failed: {record['error']}" + (f" (log: {log})" if log and log not in record["error"] else ""))
 
 
-def describe_plan(builder: Builder, items: list[VideoItem], slots: list[str | None], ctx: RunContext) -> Path:
-    ctx.say(f"dataset (dry run): {len(items)} videos into {builder.layout.root}, {len(slots)} worker(s); "
+def describe_plan(builder: Builder, items: list[VideoItem], ctx: RunContext) -> Path:
+    gpus = builder.opts.gpus_per_video
+    ctx.say(f"dataset (dry run): {len(items)} videos into {builder.layout.root}, one Ray task each"
+            f"{f' with {gpus:g} GPU(s)' if gpus else ' on CPUs'}; "
             f"metadata.csv columns: {', '.join([ds.VIDEO, ds.PROMPT, *builder.keys()[1:]])}")
-    for item, gpu in zip(items, slots * len(items)):
+    for item in items:
         reference = item.reference or builder.layout.reference(item)
         if item.reference is None:
             ctx.step(f"{item.id}: reference = frame {builder.opts.reference_frame}",
                      clips.reference_frame_argv(item.video, builder.opts.reference_frame, reference), stage=STAGE)
         argv = builder.preprocess_argv(item, reference)
-        ctx.step(f"{item.id}: preprocess{f' (CUDA_VISIBLE_DEVICES={gpu})' if gpu is not None else ''}", argv,
-                 stage=STAGE)
+        ctx.step(f"{item.id}: preprocess", argv, stage=STAGE)
     ctx.say(f"then: each video resampled like its pose and cut into {builder.opts.clip_frames}-frame clips")
     return builder.layout.root / "metadata.csv"
 
@@ -436,13 +411,15 @@ def main(argv: list[str] | None = None) -> int:
     add_to_parser(parser, DatasetOptions, seen=seen)
     pre_names = add_to_parser(parser, preprocess.PreprocessOptions, skip=PREPROCESS_SET_HERE, seen=seen)
     add_to_parser(parser, MaskOptions, skip=MASK_SET_HERE, seen=seen)
+    add_to_parser(parser, engine.EngineOptions, seen=seen)
     add_to_parser(parser, RunOptions, seen=seen)
     values = vars(parser.parse_args(argv))
 
     def body() -> None:
         opts, mask, run_opts = build(DatasetOptions, values), build(MaskOptions, values), build(RunOptions, values)
         ctx = RunContext.create(run_opts.runs_dir, STAGE, dry_run=run_opts.dry_run, cancel=threading.Event())
-        run(opts, {name: values[name] for name in pre_names}, mask, run_opts, ctx=ctx)
+        run(opts, {name: values[name] for name in pre_names}, mask, run_opts, ctx=ctx,
+            eng=build(engine.EngineOptions, values))
 
     return report_errors(body)
 

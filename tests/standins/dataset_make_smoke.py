@@ -39,7 +39,7 @@ def main() -> int:
         return subprocess.run(
             [sys.executable, str(REPO / "run_dataset.py"), "--input", str(tmp / "videos"), "--output", str(args.out),
              "--wan22_dir", str(tmp / "Wan2.2"), "--ckpt_dir", str(tmp / "ckpt"), "--runs_dir", str(tmp / "runs"),
-             "--resolution", "64x64", "--clip_frames", "9", "--max_clips", "2", "--gpus", "none",
+             "--resolution", "64x64", "--clip_frames", "9", "--max_clips", "2", "--gpus_per_video", "0",
              *(["--replace", "--mask_mode", "official"] if args.replace else [])],
             env={**os.environ, "RAV_REPO": str(REPO)}).returncode
 

@@ -1,7 +1,11 @@
 """wan/animate.py: WanAnimate builds T5, CLIP, the VAE and the DiT as upstream does (in that order), and generate()
 calls them per sampling step; it records what the pipeline passes (the launcher's prompt patch is checked through
-it) and counts how often models are built (the warm worker builds them once)."""
+it) and counts how often models are built (the warm worker builds them once). With STANDIN_GENERATE_GATE=<file> it
+samples for as long as that file exists, with a worker process of its own (as torchrun's workers or an ffmpeg would
+be), so a test can stop or kill a run mid-generate."""
 import os
+import subprocess
+import sys
 import time
 
 from .modules.animate import CLIPModel, WanAnimateModel
@@ -9,6 +13,19 @@ from .modules.t5 import T5EncoderModel
 from .modules.vae2_1 import Wan2_1_VAE
 
 BUILT = {"count": 0}
+
+
+def hold_at_gate(gate):
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "standin-worker", gate])
+    start, step = time.monotonic(), 0
+    while os.path.exists(gate) and time.monotonic() - start < 300:
+        step = min(step + 1, 99)
+        sys.stdout.write(f"\r{step:3d}%|{'#' * (step // 10):<10}| {step}/100 [00:{step % 60:02d}<00:30,  5.00it/s]")
+        sys.stdout.flush()
+        time.sleep(0.2)
+    print(flush=True)
+    worker.terminate()
+    worker.wait()
 
 
 class Video:
@@ -55,6 +72,8 @@ class WanAnimate:
         self.text_encoder.model.to(self.vae.device)
         self.text_encoder([input_prompt], self.vae.device)
         self.vae.encode([src_root_path])
+        if os.environ.get("STANDIN_GENERATE_GATE"):
+            hold_at_gate(os.environ["STANDIN_GENERATE_GATE"])
         step_seconds = float(os.environ.get("STANDIN_STEP_SECONDS", "0"))
         for step in range(sampling_steps):
             if step_seconds:
