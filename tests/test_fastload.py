@@ -15,12 +15,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import REPO
-from upstream_wan import drop_wan_modules, needs_wan22, stub_packages
+from conftest import REPO  # noqa: E402
+from upstream_wan import drop_wan_modules, needs_wan22, stub_packages  # noqa: E402
 
 ADAPTERS = REPO / "replace_actor_video" / "adapters"
 sys.path.insert(0, str(REPO / "scripts"))
-from synthetic import checkpoint, layout, specs, tensors, tokenizer_files
+from synthetic import checkpoint, layout, specs, tensors, tokenizer_files  # noqa: E402
 
 
 def load(stem: str):
@@ -198,3 +198,29 @@ def test_prefetch_follows_upstream_load_order(tmp_path):
     thread.join(timeout=10)
     assert not thread.is_alive()
     assert fastload.prefetch([]) is None
+
+
+def test_pipeline_prefetches_the_checkpoint_while_it_preprocesses(tmp_path, monkeypatch, capsys):
+    import io
+
+    from replace_actor_video.core.rundir import RunContext
+    from replace_actor_video.stages import generate
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    for name in (layout.T5_FILE, layout.VAE_FILE, layout.LORA_FILE):
+        (ckpt / name).write_bytes(b"x" * 1000)
+    opts = generate.GenerateOptions(ckpt_dir=str(ckpt), replace=True, use_relighting_lora=True)
+    echo = io.StringIO()
+    asked = []
+    monkeypatch.setattr(generate.wan_fastload, "prefetch", lambda files: asked.append(files))
+    generate.prefetch_checkpoint(opts, RunContext(run_dir=tmp_path / "run", echo=echo))
+    assert [Path(f).name for f in asked[0]] == [layout.T5_FILE, layout.VAE_FILE, layout.LORA_FILE]
+    assert "into the page cache while earlier steps run" in echo.getvalue()
+    asked.clear()
+    monkeypatch.setenv("RAV_FASTLOAD", "0")
+    generate.prefetch_checkpoint(opts, RunContext(run_dir=tmp_path / "run", echo=echo))
+    generate.prefetch_checkpoint(opts, RunContext(run_dir=tmp_path / "run", echo=echo, dry_run=True))
+    assert not asked
+    pipeline_source = (REPO / "replace_actor_video" / "pipeline" / "run.py").read_text()
+    assert pipeline_source.index("prefetch_checkpoint") < pipeline_source.index("preprocess.run(")

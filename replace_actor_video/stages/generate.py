@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from ..adapters import wan_generate
+import psutil
+
+from ..adapters import wan_fastload, wan_generate
 from ..adapters import wan_worker_client as workers
 from ..adapters.lora import LoraError, format_lora_arg, lora_key_count, parse_lora_arg, safetensors_keys
 from ..core.atomic import atomic_file, refuse_overwrite
@@ -267,6 +269,19 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
             check_final(tmp, fps=fps, frames=frames, audio=audio is not None)
     ctx.say(f"generation done: {save_file} ({frames} frames at {fps} fps{', with audio' if audio else ''}, seed {seed})")
     return save_file
+
+
+def prefetch_checkpoint(opts: GenerateOptions, ctx: RunContext) -> None:
+    """Ask the kernel to read the checkpoint files into the page cache in the background (the pipeline calls this
+    before preprocessing, so the reads overlap it): only when they fit in the free memory, else they would push
+    each other out before generation starts. Lossless; RAV_FASTLOAD=0 turns it off with the rest of fast loading."""
+    if ctx.dry_run or not wan_fastload.enabled():
+        return
+    files = wan_fastload.checkpoint_files(str(absolute(opts.ckpt_dir)), relighting=opts.use_relighting_lora)
+    size = sum(Path(f).stat().st_size for f in files)
+    if files and size * 1.2 < psutil.virtual_memory().available:
+        wan_fastload.prefetch(files)
+        ctx.say(f"generate: reading the checkpoint ({size / 1e9:.0f} GB) into the page cache while earlier steps run")
 
 
 def worker_runner(mode: str, call: wan_generate.GenerateCall, ctx: RunContext) -> workers.WorkerRunner | None:
