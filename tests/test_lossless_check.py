@@ -26,9 +26,14 @@ FAULT_DB = 42.0  # a fault: measured ~36 dB (a drop of more than 20 dB)
 
 @pytest.fixture(scope="module")
 def wan_modules():
+    """The upstream modules the check imports (and, where torchvision is missing, its empty stand-ins) leave with
+    this module's tests: a spec-less torchvision in sys.modules would break later tests' find_spec probes."""
     yield
     for name in [n for n in sys.modules if n == "wan" or n.startswith("wan.")]:
         del sys.modules[name]
+    for name in ("torchvision", "torchvision.transforms"):
+        if name in sys.modules and getattr(sys.modules[name], "__file__", None) is None:
+            del sys.modules[name]
 
 
 @needs_wan22()
