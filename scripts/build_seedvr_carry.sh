@@ -4,7 +4,7 @@
 #            no assets, no checkpoints: make_synthetic_seedvr.py writes those on the GPU)
 #   whl/     the pure-Python packages its inference imports that the GPU image lacks: mediapy 1.2.0,
 #            rotary-embedding-torch 0.5.3 (SeedVR's pins) and beartype (rotary-embedding-torch imports it)
-# flash_attn, apex, IPython and PyAV are not carried: adapters/seedvr_launcher.py stands in for them.
+# flash_attn, apex, IPython and PyAV are not carried: replace_actor_video/upstream/seedvr/runtime/launcher.py stands in for them.
 #
 #   bash scripts/build_seedvr_carry.sh [OUT]      (default .e2e/seedvr; SEEDVR_DIR = the clone, default SeedVR/)
 set -euo pipefail

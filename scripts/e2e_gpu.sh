@@ -11,7 +11,7 @@
 # OUT_DIR/replace.mp4 (run `replace` first, in this call or an earlier one on the warm machine).
 # seedvr: run_upscale.py --backend seedvr through SeedVR's official inference_seedvr2_3b.py with a synthetic 3B
 # checkpoint of the real layout (scripts/make_synthetic_seedvr.py, written on the GPU), flash_attn/apex/PyAV stood in
-# by adapters/seedvr_launcher.py; needs .e2e/seedvr (scripts/build_seedvr_carry.sh: SeedVR's code + 3 small wheels).
+# by upstream/seedvr/runtime/launcher.py; needs .e2e/seedvr (scripts/build_seedvr_carry.sh: SeedVR's code + 3 small wheels).
 #
 # Expects, relative to the repo root (gitignored, carried to the lent GPU machine; `bash scripts/build_gpu_carry.sh`
 # builds them, scripts/gpu_carry.md says why each part is there): .e2e/whl/*.whl (Python packages the GPU image

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Finishing stages: Practical-RIFE (CUDA interpolation) with its Python 3.12 / NumPy 2 requirements,
 # Real-ESRGAN (upscaling) installed editable, and the rife-ncnn-vulkan release (Vulkan interpolation),
-# each at the commit or release our adapters and mirrors were checked against. Called by install.sh.
+# each at the commit or release our adapters and mirrors were checked against (replace_actor_video/upstream/
+# rife/pin.py and realesrgan/pin.py, read below). Called by install.sh.
 # Idempotent: what is already in place is kept. SeedVR2 is not installed: see docs/FINISHING.md.
 #
 #   scripts/install_finishing.sh [--no-rife] [--no-realesrgan] [--no-ncnn] [--python python3]
@@ -13,16 +14,18 @@
 #                         Ubuntu zip from GitHub)
 set -euo pipefail
 
-RIFE_URL="https://github.com/hzwer/Practical-RIFE.git"
-RIFE_COMMIT="17d8c7a1005b37f4c97bfee04e316aaec7fdc536"  # = adapters/mirrors/practical_rife_inference_video.py
-ESRGAN_URL="https://github.com/xinntao/Real-ESRGAN.git"
-ESRGAN_COMMIT="a4abfb2979a7bbff3f69f58f58ae324608821e27"  # = adapters/mirrors/realesrgan_inference_video.py
+HERE="$(cd "$(dirname "$0")" && pwd)"
+pin() { sed -n "s/^$2 = \"\(.*\)\"\$/\1/p" "$HERE/../replace_actor_video/upstream/$1/pin.py"; }
+RIFE_URL="$(pin rife PRACTICAL_RIFE_REPO)"
+RIFE_COMMIT="$(pin rife PRACTICAL_RIFE_COMMIT)"
+ESRGAN_URL="$(pin realesrgan REPO)"
+ESRGAN_COMMIT="$(pin realesrgan COMMIT)"
 ESRGAN_WEIGHTS="https://github.com/xinntao/Real-ESRGAN/releases/download/v0.2.5.0"
-NCNN_ZIP_DEFAULT="https://github.com/nihui/rife-ncnn-vulkan/releases/download/20221029/rife-ncnn-vulkan-20221029-ubuntu.zip"
+NCNN_ZIP_DEFAULT="$(pin rife NCNN_RELEASE_ZIP)"
 
 RIFE_DIR="${PRACTICAL_RIFE_DIR:-Practical-RIFE}"
 ESRGAN_DIR="${REALESRGAN_DIR:-Real-ESRGAN}"
-NCNN_DIR="rife-ncnn-vulkan"  # adapters/rife_ncnn.py INSTALL_DIR
+NCNN_DIR="rife-ncnn-vulkan"  # upstream/rife/ncnn.py INSTALL_DIR
 RIFE_MODEL_ZIP="${RIFE_MODEL_ZIP:-}"
 NCNN_ZIP="${RIFE_NCNN_ZIP:-$NCNN_ZIP_DEFAULT}"
 PYTHON="python3"
@@ -31,7 +34,6 @@ DO_ESRGAN=1
 DO_NCNN=1
 PIP=1
 DRY_RUN=0
-HERE="$(cd "$(dirname "$0")" && pwd)"
 
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -145,7 +147,7 @@ if [[ $DO_ESRGAN -eq 1 ]]; then
     fi
   done
   # basicsr 1.4.2 imports torchvision.transforms.functional_tensor (gone in torchvision 0.17): the toolkit's
-  # launcher shims it at run time (adapters/realesrgan_launcher.py); nothing in site-packages is edited.
+  # launcher shims it at run time (upstream/realesrgan/runtime/launcher.py); nothing in site-packages is edited.
 fi
 
 if [[ $DO_NCNN -eq 1 ]]; then

@@ -6,11 +6,10 @@
 #                               [--deepspeed] [--no-pip] [--dry-run]
 set -euo pipefail
 
-REPO_URL="https://github.com/modelscope/DiffSynth-Studio.git"
-# Keep in step with replace_actor_video/adapters/mirrors/diffsynth_train.py UPSTREAM_COMMIT. Not the newer
-# fed7b18 (#1622): there parse_model_configs looks each --model_paths entry up in a dict, and the sharded
-# Animate DiT is a list, so every Animate run stops with "TypeError: unhashable type: 'list'".
-COMMIT="db5b335abe8eb7573f8b6d63f6dc381e70965da7"
+# The pin (and why not a newer commit) is written once: replace_actor_video/upstream/diffsynth/pin.py.
+pin() { sed -n "s/^$1 = \"\(.*\)\"\$/\1/p" "$(dirname "$0")/../replace_actor_video/upstream/diffsynth/pin.py"; }
+REPO_URL="$(pin REPO)"
+COMMIT="$(pin COMMIT)"
 DIR="${DIFFSYNTH_DIR:-DiffSynth-Studio}"
 PYTHON="python3"
 DEEPSPEED=0

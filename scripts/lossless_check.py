@@ -12,7 +12,7 @@ gains QK_GAIN = 2, so logits have a standard deviation of about QK_GAIN² = 4 an
 (the logit spread is measured and printed). Sampling several steps lets a small per-step difference grow the way
 it does in a real job, and the decoded frames are what users see.
 
-Routes (each a set of the launcher's patches, imported from replace_actor_video/adapters/wan_launcher.py):
+Routes (each a set of the launcher's patches, imported from replace_actor_video/upstream/wan/runtime/launcher.py):
   official      upstream's rope (complex float64) and motion path, attention through SDPA in bf16 (the FA2 math)
   ours          the launcher's lossless route: float32 rope (wan_rope.py), face-motion cache, SDPA in bf16
   rope-fault    ours with the keys rotated one position further than the queries (a rope one position off)
@@ -63,8 +63,8 @@ def import_upstream(wan22_dir: Path):
 
 
 def import_launcher():
-    spec = importlib.util.spec_from_file_location("rav_wan_launcher", REPO / "replace_actor_video" / "adapters" /
-                                                  "wan_launcher.py")
+    spec = importlib.util.spec_from_file_location("rav_wan_launcher", REPO / "replace_actor_video" / "upstream" /
+                                                  "wan" / "runtime" / "launcher.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)

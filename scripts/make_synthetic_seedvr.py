@@ -8,7 +8,7 @@ SeedVR's own config (configs_3b/main.yaml) builds the NaDiT and the video VAE wi
 (common.config.create_object) and their own initialisation, on --device; the state dicts are saved where the script
 loads them: ckpts/seedvr2_ema_{model}.pth (bf16: upstream loads it with assign=True, so the file's dtype is the
 model's) and ckpts/ema_vae.pth. The text embeddings (pos_emb.pt, neg_emb.pt) ship with the clone. flash_attn and
-apex, which SeedVR imports, are stood in for as replace_actor_video/adapters/seedvr_launcher.py does at run time.
+apex, which SeedVR imports, are stood in for as replace_actor_video/upstream/seedvr/runtime/launcher.py does at run time.
 --set KEY=VALUE overrides config entries (OmegaConf dot-list, e.g. dit.model.num_layers=2 for the CPU test).
 """
 
@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def launcher():
-    spec = importlib.util.spec_from_file_location("rav_seedvr_launcher", REPO / "replace_actor_video" / "adapters" /
-                                                  "seedvr_launcher.py")
+    spec = importlib.util.spec_from_file_location("rav_seedvr_launcher", REPO / "replace_actor_video" / "upstream" /
+                                                  "seedvr" / "runtime" / "launcher.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

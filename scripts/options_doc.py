@@ -11,10 +11,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from replace_actor_video.batch.run import BatchOptions  # noqa: E402
+from replace_actor_video.cluster.engine import EngineOptions  # noqa: E402
 from replace_actor_video.core.options import format_value, specs  # noqa: E402
 from replace_actor_video.pipeline.run import PipelineOptions  # noqa: E402
-from replace_actor_video.stages.common import RunOptions  # noqa: E402
-from replace_actor_video.stages.registry import STAGES  # noqa: E402
+from replace_actor_video.core.stage_cli import RunOptions  # noqa: E402
+from replace_actor_video.pipeline.registry import STAGES  # noqa: E402
 
 PIPE = " \\| "  # a literal | inside a Markdown table cell
 BLOCK = re.compile(r"(<!-- options:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /options -->)", re.S)
@@ -39,11 +41,29 @@ def table(classes: list[type], shown: set[type]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def server_table() -> str:
+    """The options a browser never sets (their spec's `server` marker), and where the Web UI takes them from."""
+    from replace_actor_video.ui.settings import JOB_FOLDERS, LOCATION, WEIGHTS, server_specs, weights_flag
+
+    rows = ["| option | in the Web UI | meaning |", "|---|---|---|"]
+    for spec in server_specs(LOCATION):
+        where = "each job's own folder, under `--runs_dir`" if spec.name in JOB_FOLDERS else \
+            f"`app_ui.py --{spec.name}` (or its config file, or the default)"
+        rows.append(f"| `--{spec.name}` | {where} | {spec.meta.help} |")
+    for spec in server_specs(WEIGHTS):
+        rows.append(f"| `--{spec.name}` | chosen from the files in `app_ui.py --{weights_flag(spec.name)}` | "
+                    f"{spec.meta.help} |")
+    return "\n".join(rows) + "\n"
+
+
 def tables() -> dict[str, str]:
     shown: set[type] = set()
     out = {entry.name: table(list(entry.options), shown) for entry in STAGES}
     out["pipeline"] = table([PipelineOptions], shown)
     out["run"] = table([RunOptions], shown)
+    out["batch"] = table([BatchOptions], shown)
+    out["engine"] = table([EngineOptions], shown)
+    out["server"] = server_table()
     return out
 
 

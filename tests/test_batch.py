@@ -21,31 +21,31 @@ from conftest import REPO, run_cli
 from replace_actor_video.batch.jobs import option_specs, pipeline_argv, read_rows
 from replace_actor_video.pipeline.run import build_parser
 
-# The generate.py of the test clone: the contract stand-in, after recording when it ran; a marker file
+# The generate.py of the test clone: the contract stand-in, after a gate that records when it ran; a marker file
 # FAIL-<job> makes it fail and HANG-<job> makes it wait (for the cancel test). <job> is the run directory's
-# name (the output file's stem): --save_file is <run_dir>/work/generate/<name>.
-GATED_GENERATE = """
-import json, os, runpy, sys, time
+# name (the output file's stem): --save_file is <run_dir>/work/generate/<name>. The gate goes in front of the
+# stand-in's own source, so the file keeps the calls the launcher checks its patch sites in.
+GATE = """
+import atexit, json, os, sys, time
 from pathlib import Path
-here = Path(__file__).resolve().parent
-job = Path(sys.argv[sys.argv.index("--save_file") + 1]).parents[2].name
-start = time.time()
-if (here / f"FAIL-{job}").exists():
-    sys.exit(f"RuntimeError: stand-in failure requested for {job}")
-if (here / f"HANG-{job}").exists():
-    (here / f"HANGING-{job}").write_text(str(os.getpid()))
+_here = Path(__file__).resolve().parent
+_job = Path(sys.argv[sys.argv.index("--save_file") + 1]).parents[2].name
+_start = time.time()
+if (_here / f"FAIL-{_job}").exists():
+    sys.exit(f"RuntimeError: stand-in failure requested for {_job}")
+if (_here / f"HANG-{_job}").exists():
+    (_here / f"HANGING-{_job}").write_text(str(os.getpid()))
     time.sleep(600)
 time.sleep(1.5)  # long enough for two jobs to overlap visibly
-runpy.run_path(str(here / "generate_standin.py"), run_name="__main__")
-(here / f"times-{job}.json").write_text(json.dumps([start, time.time()]))
+atexit.register(lambda: (_here / f"times-{_job}.json").write_text(json.dumps([_start, time.time()])))
 """
 RAY = ["--num_gpus", "2", "--num_cpus", "2"]
 
 
 @pytest.fixture
 def gated_wan22(fake_wan22) -> Path:
-    shutil.move(fake_wan22 / "generate.py", fake_wan22 / "generate_standin.py")
-    (fake_wan22 / "generate.py").write_text(GATED_GENERATE)
+    standin = (fake_wan22 / "generate.py").read_text()
+    (fake_wan22 / "generate.py").write_text(GATE + standin)
     return fake_wan22
 
 
@@ -211,7 +211,7 @@ def test_dry_run_prints_each_plan_and_flags_bad_rows_by_number(media, fake_wan22
 
 def test_toml_jobs_with_config_defaults_and_multi_gpu_needs_a_count(media, fake_wan22, fake_ckpt, tmp_path):
     config = tmp_path / "defaults.toml"
-    config.write_text('resolution = "320x240"\nsample_steps = 4\n')
+    config.write_text(f'resolution = "320x240"\nsample_steps = 4\nruns_dir = "{tmp_path / "elsewhere"}"\n')
     jobs = tmp_path / "jobs.toml"
     jobs.write_text(
         f'[[job]]\nvideo_path = "{media["dance"]}"\nrefer_path = "{media["ref"]}"\n'
@@ -224,6 +224,7 @@ def test_toml_jobs_with_config_defaults_and_multi_gpu_needs_a_count(media, fake_
     res = batch(jobs, fake_wan22, fake_ckpt, tmp_path, "--dry-run", "--config", config)
     assert res.returncode == 2
     assert "--resolution_area 320 240" in res.stdout and "--sample_steps 8" in res.stdout  # the row wins
+    assert f"run directory {tmp_path / 'elsewhere' / 'a'}" in res.stdout  # the config's, not the CLI's default
     assert "row 2: --multi_gpu in a batch needs --nproc_per_node N" in res.stderr
     assert "row 3: replace: 'false' is not true or false" in res.stderr
     assert "row 3: unknown option 'colour'" in res.stderr

@@ -89,7 +89,7 @@ def test_plumbing_two_calls_append_to_one_report(wan22_standin):
         assert len(report["calls"]) == 2 and "fast-warm" in report["rows"]  # the first call's rows stay
         assert report["calls"][1]["skipped"]["lossless-20"].startswith("time budget")
     finally:
-        subprocess.run([sys.executable, "-m", "replace_actor_video.adapters.wan_worker_client", "stop", "--all"],
+        subprocess.run([sys.executable, "-m", "replace_actor_video.upstream.wan.worker_client", "stop", "--all"],
                        cwd=REPO, env={**os.environ, "RAV_WORKER_DIR": str(tmp / "work" / "workers")},
                        capture_output=True, check=False)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from contract_utils import mirror_arguments, normalise, upstream_arguments
-from replace_actor_video.adapters import wan_generate, wan_preprocess
-from replace_actor_video.adapters.mirrors import wan_generate as gen_mirror
-from replace_actor_video.adapters.mirrors import wan_preprocess_data as pre_mirror
+from replace_actor_video.upstream.wan import generate as wan_generate
+from replace_actor_video.upstream.wan import preprocess as wan_preprocess
+from replace_actor_video.upstream.wan import mirror_generate as gen_mirror
+from replace_actor_video.upstream.wan import mirror_preprocess_data as pre_mirror
 
 WAN22 = Path(os.environ.get("WAN22_DIR", Path(__file__).resolve().parents[1] / "Wan2.2"))
 needs_clone = pytest.mark.skipif(not (WAN22 / "generate.py").is_file(),
@@ -31,10 +32,10 @@ def test_mirror_matches_upstream_source(mirror):
 
 
 def preprocess_call(**overrides) -> wan_preprocess.PreprocessCall:
-    base = dict(wan22_dir=Path("/w"), process_checkpoint=Path("/c/process_checkpoint"), video_path=Path("/v.mp4"),
-                refer_path=Path("/r.png"), save_path=Path("/out"), resolution=(1280, 720), fps=30, replace=False,
-                retarget=True, use_flux=False, iterations=3, k=7, w_len=1, h_len=1)
-    return wan_preprocess.PreprocessCall(**{**base, **overrides})
+    """The call built from the stage's options, as the stage builds it (absolute paths already resolved)."""
+    base = dict(wan22_dir="/w", video_path="/v.mp4", refer_path="/r.png", save_path="/out")
+    opts = wan_preprocess.PreprocessOptions(**{**base, **overrides})
+    return wan_preprocess.PreprocessCall.from_options(opts, process_checkpoint=Path("/c/process_checkpoint"))
 
 
 @pytest.mark.parametrize("overrides,expect", [
@@ -54,12 +55,11 @@ def test_preprocess_argv_parses_with_upstream_parser(overrides, expect):
         assert args[key] == value, key
 
 
-def generate_call(**overrides) -> wan_generate.GenerateCall:
-    base = dict(wan22_dir=Path("/w"), ckpt_dir=Path("/ck"), src_root_path=Path("/pp"), save_file=Path("/o.mp4"),
-                replace=False, use_relighting_lora=False, prompt=None, negative_prompt=None, sample_steps=None,
-                sample_guide_scale=None, sample_shift=None, sample_solver="unipc", seed=5, frame_num=77, refert_num=1,
-                offload_model=True, t5_cpu=False, convert_model_dtype=False, nproc=1, attention="auto")
-    return wan_generate.GenerateCall(**{**base, **overrides})
+def generate_call(offload_model: bool | None = True, nproc: int = 1, **overrides) -> wan_generate.GenerateCall:
+    """The call built from the stage's options, as the stage builds it (paths resolved, the seed drawn)."""
+    base = dict(wan22_dir="/w", ckpt_dir="/ck", src_root_path="/pp", save_file="/o.mp4", seed=5)
+    opts = wan_generate.GenerateOptions(**{**base, **overrides})
+    return wan_generate.GenerateCall(opts, offload_model=offload_model, nproc=nproc)
 
 
 def upstream_part(argv: list[str]) -> list[str]:
@@ -93,7 +93,7 @@ def test_generate_multi_gpu_goes_through_torchrun_with_fsdp_and_ulysses():
 def test_launcher_options_come_before_the_separator():
     argv = generate_call(negative_prompt="blurry").argv("python")
     head = argv[:argv.index("--")]
-    assert head[1].endswith("wan_launcher.py")
+    assert head[1].endswith("runtime/launcher.py")
     assert head[head.index("--attention") + 1] == "auto" and head[head.index("--negative_prompt") + 1] == "blurry"
 
 

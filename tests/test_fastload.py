@@ -1,4 +1,4 @@
-"""The launcher's fast model loading (wan_fastload.py) loads exactly what upstream's own loading does, on the CPU
+"""The launcher's fast model loading (upstream/wan/runtime/fastload.py) loads exactly what upstream's own loading does, on the CPU
 with the real upstream classes: T5EncoderModel built on the meta device and loaded by assignment from a
 memory-mapped file, the VAE and the relighting LoRA through memory-mapped torch.load, the DiT of the tiny
 synthetic checkpoint through diffusers' parallel shard loader; and the prefetch order. Timings are GPU work:
@@ -18,20 +18,20 @@ torch = pytest.importorskip("torch")
 from conftest import REPO  # noqa: E402
 from upstream_wan import drop_wan_modules, needs_wan22, stub_packages  # noqa: E402
 
-ADAPTERS = REPO / "replace_actor_video" / "adapters"
+RUNTIME = REPO / "replace_actor_video" / "upstream" / "wan" / "runtime"
 sys.path.insert(0, str(REPO / "scripts"))
 from synthetic import checkpoint, layout, specs, tensors, tokenizer_files  # noqa: E402
 
 
 def load(stem: str):
-    spec = importlib.util.spec_from_file_location(f"under_test_{stem}", ADAPTERS / f"{stem}.py")
+    spec = importlib.util.spec_from_file_location(f"under_test_{stem}", RUNTIME / f"{stem}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
 
-fastload = load("wan_fastload")
+fastload = load("fastload")
 
 
 @pytest.fixture

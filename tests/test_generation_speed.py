@@ -17,14 +17,15 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, STANDINS, run_cli
-from replace_actor_video.adapters import lora, wan_generate
-from replace_actor_video.adapters.mirrors import wan_generate as gen_mirror
+from replace_actor_video.upstream.wan import generate as wan_generate
+from replace_actor_video.upstream.wan.runtime import lora
+from replace_actor_video.upstream.wan import mirror_generate as gen_mirror
 from replace_actor_video.core.errors import UserError
 from replace_actor_video.core.gpu import Gpu
 from replace_actor_video.core.options import build, to_argv
 from replace_actor_video.stages import generate
 
-LAUNCHER = REPO / "replace_actor_video" / "adapters" / "wan_launcher.py"
+LAUNCHER = REPO / "replace_actor_video" / "upstream" / "wan" / "runtime" / "launcher.py"
 WAN22 = Path(os.environ.get("WAN22_DIR", REPO / "Wan2.2"))
 
 
@@ -72,7 +73,7 @@ def test_attention_route_without_its_package_says_what_is_missing(requested, mis
 
 def test_quantized_routes_are_marked_lossy():
     assert set(launcher.LOSSY_ROUTES) == {"sage", "fa3-fp8"}
-    assert set(launcher.ROUTES) == set(generate.GenerateOptions.__dataclass_fields__["attention"]
+    assert set(launcher.ROUTES) == set(wan_generate.GenerateOptions.__dataclass_fields__["attention"]
                                        .metadata["option"].choices)
 
 
@@ -378,7 +379,7 @@ def test_compile_blocks_wraps_every_block():
 FAKE_ANIMATE = '''
 import torch
 
-from .modules.animate.model_animate import WanAnimateModel  # noqa: F401  (wan/animate.py imports it)
+from .modules.animate.model_animate import WanAnimateModel
 
 class WanAnimate:
     def __init__(self, **kwargs):
@@ -389,12 +390,13 @@ class WanAnimate:
         model.blocks[0].self_attn.q = torch.nn.Linear(4, 4, bias=False)
         torch.nn.init.zeros_(model.blocks[0].self_attn.q.weight)
         self.vae = type("Wan2_1_VAE", (), {"dtype": torch.float})()
+        WanAnimateModel.from_pretrained("unused")  # upstream loads the DiT so; the tiny model above stands for it
         self.noise_model = self._configure_model(model=model, use_sp=False, dit_fsdp=False)
 
     def _configure_model(self, model, use_sp, dit_fsdp):
         return model.eval().requires_grad_(False)
 
-    def generate(self, **kwargs):
+    def generate(self, input_prompt="", n_prompt="", **kwargs):
         from .modules import attention
         from .modules.animate import model_animate
         from .distributed import sequence_parallel
@@ -410,7 +412,11 @@ class WanAnimate:
 '''
 FAKE_GENERATE = '''
 import wan
-wan.WanAnimate(config=None).generate(input_prompt="")
+from wan.utils.utils import save_video
+
+video = wan.WanAnimate(config=None).generate(input_prompt="")
+if video is not None:  # the fake generates nothing to save; upstream saves here
+    save_video(video, save_file="out.mp4")
 '''
 
 
@@ -437,7 +443,7 @@ def test_launcher_merges_loras_and_compiles_when_the_model_is_built(fake_torch_w
     res = run_launcher(fake_torch_wan22, "--lora", f"{path}:0.5", "--lora", str(path), "--compile", "--vae_bf16")
     assert res.returncode == 0, res.stderr
     assert "fake: weight_sum=24.0000 compiled=True attention=_sdpa_flash_attention" in res.stdout  # 16·(0.5+1)
-    assert ("rope=rav_wan_rope.rope_apply,sequence_parallel_rope_apply motion_cache=True vae=torch.bfloat16"
+    assert ("rope=rav_rope.rope_apply,sequence_parallel_rope_apply motion_cache=True vae=torch.bfloat16"
             in res.stdout)
     assert "merged 1 low-rank pairs" in res.stdout and "attention route: cudnn (requested auto)" in res.stdout
 
@@ -467,22 +473,22 @@ def write_safetensors(path: Path, names: list[str]) -> Path:
 
 
 def test_lora_option_parses_and_round_trips():
-    opts = build(generate.GenerateOptions, {"lora": ["a.safetensors:0.5", "b.safetensors"]})
+    opts = build(wan_generate.GenerateOptions, {"lora": ["a.safetensors:0.5", "b.safetensors"]})
     assert opts.lora == "a.safetensors:0.5 b.safetensors:1"
-    assert build(generate.GenerateOptions, {"lora": to_argv(opts)[1]}).lora == opts.lora
+    assert build(wan_generate.GenerateOptions, {"lora": to_argv(opts)[1]}).lora == opts.lora
     with pytest.raises(UserError, match="--lora"):
-        build(generate.GenerateOptions, {"lora": [" "]})
+        build(wan_generate.GenerateOptions, {"lora": [" "]})
 
 
 def test_fast_preset_fills_unset_sampling_and_needs_a_lora():
-    opts = generate.GenerateOptions(preset="fast", lora="l.safetensors:1", sample_shift=3.0)
-    fast = generate.apply_preset(opts)
+    opts = wan_generate.GenerateOptions(preset="fast", lora="l.safetensors:1", sample_shift=3.0)
+    fast = wan_generate.apply_preset(opts)
     assert (fast.sample_steps, fast.sample_shift, fast.sample_guide_scale) == (4, 3.0, 1.0)
-    assert generate.apply_preset(generate.GenerateOptions()) == generate.GenerateOptions()
+    assert wan_generate.apply_preset(wan_generate.GenerateOptions()) == wan_generate.GenerateOptions()
     with pytest.raises(UserError, match="--preset fast .* --lora"):
-        generate.validate(generate.GenerateOptions(preset="fast"))
+        wan_generate.validate(wan_generate.GenerateOptions(preset="fast"))
     with pytest.raises(UserError, match="single-GPU"):
-        generate.validate(generate.GenerateOptions(multi_gpu=True, compile=True))
+        wan_generate.validate(wan_generate.GenerateOptions(multi_gpu=True, compile=True))
 
 
 @pytest.mark.parametrize("no_offload,nproc,gpus,offload", [
@@ -494,16 +500,15 @@ def test_fast_preset_fills_unset_sampling_and_needs_a_lora():
     (False, 2, [], False),
 ])
 def test_t5_offload_only_where_memory_is_short(no_offload, nproc, gpus, offload):
-    assert generate.offload_t5(generate.GenerateOptions(no_offload=no_offload), nproc, gpus) is offload
+    assert generate.offload_t5(wan_generate.GenerateOptions(no_offload=no_offload), nproc, gpus) is offload
 
 
 def test_speed_options_reach_the_launcher_and_upstream_still_parses():
-    base = dict(wan22_dir=Path("/w"), ckpt_dir=Path("/ck"), src_root_path=Path("/pp"), save_file=Path("/o.mp4"),
-                replace=False, use_relighting_lora=False, prompt=None, negative_prompt=None, sample_steps=4,
-                sample_guide_scale=1.0, sample_shift=5.0, sample_solver="unipc", seed=5, frame_num=77, refert_num=1,
-                offload_model=False, t5_cpu=False, convert_model_dtype=False, nproc=1, attention="fa3")
-    call = wan_generate.GenerateCall(**base, loras=((Path("/l/a.safetensors"), 0.8), (Path("/l/b:c.pt"), 1.0)),
-                                     compile=True, fp8=True, vae_bf16=True)
+    opts = wan_generate.GenerateOptions(
+        wan22_dir="/w", ckpt_dir="/ck", src_root_path="/pp", save_file="/o.mp4", sample_steps=4, sample_guide_scale=1.0,
+        sample_shift=5.0, seed=5, attention="fa3", lora="/l/a.safetensors:0.8 /l/b:c.pt:1", compile=True, fp8=True,
+        vae_bf16=True)
+    call = wan_generate.GenerateCall(opts, offload_model=False, nproc=1)
     argv = call.argv("python")
     cut = argv.index("--")
     own = launcher.build_parser().parse_args(argv[2:cut])

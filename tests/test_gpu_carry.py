@@ -10,11 +10,9 @@ import sys
 
 import pytest
 from conftest import REPO
+from replace_actor_video.upstream.wan.pin import COMMIT as PIN
 
 SCRIPT = REPO / "scripts" / "build_gpu_carry.sh"
-PIN = re.search(r"^WAN22_COMMIT=\$\{WAN22_COMMIT:-([0-9a-f]{40})\}$", (REPO / "install.sh").read_text(), re.MULTILINE)[
-    1
-]
 
 
 def bash_array(name: str) -> list[str]:

@@ -11,19 +11,23 @@ import sys
 import pytest
 
 from conftest import REPO, run_cli
+from replace_actor_video.upstream.wan import pin
 
 
 def test_install_dry_run_prints_every_step_and_changes_nothing(tmp_path):
     for name in ("install.sh", "requirements.txt", "requirements-ui.txt"):
         shutil.copy(REPO / name, tmp_path / name)
     shutil.copytree(REPO / "scripts", tmp_path / "scripts")
+    for path in (REPO / "replace_actor_video" / "upstream").glob("*/pin.py"):  # the pins install.sh reads
+        (tmp_path / path.relative_to(REPO)).parent.mkdir(parents=True)
+        shutil.copy(path, tmp_path / path.relative_to(REPO))
     before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
     res = subprocess.run(["bash", str(tmp_path / "install.sh"), "--dry-run", "--ui", "--training", "--fa3"],
                          capture_output=True, text=True,
                          env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "HOME": str(tmp_path)})
     assert res.returncode == 0, res.stderr
     out = res.stdout
-    for needle in ("git clone https://github.com/Wan-Video/Wan2.2.git", "checkout --quiet 42bf4cf",
+    for needle in (f"git clone {pin.REPO}", f"checkout --quiet {pin.COMMIT}",
                    "onnxruntime-gpu", "flash-attn --no-build-isolation", "hf download Wan-AI/Wan2.2-Animate-14B",
                    "-r requirements.txt", "-r requirements-ui.txt", "moviepy", "Practical-RIFE", "Real-ESRGAN",
                    "rife-ncnn-vulkan", "DiffSynth-Studio", "submodule update --init csrc/cutlass",
@@ -36,9 +40,12 @@ def test_install_dry_run_prints_every_step_and_changes_nothing(tmp_path):
 def test_install_refuses_a_cpu_only_torch_and_names_the_fix(tmp_path):
     """A CPU-only torch already installed is not kept silently: install.sh stops before building on it."""
     shutil.copy(REPO / "install.sh", tmp_path / "install.sh")
+    (tmp_path / "replace_actor_video" / "upstream" / "wan").mkdir(parents=True)
+    shutil.copy(REPO / "replace_actor_video" / "upstream" / "wan" / "pin.py",
+                tmp_path / "replace_actor_video" / "upstream" / "wan" / "pin.py")  # the pin install.sh reads
     wan22 = tmp_path / "Wan2.2"
     wan22.mkdir()
-    (wan22 / ".rav-commit").write_text(re.search(r"WAN22_COMMIT:-([0-9a-f]{40})", (REPO / "install.sh").read_text())[1])
+    (wan22 / ".rav-commit").write_text(pin.COMMIT)
     fake = tmp_path / "site" / "torch"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text(

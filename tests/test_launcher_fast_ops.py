@@ -1,4 +1,4 @@
-"""The launcher's lossless fast paths on the CPU: the float32 rope (wan_rope.py) against the rotary embedding's
+"""The launcher's lossless fast paths on the CPU: the float32 rope (rope.py) against the rotary embedding's
 definition and against upstream's complex-float64 rope_apply, its sequence-parallel slices, the face-motion cache
 against upstream's after_patch_embedding, and the per-head FP8 quantization of the fa3-fp8 route. Timings are
 scripts/bench_generation.py's (docs/PERFORMANCE.md)."""
@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 
 from conftest import REPO  # noqa: E402
 
-ADAPTERS = REPO / "replace_actor_video" / "adapters"
+RUNTIME = REPO / "replace_actor_video" / "upstream" / "wan" / "runtime"
 WAN22 = Path(os.environ.get("WAN22_DIR", REPO / "Wan2.2"))
 
 
@@ -35,15 +35,15 @@ def needs_wan22(*packages: str) -> pytest.MarkDecorator:
 
 
 def load(stem: str):
-    spec = importlib.util.spec_from_file_location(f"under_test_{stem}", ADAPTERS / f"{stem}.py")
+    spec = importlib.util.spec_from_file_location(f"under_test_{stem}", RUNTIME / f"{stem}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
 
-rope = load("wan_rope")
-launcher = load("wan_launcher")
+rope = load("rope")
+launcher = load("launcher")
 
 
 def rope_freqs(head_dim: int = 128, positions: int = 64) -> torch.Tensor:

@@ -14,17 +14,12 @@ import pytest
 
 from replace_actor_video.core.errors import UserError
 from replace_actor_video.mask.blockify import blockify_frame
-from replace_actor_video.mask.contour import (
-    ContourOptions,
-    _ranges,
-    build_contour_mask,
-    fill_empty,
-    upstream_resize,
-    upstream_size,
-)
+from replace_actor_video.mask.contour import ContourResult, _ranges, build_contour_mask, fill_empty
+from replace_actor_video.mask.options import MaskOptions
 from replace_actor_video.mask.points import load_points
 from replace_actor_video.media.frames import read_frames, write_mask_video, write_video
 from replace_actor_video.media.probe import probe_video
+from replace_actor_video.upstream.wan.preprocess import upstream_resize, upstream_size
 
 WAN_UTILS = Path(__file__).resolve().parents[1] / "Wan2.2/wan/modules/animate/preprocess/utils.py"
 AREA = (64, 48)      # --resolution_area of the stand-in preprocessing
@@ -124,11 +119,13 @@ def folder(tmp_path: Path) -> tuple[Path, Path]:
     return video, out
 
 
-def options(ckpt: Path, **kw: object) -> ContourOptions:
-    base: dict[str, object] = {"sam2_checkpoint": ckpt, "device": "cpu", "sam2_image_size": 128,
-                               "resolution_area": AREA, "chunk_frames": 5, "mask_grow": 2, "mask_block": 8}
-    base.update(kw)
-    return ContourOptions(**base)  # type: ignore[arg-type]
+def contour(folder: Path, video: Path, ckpt: Path | None, *, resolution: tuple[int, int] = AREA,
+            fps: int | None = None, **kw: object) -> ContourResult:
+    """The contour step as the worker runs it: the mask options as parsed, the preprocessing's --resolution
+    and --fps, SAM2 on the CPU at a small input size."""
+    mask = MaskOptions(**{"sam2_checkpoint": str(ckpt) if ckpt else None, "sam2_image_size": 128,
+                          "mask_chunk_frames": 5, "mask_grow": 2, "mask_block": 8, **kw})  # type: ignore[arg-type]
+    return build_contour_mask(folder, video, mask, resolution=resolution, fps=fps, device="cpu")
 
 
 def decoded_masks(path: Path) -> np.ndarray:
@@ -145,7 +142,7 @@ def test_contour_step_with_points_file(tiny_checkpoint: Path, folder: tuple[Path
     points.write_text(json.dumps({"coords": "normalized", "frames": [
         {"frame": 0, "positive": [[0.5, 0.5]], "negative": [[0.05, 0.05]]},
         {"frame": 7, "positive": [[0.5, 0.4]]}]}))
-    result = build_contour_mask(out, video, options(tiny_checkpoint, points=str(points)))
+    result = contour(out, video, tiny_checkpoint, points=str(points))
 
     assert (result.frames, result.width, result.height) == (FRAMES, 64, 48)
     masks = decoded_masks(out / "src_mask.mp4")
@@ -166,7 +163,7 @@ def test_contour_step_with_points_file(tiny_checkpoint: Path, folder: tuple[Path
     assert not [p for p in out.rglob("*") if "partial" in p.name]
 
     # A re-run replaces ours and keeps the official pair as it was.
-    build_contour_mask(out, video, options(tiny_checkpoint, points=str(points), mask_block=16))
+    contour(out, video, tiny_checkpoint, points=str(points), mask_block=16)
     assert (out / "official_mask/src_mask.mp4").read_bytes() == official_mask
     assert (out / "official_mask/src_bg.mp4").read_bytes() == official_bg
     again = decoded_masks(out / "src_mask.mp4")
@@ -176,8 +173,7 @@ def test_contour_step_with_points_file(tiny_checkpoint: Path, folder: tuple[Path
 
 def test_contour_step_auto_points_snap16(tiny_checkpoint: Path, folder: tuple[Path, Path]) -> None:
     video, out = folder
-    result = build_contour_mask(out, video, options(tiny_checkpoint, points="auto", points_every=5,
-                                                    mask_snap16=True, mask_block=16))
+    result = contour(out, video, tiny_checkpoint, points="auto", points_every=5, mask_snap16=True, mask_block=16)
     used = load_points(result.points_path)
     assert [f.frame for f in used.frames] == [0, 5, 10]
     for f in used.frames:  # the clicks sit on the drawn limb
@@ -194,18 +190,18 @@ def test_contour_step_auto_points_snap16(tiny_checkpoint: Path, folder: tuple[Pa
 def test_contour_step_refuses_mismatched_preprocessing(tiny_checkpoint: Path, folder: tuple[Path, Path]) -> None:
     video, out = folder
     with pytest.raises(UserError, match="gives 80x64 but src_bg.mp4 is 64x48"):
-        build_contour_mask(out, video, options(tiny_checkpoint, resolution_area=(96, 64)))
+        contour(out, video, tiny_checkpoint, resolution=(96, 64))
     with pytest.raises(UserError, match="gives 10 frames but src_bg.mp4 has 12"):
-        build_contour_mask(out, video, options(tiny_checkpoint, fps=24))
+        contour(out, video, tiny_checkpoint, fps=24)
     with pytest.raises(UserError, match="sampled at 24 fps gives 10 frames"):
-        build_contour_mask(out, video, options(tiny_checkpoint, fps=-1))  # -1: the clip's own 24 fps
+        contour(out, video, tiny_checkpoint, fps=-1)  # -1: the clip's own 24 fps
     with pytest.raises(UserError, match="past the last frame"):
         clicks = out.parent / "late.json"
         clicks.write_text(json.dumps({"frames": [{"frame": 12, "positive": [[1, 1]]}]}))
-        build_contour_mask(out, video, options(tiny_checkpoint, points=str(clicks)))
+        contour(out, video, tiny_checkpoint, points=str(clicks))
     with pytest.raises(UserError, match="needs a SAM2 checkpoint"):
-        build_contour_mask(out, video, ContourOptions())
+        contour(out, video, None)
     (out / "src_bg.mp4").unlink()
     with pytest.raises(UserError, match="src_bg.mp4 is missing"):
-        build_contour_mask(out, video, options(tiny_checkpoint))
+        contour(out, video, tiny_checkpoint)
     assert not (out / "official_mask").exists()

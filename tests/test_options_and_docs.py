@@ -14,8 +14,8 @@ from replace_actor_video.core.errors import UserError
 from replace_actor_video.core.options import add_to_parser, build, to_argv
 from replace_actor_video.core.values import parse_resolution
 from replace_actor_video.pipeline.run import build_parser
-from replace_actor_video.stages.generate import GenerateOptions
-from replace_actor_video.stages.preprocess import PreprocessOptions
+from replace_actor_video.upstream.wan.generate import GenerateOptions
+from replace_actor_video.upstream.wan.preprocess import PreprocessOptions
 
 
 @pytest.mark.parametrize("text", ["1280 720", "1280x720", "1280X720", "1280*720", " 1280 x 720 "])

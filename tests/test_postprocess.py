@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, STANDINS, ffmpeg, run_cli
 
-from replace_actor_video.adapters import practical_rife
+from replace_actor_video.upstream.rife import practical as practical_rife
 from replace_actor_video.media.probe import probe_video
+from replace_actor_video.upstream.realesrgan import pin as esrgan_pin
+from replace_actor_video.upstream.rife import pin as rife_pin
 
 # The model code a Practical-RIFE model zip puts in train_log/ (here: loads flownet.pkl, nothing else).
 FAKE_MODEL_CODE = '''\
@@ -254,9 +256,9 @@ def test_install_finishing_dry_run_does_nothing(tmp_path):
     res = subprocess.run(["bash", str(REPO / "scripts" / "install_finishing.sh"), "--dry-run"], cwd=tmp_path,
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
-    for needle in ("fetch -q --depth 1 origin 17d8c7a1005b37f4c97bfee04e316aaec7fdc536",
+    for needle in (f"fetch -q --depth 1 origin {rife_pin.PRACTICAL_RIFE_COMMIT}",
                    "requirements_practical_rife_py312.txt", "patch_skvideo_numpy2.py",
-                   "fetch -q --depth 1 origin a4abfb2979a7bbff3f69f58f58ae324608821e27", "pip install --no-deps -e Real-ESRGAN",
+                   f"fetch -q --depth 1 origin {esrgan_pin.COMMIT}", "pip install --no-deps -e Real-ESRGAN",
                    "rife-ncnn-vulkan-20221029-ubuntu.zip", "dry run: nothing was done"):
         assert needle in res.stdout, needle
     assert list(tmp_path.iterdir()) == []

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from replace_actor_video.adapters import practical_rife, rife_ncnn
-from replace_actor_video.adapters.mirrors import practical_rife_inference_video as rife_mirror
-from replace_actor_video.adapters.mirrors import rife_ncnn_vulkan as ncnn_mirror
+from replace_actor_video.upstream.rife import ncnn as rife_ncnn
+from replace_actor_video.upstream.rife import practical as practical_rife
+from replace_actor_video.upstream.rife import mirror_inference_video as rife_mirror
+from replace_actor_video.upstream.rife import mirror_ncnn_main as ncnn_mirror
 from replace_actor_video.core import config
 from replace_actor_video.core.errors import UserError
 from replace_actor_video.media.interpolate import pad_frames, target_frames

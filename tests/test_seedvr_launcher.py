@@ -1,4 +1,4 @@
-"""SeedVR2 without flash_attn or apex (adapters/seedvr_launcher.py) and its synthetic checkpoint
+"""SeedVR2 without flash_attn or apex (upstream/seedvr/runtime/launcher.py) and its synthetic checkpoint
 (scripts/make_synthetic_seedvr.py), on the CPU: the SDPA stand-in computes flash_attn's varlen attention, the norm
 stand-ins take apex's arguments and keys, and the written checkpoint loads into SeedVR's own classes the way the
 inference script loads it (strict, assign). The GPU run is tests/test_upscale_contracts.py's real-SeedVR2 test."""
@@ -20,7 +20,8 @@ SEEDVR = REPO / "SeedVR"
 
 def load_launcher():
     spec = importlib.util.spec_from_file_location("seedvr_launcher_under_test",
-                                                  REPO / "replace_actor_video" / "adapters" / "seedvr_launcher.py")
+                                                  REPO / "replace_actor_video" / "upstream" / "seedvr" / "runtime" /
+                                                  "launcher.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

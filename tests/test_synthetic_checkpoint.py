@@ -333,7 +333,7 @@ def test_onnx_graphs_carried_to_a_machine_without_onnx(tmp_path: Path) -> None:
 
 
 def test_distill_lora_maps_onto_every_targeted_linear() -> None:
-    from replace_actor_video.adapters import lora
+    from replace_actor_video.upstream.wan.runtime import lora
 
     cfg = sp.PROFILES["tiny"]
     keys = [s.name for s in sp.distill_lora_specs(cfg)]

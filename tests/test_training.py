@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from replace_actor_video.adapters import diffsynth_train as ds
-from replace_actor_video.adapters.mirrors.diffsynth_train import UPSTREAM_COMMIT, build_parser
+from replace_actor_video.upstream.diffsynth import train as ds
+from replace_actor_video.upstream.diffsynth.mirror_train import UPSTREAM_COMMIT, build_parser
 from replace_actor_video.training import accelerate_config as acc
 from replace_actor_video.training.launch import training_size
 
@@ -24,7 +24,7 @@ from replace_actor_video.training.launch import training_size
 TRAIN_STANDIN = '''
 import csv, json, os, sys
 sys.path.insert(0, os.environ["RAV_REPO"])
-from replace_actor_video.adapters.mirrors.diffsynth_train import UPSTREAM_COMMIT, build_parser
+from replace_actor_video.upstream.diffsynth.mirror_train import UPSTREAM_COMMIT, build_parser
 args = build_parser().parse_args()
 assert os.environ.get("DIFFSYNTH_SKIP_DOWNLOAD") == "true"
 with open(args.dataset_metadata_path, newline="", encoding="utf-8") as fh:
@@ -62,7 +62,7 @@ for epoch in range(args.num_epochs):
 FSDP_TRAIN_STANDIN = '''
 import json, os, sys
 sys.path.insert(0, os.environ["RAV_REPO"])
-from replace_actor_video.adapters.mirrors.diffsynth_train import build_parser
+from replace_actor_video.upstream.diffsynth.mirror_train import build_parser
 args = build_parser().parse_args()
 import torch
 from accelerate import Accelerator

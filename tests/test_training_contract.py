@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from replace_actor_video.adapters import diffsynth_train as ds
-from replace_actor_video.adapters.mirrors import diffsynth_train as mirror
+from replace_actor_video.upstream.diffsynth import train as ds
+from replace_actor_video.upstream.diffsynth import mirror_train as mirror
 from replace_actor_video.training.accelerate_config import FSDP_IGNORED_MODULES, FSDP_WRAP_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]

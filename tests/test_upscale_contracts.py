@@ -12,9 +12,10 @@ import pytest
 from conftest import REPO
 from test_postprocess_contracts import clone_commit, describe, upstream_clone, upstream_parser
 
-from replace_actor_video.adapters import realesrgan, seedvr
-from replace_actor_video.adapters.mirrors import realesrgan_inference_video as esrgan_mirror
-from replace_actor_video.adapters.mirrors import seedvr2_inference as seedvr_mirror
+from replace_actor_video.upstream.realesrgan import video as realesrgan
+from replace_actor_video.upstream.seedvr import inference as seedvr
+from replace_actor_video.upstream.realesrgan import mirror_inference_video as esrgan_mirror
+from replace_actor_video.upstream.seedvr import mirror_inference as seedvr_mirror
 from replace_actor_video.core import config
 from replace_actor_video.core.errors import UserError
 from replace_actor_video.media.probe import probe_video

@@ -1,4 +1,4 @@
-"""The warm generation worker (adapters/wan_worker.py + wan_worker_client.py): its contract with upstream's
+"""The warm generation worker (upstream/wan/runtime/worker.py + upstream/wan/worker_client.py): its contract with upstream's
 generate.py (checked on the source of the real clone and of the stand-in), and, run for real against the contract
 stand-ins (a fake `wan` whose WanAnimate counts how often it is built): a second job skips model loading, jobs
 with other model options do not share a worker, cancel and a killed client end the job but keep the worker, a
@@ -23,8 +23,8 @@ import psutil
 import pytest
 from conftest import REPO, STANDINS, run_cli
 
-from replace_actor_video.adapters import wan_generate
-from replace_actor_video.adapters import wan_worker_client as workers
+from replace_actor_video.upstream.wan import generate as wan_generate
+from replace_actor_video.upstream.wan import worker_client as workers
 from replace_actor_video.core.errors import Cancelled, StageFailed
 
 WAN22 = Path(os.environ.get("WAN22_DIR", REPO / "Wan2.2"))
@@ -53,7 +53,7 @@ def animate_branch(generate: ast.FunctionDef) -> ast.If:
 
 
 def check_generate_py(path: Path) -> None:
-    """What the worker relies on when it calls generate.py's own functions (wan_worker.py docstring)."""
+    """What the worker relies on when it calls generate.py's own functions (runtime/worker.py docstring)."""
     tree = ast.parse(path.read_text())
     parse_args, generate = function(tree, "_parse_args"), function(tree, "generate")
     assert not parse_args.args.args, "_parse_args() takes no arguments: it reads sys.argv, which the worker sets"
@@ -174,13 +174,13 @@ def test_other_model_options_do_not_share_a_worker(setup, worker_env, tmp_path):
     assert len(workers.list_workers()) == 1
 
 
-def call_for(setup, out: Path, **changes) -> wan_generate.GenerateCall:
-    base = {"wan22_dir": setup["wan22"], "ckpt_dir": setup["ckpt"], "src_root_path": setup["pp"], "save_file": out,
-            "replace": False, "use_relighting_lora": False, "prompt": None, "negative_prompt": None,
-            "sample_steps": 20, "sample_guide_scale": None, "sample_shift": None, "sample_solver": "unipc",
-            "seed": 1, "frame_num": 77, "refert_num": 1, "offload_model": None, "t5_cpu": False,
-            "convert_model_dtype": False, "nproc": 1, "attention": "auto"}
-    return wan_generate.GenerateCall(**{**base, **changes})
+def call_for(setup, out: Path, nproc: int = 1, **changes) -> wan_generate.GenerateCall:
+    """The call the generation stage builds from its options (paths resolved, the seed drawn)."""
+    base = {"wan22_dir": str(setup["wan22"]), "ckpt_dir": str(setup["ckpt"]), "src_root_path": str(setup["pp"]),
+            "save_file": str(out), "sample_steps": 20, "seed": 1}
+    opts = wan_generate.GenerateOptions(**{**base, **{k: str(v) if isinstance(v, Path) else v
+                                                      for k, v in changes.items()}})
+    return wan_generate.GenerateCall(opts, offload_model=None, nproc=nproc)
 
 
 def ready(handle):
@@ -194,7 +194,7 @@ def ready(handle):
 
 def run_on(handle, call, tmp_path, cancel=None):
     return workers.WorkerRunner(handle)(call.argv(), log_path=tmp_path / "job.log", label="generate", echo=None,
-                                        expected_outputs=[call.save_file], cancel=cancel)
+                                        expected_outputs=[Path(call.opts.save_file)], cancel=cancel)
 
 
 def test_cancel_ends_the_job_and_keeps_the_warm_models(setup, worker_env, tmp_path, monkeypatch):
@@ -241,7 +241,7 @@ def test_a_killed_client_does_not_leave_the_worker_stuck(setup, worker_env, tmp_
 CLIENT = """
 import json, sys
 from pathlib import Path
-from replace_actor_video.adapters import wan_worker_client as w
+from replace_actor_video.upstream.wan import worker_client as w
 sock, pid, digest, log, argv = sys.argv[1:]
 runner = w.WorkerRunner(w.WorkerHandle(digest, int(pid), Path(sock), Path(log)))
 runner(json.loads(argv), log_path=Path(log), label="generate", echo=None)

@@ -9,6 +9,9 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from .options import option
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,12 @@ class Location:
 
     def default_value(self) -> str:
         return os.environ.get(self.env) or self.default
+
+    def option(self, help: str | None = None, **meta: Any) -> Any:
+        """The stage option that names this location (declared here once for every stage that needs it):
+        its default is the environment variable, else the folder in the current directory."""
+        return option(self.default_value(), help=f"{help or self.what} (env {self.env})", widget="dir",
+                      group="paths", server="location", **meta)
 
 
 WAN22 = Location("--wan22_dir", "WAN22_DIR", "Wan2.2", "Wan2.2 clone")

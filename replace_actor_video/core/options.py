@@ -2,7 +2,8 @@
 
 A stage declares its options as a dataclass whose fields are made with `option(...)`. From that one
 declaration we derive the argparse parser of its `run_*.py`, the pipeline's combined parser and config,
-the manifest's "resolved options" and the Gradio form. Nothing else lists the options again.
+the manifest's "resolved options", the Gradio form and, through `upstream=`, the upstream tool's argv
+(`upstream_args`). Nothing else lists the options again.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import argparse
 import dataclasses
 import types
 import typing
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from .errors import UserError
 
@@ -33,6 +35,10 @@ class OptionMeta:
     # Set where the program runs, never from a browser (docs/UI.md): "location" = an upstream clone, interpreter,
     # binary or folder; "weights" = a weights file the UI lets a browser pick from folders the server names.
     server: str | None = None
+    # Which upstream argv the value is passed to (a name the tool's home defines, e.g. "generate.py" or
+    # "launcher"), under `upstream_flag` (default: --<name>). None: the option is ours, no upstream sees it.
+    upstream: str | None = None
+    upstream_flag: str | None = None
 
 
 def option(default: Any = dataclasses.MISSING, *, help: str, **meta: Any) -> Any:
@@ -140,6 +146,56 @@ def build(cls: type, values: dict[str, Any]) -> Any:
                 raise UserError(f"--{spec.name}: {exc}") from None
         kwargs[spec.name] = value
     return cls(**kwargs)
+
+
+def upstream_args(obj: Any, target: str) -> list[str]:
+    """The arguments of the upstream argv `target` that `obj`'s options declare (`option(..., upstream=target)`),
+    in declaration order: a true boolean is its flag alone, None and False are left out, a tuple gives one word
+    per item, and a `repeat` option one flag per word (e.g. --lora A --lora B)."""
+    args: list[str] = []
+    for spec in specs(type(obj)):
+        if spec.meta.upstream != target:
+            continue
+        flag, value = spec.meta.upstream_flag or f"--{spec.name}", getattr(obj, spec.name)
+        if value is None or value is False:
+            continue
+        if value is True:
+            args.append(flag)
+        elif isinstance(value, tuple):
+            args += [flag, *map(str, value)]
+        elif spec.meta.repeat:
+            for word in str(value).split():
+                args += [flag, word]
+        else:
+            args += [flag, str(value)]
+    return args
+
+
+def same_as(cls: type, name: str, **changes: Any) -> Any:
+    """The option `name` of dataclass `cls`, declared once there, for another options class; `changes` may set
+    `default` or any OptionMeta field (e.g. `help`)."""
+    source = cls.__dataclass_fields__[name]
+    default = changes.pop("default", source.default)
+    meta = dataclasses.replace(source.metadata["option"], **changes)
+    return dataclasses.field(default=default, metadata={"option": meta})
+
+
+def combined(name: str, own: type, *sources: type, drop: Iterable[str] = ()) -> type:
+    """An options dataclass with the fields of `own`, then every option of `sources` (in order) that is
+    neither in `drop` nor already there: a stage that runs other stages' tools takes their options from
+    their declarations, so an option added there reaches it without another edit."""
+    drop = set(drop)
+    fields: dict[str, tuple[str, Any, Any]] = {}
+    for cls in (own, *sources):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in fields or (cls is not own and f.name in drop):
+                continue
+            copy = dataclasses.field(default=f.default, default_factory=f.default_factory, metadata=f.metadata)
+            fields[f.name] = (f.name, hints[f.name], copy)
+    new = dataclasses.make_dataclass(name, list(fields.values()), kw_only=True)
+    new.__doc__, new.__module__ = own.__doc__, own.__module__
+    return new
 
 
 def as_dict(obj: Any) -> dict[str, Any]:

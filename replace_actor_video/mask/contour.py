@@ -4,8 +4,8 @@ with a ComfyUI-style contour (SAM2 by clicks -> GrowMask -> BlockifyMask).
 On a folder written by Wan2.2's preprocess_data.py --replace_flag (src_pose.mp4, src_face.mp4,
 src_ref.png, src_bg.mp4, src_mask.mp4):
   1. the driving video's frames are rebuilt exactly as upstream samples and resizes them
-     (get_frame_indices + resize_by_area with divisor 16, reproduced below), checked against
-     src_bg.mp4's size and frame count;
+     (get_frame_indices + resize_by_area with divisor 16, reproduced in upstream/wan/preprocess.py),
+     checked against src_bg.mp4's size and frame count;
   2. SAM2 segments the person from the clicks (a points JSON, or 'auto' = clicks on the skeleton
      drawn in src_pose.mp4), then grow and blockify;
   3. frames where SAM2 lost the person take the nearest frame's mask (upstream crashes there, #300);
@@ -18,7 +18,6 @@ Every file appears under its final name only when complete.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 import time
@@ -27,16 +26,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..core.atomic import partial_name
 from ..core.errors import UserError
 from ..media.frames import VideoWriter, iter_frames
 from ..media.probe import probe_video
-from ..training.resample import upstream_frame_indices
+from ..upstream.wan.preprocess import frame_indices, upstream_resize, upstream_size
 from .blockify import blockify_frame
-from .grow import GROW_SHAPES, GrowShape, grow_masks
+from .grow import grow_masks
+from .options import MaskOptions, validate
 from .points import PointsSpec, load_points, points_from_skeleton, resolve_points, save_points
 from .preview import render_preview
 from .sam2_video import Sam2Settings, Sam2VideoSegmenter, segment_video
@@ -46,37 +45,6 @@ log = logging.getLogger(__name__)
 OFFICIAL_DIR = "official_mask"
 MASK_NAME, BG_NAME, POSE_NAME = "src_mask.mp4", "src_bg.mp4", "src_pose.mp4"
 PREVIEW_NAME, POINTS_NAME = "mask_preview.mp4", "mask_points.json"
-UPSTREAM_DIVISOR = 16
-
-
-@dataclass(frozen=True)
-class ContourOptions:
-    """Mask options (defaults = the ComfyUI wanvideo_WanAnimate chain: grow 10 tapered, blockify 32)."""
-
-    sam2_checkpoint: Path | None = None  # e.g. Wan2.2-Animate-14B/process_checkpoint/sam2/sam2_hiera_large.pt
-    sam2_config: str | None = None       # None: inferred from the checkpoint file name
-    points: str = "auto"                 # a points JSON path, or 'auto' (clicks on src_pose.mp4's skeleton)
-    points_every: int = 100              # auto: click frames 0, K, 2K, ... (upstream: ~4 key frames / 400)
-    mask_grow: int = 10                  # GrowMask expand, px (negative shrinks)
-    mask_grow_shape: GrowShape = "diamond"  # diamond = ComfyUI tapered_corners=True; square = False
-    mask_block: int = 32                 # BlockifyMask block size, px
-    mask_snap16: bool = False            # blocks on the 16-px latent grid instead of the bbox corner
-    chunk_frames: int = 400              # SAM2 session length (memory); upstream uses 400
-    device: str = "cuda"
-    resolution_area: tuple[int, int] = (1280, 720)  # preprocess_data.py --resolution_area used for the folder
-    fps: float | None = None             # preprocess_data.py --fps (-1: the video's); None: src_bg.mp4's rate
-    sam2_image_size: int | None = None   # sam2 internal size; None = 1024 (lower only for quick CPU tries)
-
-    def check(self) -> None:
-        if self.mask_grow_shape not in GROW_SHAPES:
-            raise UserError(f"mask grow shape {self.mask_grow_shape!r} is unknown; use diamond or square")
-        if not 1 <= self.mask_block <= 4096:
-            raise UserError(f"mask block {self.mask_block} is out of range; use 8..512 (32 as in ComfyUI)")
-        if self.chunk_frames < 2:
-            raise UserError(f"chunk frames {self.chunk_frames} is too small; use at least 2 (400 as upstream)")
-        if self.sam2_checkpoint is None:
-            raise UserError("the contour mask needs a SAM2 checkpoint; pass --sam2_checkpoint "
-                            "(Wan2.2-Animate-14B/process_checkpoint/sam2/sam2_hiera_large.pt)")
 
 
 @dataclass(frozen=True)
@@ -91,34 +59,6 @@ class ContourResult:
     height: int
     filled_frames: tuple[int, ...]  # frames whose empty SAM2 mask was replaced by the nearest one
     seconds: float
-
-
-def upstream_size(width: int, height: int, area: int, divisor: int = UPSTREAM_DIVISOR) -> tuple[int, int]:
-    """The frame size Wan2.2's resize_by_area gives. Its exact search (calculate_new_size) always dies
-    on a TypeError (check_valid takes 2 args, is called with 3) swallowed by a bare except, so the
-    fallback is what runs: same-area size for the aspect, each side floored to the divisor."""
-    aspect = width / height
-    new_h = math.sqrt(area / aspect)
-    new_w = area / new_h
-    return int((new_w // divisor) * divisor), int((new_h // divisor) * divisor)
-
-
-def upstream_resize(frame: np.ndarray, area: int, divisor: int = UPSTREAM_DIVISOR) -> np.ndarray:
-    """Wan2.2 utils.resize_by_area(frame, area, divisor=16): resize into the upstream_size box keeping
-    the aspect (INTER_AREA when shrinking, else INTER_LINEAR), centred on black (padding_resize)."""
-    h, w = frame.shape[:2]
-    new_w, new_h = upstream_size(w, h, area, divisor)
-    interp = cv2.INTER_AREA if new_w * new_h < w * h else cv2.INTER_LINEAR
-    out = np.zeros((new_h, new_w, frame.shape[2]), dtype=np.uint8)
-    if h / w > new_h / new_w:
-        fit_w = int(new_h / h * w)
-        pad = int((new_w - fit_w) / 2)
-        out[:, pad:pad + fit_w] = cv2.resize(frame, (fit_w, new_h), interpolation=interp).reshape(new_h, fit_w, -1)
-    else:
-        fit_h = int(new_w / w * h)
-        pad = int((new_h - fit_h) / 2)
-        out[pad:pad + fit_h] = cv2.resize(frame, (new_w, fit_h), interpolation=interp).reshape(fit_h, new_w, -1)
-    return out
 
 
 def sampled_frames(video: Path, indices: Sequence[int], area: int) -> Iterator[np.ndarray]:
@@ -167,10 +107,16 @@ def _ranges(frames: Sequence[int]) -> str:
     return ", ".join(parts)
 
 
-def build_contour_mask(preprocess_dir: str | Path, video_path: str | Path, options: ContourOptions) -> ContourResult:
-    """Run the whole contour-mask step on a replace-mode preprocessing folder (see the module doc)."""
+def build_contour_mask(preprocess_dir: str | Path, video_path: str | Path, options: MaskOptions, *,
+                       resolution: tuple[int, int], fps: int | None, device: str) -> ContourResult:
+    """Run the whole contour-mask step on a replace-mode preprocessing folder (see the module doc).
+    `resolution` and `fps` are the preprocessing's --resolution and --fps (None: src_bg.mp4's rate);
+    `options.sam2_checkpoint` is the checkpoint to load."""
     t0 = time.monotonic()
-    options.check()
+    validate(options)
+    if options.sam2_checkpoint is None:
+        raise UserError("the contour mask needs a SAM2 checkpoint; pass --sam2_checkpoint "
+                        "(Wan2.2-Animate-14B/process_checkpoint/sam2/sam2_hiera_large.pt)")
     folder = Path(preprocess_dir)
     video = Path(video_path)
     official = folder / OFFICIAL_DIR
@@ -184,27 +130,26 @@ def build_contour_mask(preprocess_dir: str | Path, video_path: str | Path, optio
     bg = probe_video(ref_dir / BG_NAME, count_frames=True)
     width, height, count = bg.width, bg.height, bg.frames
     src = probe_video(video, count_frames=True)
-    if options.fps is None:
-        fps = bg.fps
+    if fps is None:
+        rate = bg.fps
     else:  # -1 = the video's own rate, as upstream's --fps -1
-        fps = src.fps if options.fps == -1 else Fraction(options.fps).limit_denominator(1001)
-    indices = upstream_frame_indices(src.frames, float(src.fps), float(fps), src.duration)
-    area = options.resolution_area[0] * options.resolution_area[1]
+        rate = src.fps if fps == -1 else Fraction(fps).limit_denominator(1001)
+    indices = frame_indices(src.frames, float(src.fps), float(rate), src.duration)
+    area = resolution[0] * resolution[1]
     if upstream_size(src.width, src.height, area) != (width, height):
         w, h = upstream_size(src.width, src.height, area)
-        raise UserError(f"{video} resized for area {options.resolution_area[0]}x{options.resolution_area[1]} gives "
+        raise UserError(f"{video} resized for area {resolution[0]}x{resolution[1]} gives "
                         f"{w}x{h} but {BG_NAME} is {width}x{height}; pass the --resolution and video used in preprocessing")
     if len(indices) != count:
-        raise UserError(f"{video} sampled at {float(fps):g} fps gives {len(indices)} frames but {BG_NAME} has {count}; "
+        raise UserError(f"{video} sampled at {float(rate):g} fps gives {len(indices)} frames but {BG_NAME} has {count}; "
                         "pass the --fps and video used in preprocessing")
 
     points = _points(folder, options, width, height, count)
-    assert options.sam2_checkpoint is not None  # options.check()
-    segmenter = Sam2VideoSegmenter(Sam2Settings(Path(options.sam2_checkpoint), options.sam2_config,
-                                                options.device, options.sam2_image_size))
+    segmenter = Sam2VideoSegmenter(Sam2Settings(Path(options.sam2_checkpoint), options.sam2_config, device,
+                                                options.sam2_image_size))
     # Pass 1: masks, bit-packed (a 720p frame is 115 KB) so long videos fit in memory.
     packed: list[np.ndarray | None] = []
-    for mask in segment_video(segmenter, sampled_frames(video, indices, area), points, options.chunk_frames):
+    for mask in segment_video(segmenter, sampled_frames(video, indices, area), points, options.mask_chunk_frames):
         if not mask.any():
             packed.append(None)
             continue
@@ -222,10 +167,10 @@ def build_contour_mask(preprocess_dir: str | Path, video_path: str | Path, optio
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir()
     try:
-        hold = max(1, round(float(fps) / 2))  # clicks stay visible for half a second
-        with VideoWriter(stage / MASK_NAME, width, height, fps, mask=True) as mask_w, \
-                VideoWriter(stage / BG_NAME, width, height, fps) as bg_w, \
-                VideoWriter(folder / PREVIEW_NAME, width, height, fps, crf=20) as prev_w:
+        hold = max(1, round(float(rate) / 2))  # clicks stay visible for half a second
+        with VideoWriter(stage / MASK_NAME, width, height, rate, mask=True) as mask_w, \
+                VideoWriter(stage / BG_NAME, width, height, rate) as bg_w, \
+                VideoWriter(folder / PREVIEW_NAME, width, height, rate, crf=20) as prev_w:
             for t, frame in enumerate(sampled_frames(video, indices, area)):
                 bits = packed[t]
                 assert bits is not None
@@ -263,7 +208,7 @@ def _keep_official(folder: Path, official: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _points(folder: Path, options: ContourOptions, width: int, height: int, count: int) -> PointsSpec:
+def _points(folder: Path, options: MaskOptions, width: int, height: int, count: int) -> PointsSpec:
     if options.points != "auto":
         return resolve_points(load_points(options.points), width, height, count)
     pose = folder / POSE_NAME

@@ -22,8 +22,9 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
+from .options import GROW_SHAPES
+
 GrowShape = Literal["diamond", "square"]
-GROW_SHAPES: tuple[str, ...] = ("diamond", "square")
 
 
 def grow_footprint(shape: GrowShape) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -76,6 +77,14 @@ def probe_video(path: str | Path, *, count_frames: bool = False) -> VideoInfo:
         duration=duration or frames / fps, has_audio=any(s.get("codec_type") == "audio" for s in streams),
         codec=video.get("codec_name", ""), pix_fmt=video.get("pix_fmt", ""),
     )
+
+
+def probe_input(path: str | Path, *, dry_run: bool, planned: VideoInfo | None) -> VideoInfo:
+    """Facts about a stage's input video. In a dry-run pipeline the input of a later stage does not exist
+    yet: `planned` describes what the earlier stage will write, so the command can still be printed."""
+    if dry_run and planned is not None and not Path(path).exists():
+        return dataclasses.replace(planned, path=Path(path))
+    return probe_video(path, count_frames=True)
 
 
 def _rate(text: str | None) -> Fraction | None:

@@ -23,11 +23,15 @@ else:  # Python 3.10: the same parser from PyPI (requirements.txt)
 from ..core.cli import report_errors
 from ..core.errors import UserError
 from ..core.options import add_to_parser, build, option
+from ..core.paths import absolute
 from ..core.rundir import RunContext
+from ..core.stage_cli import RunOptions
+from ..mask.options import MaskOptions
 from ..media.probe import VideoInfo, check_image, probe_video
-from ..mask.contour import upstream_size
-from ..stages import generate, mask, postprocess, preprocess, refine, upscale
-from ..stages.common import RunOptions, absolute
+from ..stages import generate, postprocess, preprocess, upscale
+from ..upstream.wan.generate import GenerateOptions
+from ..upstream.wan.preprocess import PreprocessOptions, upstream_size
+from . import refine
 
 # Options the pipeline wires from one stage to the next instead of asking for them; `backend` is asked
 # for twice (interpolation, upscaling), so the pipeline names them --interp_backend and --upscale.
@@ -58,7 +62,7 @@ class PipelineOptions:
                                help="SeedVR2 seed (run_upscale.py --seed)", group="finishing")
 
 
-STAGE_OPTIONS = (PipelineOptions, preprocess.PreprocessOptions, mask.MaskOptions, generate.GenerateOptions,
+STAGE_OPTIONS = (PipelineOptions, PreprocessOptions, MaskOptions, GenerateOptions,
                  refine.RefineOptions, postprocess.PostprocessOptions, upscale.UpscaleOptions, RunOptions)
 
 
@@ -81,9 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
 @dataclass
 class PipelineConfig:
     pipeline: PipelineOptions
-    preprocess: preprocess.PreprocessOptions
-    mask: mask.MaskOptions
-    generate: generate.GenerateOptions
+    preprocess: PreprocessOptions
+    mask: MaskOptions
+    generate: GenerateOptions
     refine: refine.RefineOptions | None
     postprocess: postprocess.PostprocessOptions | None
     upscale: upscale.UpscaleOptions | None
@@ -105,8 +109,8 @@ def config_from(values: dict[str, Any]) -> PipelineConfig:
                                        ("upscale", pipe.upscale != "none")) if on]
     outputs = {name: str(run_dir / f"{name}.mp4") for name in ("generate", *finishing)}
     outputs[(["generate", *finishing])[-1]] = pipe.output_path
-    pre = build(preprocess.PreprocessOptions, values)
-    gen = build(generate.GenerateOptions, {**values, "src_root_path": pre.save_path, "save_file": outputs["generate"]})
+    pre = build(PreprocessOptions, values)
+    gen = build(GenerateOptions, {**values, "src_root_path": pre.save_path, "save_file": outputs["generate"]})
     previous = outputs["generate"]
     ref = pp = up = None
     if pipe.refine:
@@ -124,7 +128,7 @@ def config_from(values: dict[str, Any]) -> PipelineConfig:
     if pipe.upscale != "none":
         up = build(upscale.UpscaleOptions, {**values, "input": previous, "output": outputs["upscale"],
                                             "backend": pipe.upscale, "seed": pipe.upscale_seed})
-    return PipelineConfig(pipe, pre, build(mask.MaskOptions, values), gen, ref, pp, up, run_opts)
+    return PipelineConfig(pipe, pre, build(MaskOptions, values), gen, ref, pp, up, run_opts)
 
 
 def run(cfg: PipelineConfig, *, ctx: RunContext) -> Path:
@@ -160,7 +164,7 @@ def run(cfg: PipelineConfig, *, ctx: RunContext) -> Path:
     return out
 
 
-def _planned_record(opts: preprocess.PreprocessOptions) -> dict[str, Any]:
+def _planned_record(opts: PreprocessOptions) -> dict[str, Any]:
     """The preprocessing record a real run would write (to describe later steps in a dry run)."""
     video = probe_video(opts.video_path)
     fps = video.fps if opts.fps == -1 else Fraction(opts.fps)
@@ -168,7 +172,7 @@ def _planned_record(opts: preprocess.PreprocessOptions) -> dict[str, Any]:
             "frames": int(video.frames / video.fps * fps)}
 
 
-def _planned_video(opts: preprocess.PreprocessOptions, path: Path, record: dict[str, Any]) -> VideoInfo:
+def _planned_video(opts: PreprocessOptions, path: Path, record: dict[str, Any]) -> VideoInfo:
     """What generation will write, for describing the finishing stages in a dry run: the preprocessing
     size (the video's aspect in replace mode, the reference's in animate mode), fps and frame count."""
     area = opts.resolution[0] * opts.resolution[1]

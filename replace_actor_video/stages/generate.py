@@ -11,171 +11,32 @@ from __future__ import annotations
 import dataclasses
 import random
 import sys
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import psutil
 
-from ..adapters import wan_fastload, wan_generate
-from ..adapters import wan_worker_client as workers
-from ..adapters.lora import LoraError, format_lora_arg, lora_key_count, parse_lora_arg, safetensors_keys
 from ..core.atomic import atomic_file, refuse_overwrite
 from ..core.config import upstream_commit
 from ..core.errors import StageFailed, UserError
 from ..core.gpu import Gpu, visible_gpus
-from ..core.options import as_dict, option
+from ..core.options import as_dict
+from ..core.paths import absolute, ensure_not_inside
 from ..core.rundir import RunContext, describe_path, fingerprint
+from ..core.stage_cli import RunOptions
+from ..core.stage_cli import main as stage_main
 from ..media.ffmpeg import retime_trim_mux_argv
 from ..media.probe import probe_video
-from . import preprocess
-from .common import RunOptions, absolute, ckpt_option, ensure_not_inside, wan22_option
-from .common import main as stage_main
+from ..upstream.wan import generate as wan_generate
+from ..upstream.wan import preprocess as wan_preprocess
+from ..upstream.wan import worker_client as workers
+from ..upstream.wan.generate import GenerateOptions, apply_preset, check_lora_file, lora_files, validate
+from ..upstream.wan.runtime import fastload as wan_fastload
+from ..upstream.wan.runtime.lora import format_lora_arg
 
 STAGE = "generate"
 BIG_GPU_MIB = 80 * 10**9 // 2**20  # 80 GB: T5 (11 GB) stays beside the DiT (35 GB) and its activations
-LORA_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
-# LightX2V's config for Animate with its step-distill LoRA (configs/wan22/wan_animate_lora.json):
-# 4 steps, shift 5.0, guide 1.0 (no CFG); their scheduler is UniPC like upstream's default solver.
-PRESETS = {"fast": {"sample_steps": 4, "sample_shift": 5.0, "sample_guide_scale": 1.0}}
-WORKER_MODES = ("auto", "start", "off")
 HOW_NOT_WHAT = ("worker",)  # options that change how a job runs, not its result: left out of the resume fingerprint
-FAST_LORA_HINT = ("the LightX2V 4-step distill LoRA for Wan2.1-I2V-14B, e.g. "
-                  "lightx2v/Wan2.1-Distill-Loras: wan2.1_i2v_lora_rank64_lightx2v_4step.safetensors")
-
-
-def parse_lora_list(text: str) -> str:
-    """`PATH[:WEIGHT] ...` → the same list spelled `PATH:WEIGHT PATH:WEIGHT` (paths without spaces)."""
-    words = text.split()
-    if not words:
-        raise ValueError("give one or more LoRA files, PATH or PATH:WEIGHT")
-    return " ".join(format_lora_arg(*parse_lora_arg(word)) for word in words)
-
-
-@dataclass(kw_only=True)
-class GenerateOptions:
-    """Generation (official generate.py --task animate-14B)"""
-
-    src_root_path: str = option("process_results", label="Preprocessing folder",
-                                help="the preprocessing folder (--save_path of stage 1)",
-                                widget="dir", group="inputs")
-    save_file: str = option("output_wanimate.mp4", aliases=("--output_path",), label="Output video",
-                            help="output video",
-                            group="outputs")
-    replace: bool = option(False, label="Mode", switch=("Animate", "Replace"),
-                           help="replace mode (the folder must come from run_preprocessing.py --replace)",
-                           group="mode")
-    use_relighting_lora: bool = option(False, label="Relight the character",
-                                       help="replace mode: relight the character to the scene "
-                                       "(relighting_lora.ckpt)", group="mode")
-    prompt: str | None = option(None, help="text prompt; upstream default '视频中的人在做动作' (our launcher "
-                                "makes it reach the model)", widget="textarea", group="sampling")
-    negative_prompt: str | None = option(None, help="negative prompt; default: the config's", widget="textarea",
-                                         group="sampling")
-    sample_steps: int | None = option(None, label="Sampling steps",
-                                      help="sampling steps (upstream default 20)", group="sampling")
-    sample_guide_scale: float | None = option(None, label="Guidance scale",
-                                              help="CFG scale (upstream default 1.0 = no CFG; >1 doubles "
-                                              "the compute)", group="sampling")
-    sample_shift: float | None = option(None, label="Flow shift",
-                                        help="flow shift (upstream default 5.0)", group="sampling")
-    sample_solver: str = option("unipc", choices=("unipc", "dpm++"), label="Sampler", help="sampler", group="sampling")
-    seed: int = option(-1, help="seed; -1 picks one at random and records it in the manifest", group="sampling")
-    frame_num: int = option(77, label="Frames per clip", help="frames per generated clip, 4n+1", group="sampling")
-    refert_num: int = option(1, choices=(1, 5), label="Frames carried between clips",
-                             help="frames carried over between clips as temporal guidance",
-                             group="sampling")
-    preset: str | None = option(None, choices=tuple(PRESETS),
-                                help="fast = 4 steps, shift 5.0, guide 1.0 for a 4-step distill LoRA given with "
-                                "--lora (LightX2V's Animate settings); explicit --sample_* values win",
-                                group="performance")
-    lora: str | None = option(None, nargs="+", repeat=True, parse=parse_lora_list,
-                              help="LoRA file(s) merged into the DiT weights at load, PATH or PATH:WEIGHT (weight "
-                              "1.0), several after one --lora; kohya, ComfyUI/LightX2V and diffusers key names",
-                              group="performance", server="weights", label="LoRA files")
-    no_offload: bool = option(False, label="Keep T5 on the GPU",
-                              help="keep T5 on the GPU after encoding; automatic on a GPU of 80 GB or more "
-                              "(upstream's single-GPU default moves it back to the CPU)", group="performance")
-    t5_cpu: bool = option(False, label="T5 on the CPU",
-                          help="run the T5 text encoder on the CPU (saves ~11 GB VRAM)", group="performance")
-    convert_model_dtype: bool = option(False, label="Convert weights to the compute dtype",
-                                       help="convert model weights to the compute dtype",
-                                       group="performance")
-    multi_gpu: bool = option(False, label="Several GPUs",
-                             help="torchrun with FSDP + Ulysses over several GPUs", group="performance")
-    nproc_per_node: int = option(0, label="Number of GPUs",
-                                 help="GPUs for --multi_gpu; 0 = every visible GPU", group="performance")
-    attention: str = option("auto", choices=("auto", "fast", "cudnn", "flash", "fa3", "fa3-fp8", "sage", "sdpa"),
-                            label="Attention kernels",
-                            help="attention kernels: auto = fa3 when importable, else cudnn (lossless); fast = "
-                            "fa3-fp8 when FA3 imports, else cudnn (LOSSY); cudnn = torch SDPA, cuDNN kernel first (no "
-                            "package needed); sdpa = torch SDPA, PyTorch's own kernel choice; flash = upstream "
-                            "unchanged (flash_attn); fa3 = FlashAttention-3 in the DiT (scripts/build_fa3.sh); "
-                            "fa3-fp8 = FA3's FP8 kernel (LOSSY); sage = SageAttention in the DiT (LOSSY)",
-                            group="performance")
-    compile: bool = option(False, help="torch.compile each DiT block (single GPU; the first step pays the "
-                           "compilation, ~1-5 min)", group="performance")
-    fp8: bool = option(False, label="FP8 linears",
-                       help="float8 linears in the DiT blocks via torchao (LOSSY; single GPU; needs torchao "
-                       "<= 0.15 in the Wan2.2 Python: newer ones break diffusers 0.35's import; pays off only with "
-                       "--compile)", group="performance")
-    vae_bf16: bool = option(False, label="VAE in bf16",
-                            help="run the VAE in bf16 autocast instead of float32 (LOSSY, ~1.4x faster VAE)",
-                            group="performance")
-    worker: str = option("auto", choices=WORKER_MODES, label="Warm worker",
-                         help="auto = run on a warm generation worker that already holds these models (same "
-                         "checkpoint, LoRAs, attention, compile/fp8), else a fresh process as before; start = the "
-                         "same, and start such a worker when none runs (it keeps the models loaded for the next "
-                         "jobs and exits RAV_WORKER_IDLE_S, default 900 s, after the last); off = always a fresh "
-                         "process. Single-GPU jobs only (--multi_gpu runs fresh)", group="performance")
-    audio_from: str | None = option(None, label="Audio from",
-                                    help="take the audio from this file instead of the preprocessed "
-                                    "source video", widget="video", group="outputs")
-    wan22_dir: str = wan22_option()
-    ckpt_dir: str = ckpt_option()
-
-
-def validate(opts: GenerateOptions) -> None:
-    wan_generate.check_frame_args(opts.frame_num, opts.refert_num)
-    if opts.use_relighting_lora and not opts.replace:
-        raise UserError("--use_relighting_lora only applies in replace mode; add --replace or drop it")
-    if opts.sample_steps is not None and opts.sample_steps < 1:
-        raise UserError(f"--sample_steps {opts.sample_steps}: must be at least 1")
-    if opts.preset == "fast" and not opts.lora:
-        raise UserError(f"--preset fast samples 4 steps, which needs a step-distill LoRA: add --lora PATH "
-                        f"({FAST_LORA_HINT})")
-    if opts.multi_gpu and (opts.compile or opts.fp8):
-        raise UserError("--compile and --fp8 are single-GPU options (FSDP shards the DiT blocks); drop them or "
-                        "--multi_gpu")
-
-
-def apply_preset(opts: GenerateOptions) -> GenerateOptions:
-    """The preset's sampling values for every --sample_* option left unset."""
-    if not opts.preset:
-        return opts
-    unset = {name: value for name, value in PRESETS[opts.preset].items() if getattr(opts, name) is None}
-    return dataclasses.replace(opts, **unset)
-
-
-def lora_files(opts: GenerateOptions) -> tuple[tuple[Path, float], ...]:
-    """The --lora files as absolute paths with weights (syntax already checked when the option was parsed)."""
-    return tuple((absolute(path), weight) for path, weight in map(parse_lora_arg, (opts.lora or "").split()))
-
-
-def check_lora_file(path: Path) -> None:
-    if not path.is_file():
-        raise UserError(f"--lora {path}: file not found")
-    if path.suffix not in LORA_SUFFIXES:
-        raise UserError(f"--lora {path}: expected one of {', '.join(LORA_SUFFIXES)}")
-    if path.suffix == ".safetensors":
-        try:
-            keys = safetensors_keys(path)
-            count = lora_key_count(keys)
-        except LoraError as exc:
-            raise UserError(f"--lora {exc}") from None
-        if not count:
-            raise UserError(f"--lora {path}: no LoRA weights in it (no lora_down/lora_up, lora_A/lora_B or "
-                            ".diff keys); pass a LoRA file")
 
 
 def offload_t5(opts: GenerateOptions, nproc: int, gpus: list[Gpu]) -> bool:
@@ -227,7 +88,7 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
             raise
         ctx.say(f"warning: {exc}")
 
-    record = preprocess.read_record(src_root) or planned or {}
+    record = wan_preprocess.read_record(src_root) or planned or {}
     pose = probe_video(src_root / "src_pose.mp4", count_frames=True) if (src_root / "src_pose.mp4").is_file() else None
     if pose is not None:
         wan_generate.check_parallel(nproc, frame_num=opts.frame_num, width=pose.width, height=pose.height)
@@ -241,14 +102,10 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
         ctx.say(f"generate: {gpus[0].name} has {gpus[0].memory_mib / 1024:.0f} GiB: T5 stays on the GPU "
                 "(no --offload_model)")
     raw = ctx.scratch(STAGE) / "generated_30fps_raw.mp4"
-    call = wan_generate.GenerateCall(
-        wan22_dir=wan22, ckpt_dir=ckpt, src_root_path=src_root, save_file=raw, replace=opts.replace,
-        use_relighting_lora=opts.use_relighting_lora, prompt=opts.prompt, negative_prompt=opts.negative_prompt,
-        sample_steps=opts.sample_steps, sample_guide_scale=opts.sample_guide_scale, sample_shift=opts.sample_shift,
-        sample_solver=opts.sample_solver, seed=seed, frame_num=opts.frame_num, refert_num=opts.refert_num,
-        offload_model=offload, t5_cpu=opts.t5_cpu, convert_model_dtype=opts.convert_model_dtype, nproc=nproc,
-        attention=opts.attention, loras=loras, compile=opts.compile, fp8=opts.fp8,
-        vae_bf16=opts.vae_bf16)
+    upstream_opts = dataclasses.replace(
+        opts, wan22_dir=str(wan22), ckpt_dir=str(ckpt), src_root_path=str(src_root), save_file=str(raw), seed=seed,
+        lora=" ".join(format_lora_arg(path, weight) for path, weight in loras) or None)
+    call = wan_generate.GenerateCall(upstream_opts, offload_model=offload, nproc=nproc)
     finish = retime_trim_mux_argv(raw, save_file, fps=fps, frames=frames or 1, audio_from=audio)
     runner = worker_runner(opts.worker, call, ctx)
     if ctx.dry_run:
@@ -262,7 +119,7 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
         raw.unlink(missing_ok=True)
         ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, expected_outputs=[raw],
                  cwd=ctx.scratch(STAGE), runner=runner)
-        check_generated(raw, expected_frames=frames)
+        wan_generate.check_generated(raw, expected_frames=frames)
         with atomic_file(save_file) as tmp:
             ctx.step("retime, trim, mux audio", retime_trim_mux_argv(raw, tmp, fps=fps, frames=frames, audio_from=audio),
                      stage=STAGE, expected_outputs=[tmp])
@@ -302,7 +159,7 @@ def worker_runner(mode: str, call: wan_generate.GenerateCall, ctx: RunContext) -
         return workers.WorkerRunner(handle)
     if others:
         ctx.say(f"generate: {len(others)} warm worker(s) with other model options hold GPU memory; if this job runs "
-                "out of memory, stop them: python -m replace_actor_video.adapters.wan_worker_client stop --all")
+                "out of memory, stop them: python -m replace_actor_video.upstream.wan.worker_client stop --all")
     return None
 
 
@@ -317,16 +174,6 @@ def resolve_audio(opts: GenerateOptions, record: dict, *, dry_run: bool = False)
     if record.get("has_audio") and (dry_run or Path(record["video_path"]).is_file()):
         return Path(record["video_path"])
     return None
-
-
-def check_generated(raw: Path, *, expected_frames: int) -> None:
-    """Upstream save_video() swallows its own errors and exits 0, so check the file decodes."""
-    try:
-        info = probe_video(raw, count_frames=True)
-    except UserError as exc:
-        raise StageFailed(f"generate.py exited 0 but its video is unreadable ({exc}); see the generate log") from None
-    if info.frames < expected_frames:
-        raise StageFailed(f"generate.py wrote {info.frames} frames, expected {expected_frames}; see the generate log")
 
 
 def check_final(path: Path, *, fps: Fraction, frames: int, audio: bool) -> None:

@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from ..adapters import ffmpeg_interpolate, practical_rife, rife_ncnn
 from ..core import config
 from ..core.atomic import atomic_file, refuse_overwrite
 from ..core.config import upstream_commit
 from ..core.errors import StageFailed, UserError
 from ..core.gpu import visible_gpus
 from ..core.options import as_dict, option
+from ..core.paths import absolute, ensure_not_inside
 from ..core.rundir import RunContext, describe_path, fingerprint
+from ..core.stage_cli import RunOptions
+from ..core.stage_cli import main as stage_main
 from ..media.interpolate import (
     check_result,
     count_files,
@@ -31,9 +33,10 @@ from ..media.interpolate import (
     resample_argv,
     target_frames,
 )
-from ..media.probe import VideoInfo, probe_video
-from .common import RunOptions, absolute, ensure_not_inside, probe_input
-from .common import main as stage_main
+from ..media.probe import VideoInfo, probe_input, probe_video
+from ..upstream.ffmpeg import minterpolate as ffmpeg_interpolate
+from ..upstream.rife import ncnn as rife_ncnn
+from ..upstream.rife import practical as practical_rife
 
 STAGE = "postprocess"
 BACKENDS = ("auto", "ncnn", "cuda", "ffmpeg")
@@ -59,10 +62,7 @@ class PostprocessOptions:
                                   server="location")
     rife_model: str = option(rife_ncnn.DEFAULT_MODEL, help="rife-ncnn-vulkan model: a folder, or the name of one "
                              "next to the binary; must be a rife-v4 model", group="paths", server="location")
-    rife_pytorch_dir: str = option(config.PRACTICAL_RIFE.default_value(),
-                                   help="Practical-RIFE clone with the model in train_log/ "
-                                   f"(env {config.PRACTICAL_RIFE.env})", widget="dir", group="paths",
-                                   server="location")
+    rife_pytorch_dir: str = config.PRACTICAL_RIFE.option(help="Practical-RIFE clone with the model in train_log/")
 
 
 def validate(opts: PostprocessOptions) -> Fraction:
@@ -198,7 +198,7 @@ def run(opts: PostprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resu
     """Interpolate `input` into `output`. With `resume`, a finished run of the same input and options in
     this run directory is kept; `planned` stands in for a not yet written input in a dry run."""
     target = validate(opts)
-    source = probe_input(opts.input, ctx, planned)
+    source = probe_input(opts.input, dry_run=ctx.dry_run, planned=planned)
     input_path, output = absolute(opts.input), absolute(opts.output)
     ensure_not_inside(output, [input_path])
     if target <= source.fps:

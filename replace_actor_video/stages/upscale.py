@@ -10,19 +10,21 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..adapters import realesrgan, seedvr
 from ..core import config
 from ..core.atomic import atomic_file, refuse_overwrite
 from ..core.config import upstream_commit
 from ..core.errors import StageFailed, UserError
 from ..core.gpu import visible_gpus
 from ..core.options import as_dict, option
+from ..core.paths import absolute, ensure_not_inside
 from ..core.rundir import RunContext, describe_path, fingerprint
+from ..core.stage_cli import RunOptions
+from ..core.stage_cli import main as stage_main
 from ..media.ffmpeg import ffmpeg_bin
 from ..media.interpolate import check_result, finish_upscaled_argv, video_only_argv
-from ..media.probe import VideoInfo, probe_video
-from .common import RunOptions, absolute, ensure_not_inside, probe_input
-from .common import main as stage_main
+from ..media.probe import VideoInfo, probe_input, probe_video
+from ..upstream.realesrgan import video as realesrgan
+from ..upstream.seedvr import inference as seedvr
 
 STAGE = "upscale"
 
@@ -49,8 +51,7 @@ class UpscaleOptions:
                           help="SeedVR2: sequence-parallel size; 0 = --num_gpus (all GPUs on the one video)",
                           group="seedvr")
     seed: int = option(666, label="SeedVR2: seed", help="SeedVR2: seed (upstream default 666)", group="seedvr")
-    seedvr_dir: str = option(config.SEEDVR.default_value(), help=f"SeedVR clone with ckpts/ (env {config.SEEDVR.env})",
-                             widget="dir", group="paths", server="location")
+    seedvr_dir: str = config.SEEDVR.option(help="SeedVR clone with ckpts/")
     seedvr_python: str | None = option(None, help="Python of SeedVR's own environment (env SEEDVR_PYTHON; "
                                        "default: the Python running this)", widget="file", group="paths",
                                        server="location")
@@ -66,10 +67,9 @@ class UpscaleOptions:
                                 help="Real-ESRGAN: restore faces with GFPGAN (downloads its weights; not "
                                 "with anime models)", group="realesrgan")
     fp32: bool = option(False, label="Real-ESRGAN: full precision",
-                        help="Real-ESRGAN: fp32 instead of fp16 (slower; the video script runs on a GPU only)", group="realesrgan")
-    realesrgan_dir: str = option(config.REALESRGAN.default_value(),
-                                 help=f"Real-ESRGAN clone (env {config.REALESRGAN.env})", widget="dir", group="paths",
-                                 server="location")
+                        help="Real-ESRGAN: fp32 instead of fp16 (slower; the video script runs on a GPU only)",
+                        group="realesrgan")
+    realesrgan_dir: str = config.REALESRGAN.option()
 
 
 def validate(opts: UpscaleOptions) -> None:
@@ -166,7 +166,7 @@ def run(opts: UpscaleOptions, run_opts: RunOptions, *, ctx: RunContext, resume: 
     """Upscale `input` into `output`. With `resume`, a finished run of the same input and options in this
     run directory is kept; `planned` stands in for a not yet written input in a dry run."""
     validate(opts)
-    source = probe_input(opts.input, ctx, planned)
+    source = probe_input(opts.input, dry_run=ctx.dry_run, planned=planned)
     input_path, output = absolute(opts.input), absolute(opts.output)
     ensure_not_inside(output, [input_path])
     clone = check_backend(opts, ctx)

@@ -2,8 +2,9 @@
 
 Per video, one Ray task (cluster/engine.py: a local Ray instance, or a cluster with --address) on a GPU
 Ray reserves for it: the official preprocessing (our stage CLI run_preprocessing.py as a subprocess), then
-the target video resampled exactly like the preprocessing sampled it, then every stream cut into clips of --clip_frames frames. At the end, metadata.csv lists one row per clip
-with the columns DiffSynth's train.py reads (see adapters/diffsynth_train.py), paths relative to the
+the target video resampled exactly like the preprocessing sampled it, then every stream cut into clips of
+--clip_frames frames. At the end, metadata.csv lists one row per clip with the columns DiffSynth's train.py reads
+(see upstream/diffsynth/train.py), paths relative to the
 dataset folder. Finished videos are skipped on a rerun (items/<id>.json); a failing video is logged and
 skipped, and the summary names it.
 
@@ -30,8 +31,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from ..adapters import diffsynth_train as ds
-from ..adapters import wan_preprocess
 from ..cluster import engine
 from ..cluster.board import Board
 from ..core.atomic import atomic_dir, atomic_file
@@ -39,11 +38,14 @@ from ..core.cli import report_errors
 from ..core.config import upstream_commit
 from ..core.errors import StageFailed, UserError
 from ..core.options import add_to_parser, as_dict, build, option, to_argv
+from ..core.paths import absolute
 from ..core.rundir import RunContext, fingerprint
+from ..core.stage_cli import RunOptions
+from ..mask.options import MaskOptions
 from ..media.probe import check_image, probe_video
-from ..stages import preprocess
-from ..stages.common import RunOptions, absolute
-from ..stages.mask import MaskOptions
+from ..upstream.diffsynth import train as ds
+from ..upstream.wan import preprocess as wan_preprocess
+from ..upstream.wan.preprocess import PreprocessOptions
 from . import clips
 from .inputs import VideoItem, read_inputs
 
@@ -119,7 +121,7 @@ class Builder:
     """What every video of one dataset build shares."""
 
     opts: DatasetOptions
-    template: preprocess.PreprocessOptions  # resolved preprocessing options; the paths are set per video
+    template: PreprocessOptions  # resolved preprocessing options; the paths are set per video
     mask: MaskOptions
     layout: Layout
     run_dir: Path
@@ -131,7 +133,7 @@ class Builder:
     def keys(self) -> tuple[str, ...]:
         return ds.file_keys(self.replace)
 
-    def preprocess_options(self, item: VideoItem, reference: Path) -> preprocess.PreprocessOptions:
+    def preprocess_options(self, item: VideoItem, reference: Path) -> PreprocessOptions:
         return dataclasses.replace(self.template, video_path=str(item.video), refer_path=str(reference),
                                    save_path=str(self.layout.preprocess(item)))
 
@@ -173,7 +175,7 @@ class Builder:
         try:
             reference = item.reference or self.extract_reference(item, ctx)
             pre_dir = self.layout.preprocess(item)
-            if not (record.get("preprocessed") == fp and preprocess.read_record(pre_dir)):
+            if not (record.get("preprocessed") == fp and wan_preprocess.read_record(pre_dir)):
                 argv = self.preprocess_argv(item, reference) + [
                     "--overwrite", "--runs_dir", str(ctx.run_dir / "preprocess-runs")]
                 ctx.step("preprocess (run_preprocessing.py)", argv, stage=STAGE)
@@ -200,7 +202,7 @@ class Builder:
         return out
 
     def cut_clips(self, item: VideoItem, pre_dir: Path, ctx: RunContext) -> dict[str, Any]:
-        info = preprocess.read_record(pre_dir)
+        info = wan_preprocess.read_record(pre_dir)
         pose = probe_video(pre_dir / UPSTREAM_FILES[ds.POSE], count_frames=True)
         fps = Fraction(info["fps"])
         ranges = clips.clip_ranges(pose.frames, self.opts.clip_frames, self.opts.max_clips)
@@ -243,11 +245,11 @@ def run(opts: DatasetOptions, pre_values: dict[str, Any], mask: MaskOptions, run
     validate(opts)
     eng = eng or engine.EngineOptions()
     engine.validate(eng)
-    template = build(preprocess.PreprocessOptions, {**pre_values, "video_path": "-", "refer_path": "-",
+    template = build(PreprocessOptions, {**pre_values, "video_path": "-", "refer_path": "-",
                                                     "retarget": False, "use_flux": False})
     template = dataclasses.replace(template, wan22_dir=str(absolute(template.wan22_dir)),
                                    ckpt_dir=str(absolute(template.ckpt_dir)))
-    preprocess.validate(template)
+    wan_preprocess.validate(template)
     items = read_inputs(absolute(opts.input))
     layout = Layout(absolute(opts.output))
     for item in items:
@@ -409,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
                                      "(official preprocessing per video, clips, metadata.csv).")
     seen: set[str] = set()
     add_to_parser(parser, DatasetOptions, seen=seen)
-    pre_names = add_to_parser(parser, preprocess.PreprocessOptions, skip=PREPROCESS_SET_HERE, seen=seen)
+    pre_names = add_to_parser(parser, PreprocessOptions, skip=PREPROCESS_SET_HERE, seen=seen)
     add_to_parser(parser, MaskOptions, skip=MASK_SET_HERE, seen=seen)
     add_to_parser(parser, engine.EngineOptions, seen=seen)
     add_to_parser(parser, RunOptions, seen=seen)

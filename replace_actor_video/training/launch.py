@@ -1,6 +1,6 @@
 """Train Wan2.2-Animate-14B with DiffSynth-Studio: check the dataset, write an accelerate config (FSDP2,
 DeepSpeed ZeRO-2/3, DDP or one-GPU layer offload), and run `accelerate launch train.py` with the arguments
-of the upstream Animate scripts (adapters/diffsynth_train.py), on one machine or several.
+of the upstream Animate scripts (upstream/diffsynth/train.py), on one machine or several.
 
 Checkpoints are written by train.py itself, one per epoch (or every --save_steps), into --output_path as
 they come, so a long run that stops keeps what it saved; rav_training.json appears there only when the
@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..adapters import diffsynth_train as ds
-from ..adapters.mirrors import diffsynth_train as mirror
 from ..core import config
 from ..core.atomic import atomic_file
 from ..core.config import upstream_commit
@@ -34,9 +32,12 @@ from ..core.errors import StageFailed, UserError
 from ..core.gpu import visible_gpus
 from ..core.options import as_dict, option
 from ..core.process import format_argv
+from ..core.paths import absolute
 from ..core.rundir import RunContext, describe_path, fingerprint
-from ..stages.common import RunOptions, absolute, ckpt_option
-from ..stages.common import main as stage_main
+from ..core.stage_cli import RunOptions
+from ..core.stage_cli import main as stage_main
+from ..upstream.diffsynth import mirror_train as mirror
+from ..upstream.diffsynth import train as ds
 from . import accelerate_config as acc
 
 STAGE = "train"
@@ -84,9 +85,8 @@ class TrainingOptions:
                                       "smoke tests)", group="advanced")
     python: str = option(sys.executable, help="the Python that has DiffSynth-Studio, accelerate and torch",
                          group="paths", server="location")
-    diffsynth_dir: str = option(config.DIFFSYNTH.default_value(), help="DiffSynth-Studio clone "
-                                f"(env {config.DIFFSYNTH.env})", widget="dir", group="paths", server="location")
-    ckpt_dir: str = ckpt_option()
+    diffsynth_dir: str = config.DIFFSYNTH.option(help="DiffSynth-Studio clone")
+    ckpt_dir: str = config.CHECKPOINT.option(help="Wan2.2-Animate-14B checkpoint folder")
 
 
 @dataclass(kw_only=True)

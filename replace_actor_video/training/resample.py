@@ -2,7 +2,7 @@
 
 DiffSynth reads frames by index, so the training target `video` must hold exactly the source frames that
 preprocess_data.py sampled: frame round(i / fps * src_fps) (numpy's round half to even) for
-i < int(frames / src_fps * fps) (process_pipepline.py + utils.get_frame_indices, Wan2.2 @ 42bf4cf).
+i < int(frames / src_fps * fps) (upstream/wan/preprocess.py frame_indices).
 ffmpeg's fps filter picks other frames (from 24 or 25 fps to 30 it differs every few frames), so we decode
 every frame with ffmpeg, keep the sampled ones in Python (repeating a frame where the sampling does) and
 encode them with a second ffmpeg. Frames are fitted into the pose size with centred black bars, as
@@ -22,17 +22,7 @@ from pathlib import Path
 
 from ..media.ffmpeg import H264_ARGS, ffmpeg_bin, rate_text
 from ..media.probe import probe_video
-
-
-def upstream_frame_indices(frame_num: int, video_fps: float, fps: float, duration: float) -> list[int]:
-    """The source frame indices preprocess_data.py samples (fps == -1 keeps the source rate)."""
-    expected = int(duration * video_fps + 0.5)
-    if frame_num and abs((frame_num - expected) / frame_num) > 0.1:
-        frame_num = expected  # upstream trusts the duration when the frame count looks wrong
-    if fps == -1:
-        fps = video_fps
-    target = int(frame_num / video_fps * fps)
-    return [min(max(round(i / fps * video_fps), 0), frame_num - 1) for i in range(target)]
+from ..upstream.wan.preprocess import frame_indices
 
 
 def fit_filter(width: int, height: int) -> str:
@@ -44,7 +34,7 @@ def resample(video: Path, out: Path, *, width: int, height: int, fps: int) -> in
     """Write the sampled frames of `video` to `out`; returns the frame count."""
     info = probe_video(video, count_frames=True)
     video_fps = float(info.fps)
-    indices = upstream_frame_indices(info.frames, video_fps, float(fps), info.duration)
+    indices = frame_indices(info.frames, video_fps, float(fps), info.duration)
     rate = info.fps if fps == -1 else Fraction(fps)
     frame_bytes = width * height * 3
     decode = [ffmpeg_bin(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(video), "-map", "0:v:0",

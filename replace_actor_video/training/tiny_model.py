@@ -39,7 +39,7 @@ from diffsynth.models.wan_video_text_encoder import WanTextEncoder
 from diffsynth.models.wan_video_vae import WanVideoVAE
 from safetensors.torch import save_file
 
-from ..adapters import diffsynth_train as ds
+from ..upstream.diffsynth import train as ds
 
 CONFIG_FILE = "rav_tiny_models.json"
 DIT = {"has_image_input": True, "patch_size": [1, 2, 2], "in_dim": 36, "dim": 64, "ffn_dim": 128, "freq_dim": 256,

@@ -230,7 +230,7 @@ DISTILL_LORA_RANK = 64  # wan2.1_i2v_lora_rank64_lightx2v_4step.safetensors
 
 def distill_lora_specs(cfg: DitConfig) -> list[TensorSpec]:
     """A step-distill LoRA in LightX2V's layout (``diffusion_model.<module>.lora_down/lora_up/alpha``) on the
-    same DiT linears, for ``--preset fast --lora`` runs (replace_actor_video/adapters/lora.py merges it)."""
+    same DiT linears, for ``--preset fast --lora`` runs (replace_actor_video/upstream/wan/runtime/lora.py merges it)."""
     b = SpecBuilder("bf16")
     for module, fan_in, fan_out in lora_targets(cfg):
         key = f"diffusion_model.{module}"

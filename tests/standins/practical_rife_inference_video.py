@@ -15,7 +15,7 @@ sys.path.insert(1, os.path.join(os.environ["RAV_REPO"], "tests"))
 
 import numpy as np  # noqa: E402
 
-from replace_actor_video.adapters.mirrors.practical_rife_inference_video import apply_upstream_rules, build_parser  # noqa: E402
+from replace_actor_video.upstream.rife.mirror_inference_video import apply_upstream_rules, build_parser  # noqa: E402
 from standins._media import probe_frames_fps  # noqa: E402
 
 

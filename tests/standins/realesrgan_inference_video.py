@@ -23,7 +23,7 @@ if importlib.util.find_spec("torchvision") is not None:
 
 import realesrgan  # noqa: E402,F401  (the clone's package: needs realesrgan/version.py)
 
-from replace_actor_video.adapters.mirrors.realesrgan_inference_video import MODELS, RELEASES, build_parser  # noqa: E402
+from replace_actor_video.upstream.realesrgan.mirror_inference_video import MODELS, RELEASES, build_parser  # noqa: E402
 from standins._media import probe_frames_fps  # noqa: E402
 
 

@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(1, os.environ["RAV_REPO"])
 
-from replace_actor_video.adapters.mirrors import rife_ncnn_vulkan as mirror  # noqa: E402
+from replace_actor_video.upstream.rife import mirror_ncnn_main as mirror  # noqa: E402
 
 DEVICES = {"": "NVIDIA H100 80GB HBM3", "llvmpipe": "llvmpipe (LLVM 15.0.6, 256 bits)"}
 

@@ -17,7 +17,7 @@ import data  # noqa: E402,F401  (upstream: from data.image.transforms.divisible_
 sys.path.insert(1, os.environ["RAV_REPO"])
 sys.path.insert(1, os.path.join(os.environ["RAV_REPO"], "tests"))
 
-from replace_actor_video.adapters.mirrors.seedvr2_inference import RELATIVE_FILES, build_parser  # noqa: E402
+from replace_actor_video.upstream.seedvr.mirror_inference import RELATIVE_FILES, build_parser  # noqa: E402
 from standins._media import probe_frames_fps  # noqa: E402
 
 MODEL = "7b" if os.path.basename(__file__).endswith("7b.py") else "3b"

@@ -17,7 +17,7 @@ import wan
 from wan.configs import WAN_CONFIGS
 from wan.utils.utils import save_video
 
-from replace_actor_video.adapters.mirrors.wan_generate import build_parser
+from replace_actor_video.upstream.wan.mirror_generate import build_parser
 
 logger = logging.getLogger(__name__)
 

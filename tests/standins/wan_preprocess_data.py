@@ -10,7 +10,7 @@ import sys
 sys.path.insert(0, os.environ["RAV_REPO"])
 sys.path.insert(0, os.path.join(os.environ["RAV_REPO"], "tests"))
 
-from replace_actor_video.adapters.mirrors.wan_preprocess_data import build_parser  # noqa: E402
+from replace_actor_video.upstream.wan.mirror_preprocess_data import build_parser  # noqa: E402
 from standins._media import probe_frames_fps, testsrc_video  # noqa: E402
 
 

@@ -1,8 +1,11 @@
-def flash_attention(*args, **kwargs):
-    raise AssertionError("flash_attn is not installed")
+from ..attention import flash_attention
 
 
 class CLIPModel:
     def __init__(self, dtype, device, checkpoint_path, tokenizer_path):
         self.dtype = dtype
         self.device = device
+
+
+def self_attention(q, k, v):
+    return flash_attention(q, k, v, version=2)

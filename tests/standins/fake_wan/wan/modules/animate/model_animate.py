@@ -1,13 +1,7 @@
 import json
 import os
 
-
-def flash_attention(*args, **kwargs):
-    raise AssertionError("flash_attn is not installed")
-
-
-def rope_apply(x, grid_sizes, freqs):
-    raise AssertionError("upstream rope_apply: the launcher replaces it")
+from ..model import flash_attention, rope_apply
 
 
 class WanAnimateModel:
@@ -37,6 +31,11 @@ class WanAnimateModel:
 
     def __call__(self, x, **kwargs):
         return x
+
+    def forward(self, x, pose_latents, face_pixel_values, grid_sizes, freqs):
+        """Where upstream calls the names the launcher patches (never run by the stand-ins)."""
+        x, _ = self.after_patch_embedding(x, pose_latents, face_pixel_values)
+        return flash_attention(q=rope_apply(x, grid_sizes, freqs), k=rope_apply(x, grid_sizes, freqs), v=x)
 
 
 def _skeleton(config):

@@ -1,0 +1,2 @@
+"""Code that runs inside Real-ESRGAN's Python (launcher.py, started as a file): standard library only at
+import time, no import of this package."""

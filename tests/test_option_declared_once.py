@@ -1,0 +1,94 @@
+"""An option is declared once: one line added to GenerateOptions reaches the CLI, the UI form, the pipeline,
+refine and the upstream argv, with no other edit. The test makes that one-line edit in a copy of the package
+and runs the copy as a user would (dry runs print the exact upstream commands)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+PROBE = ('    rav_probe: int = option(3, help="a throwaway option of the test", group="sampling", '
+         'upstream=GENERATE)\n')
+ANCHOR = "    audio_from: str | None = option("
+
+
+@pytest.fixture(scope="module")
+def copy_with_probe(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("repo")
+    shutil.copytree(REPO / "replace_actor_video", root / "replace_actor_video",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for script in (*REPO.glob("run_*.py"), REPO / "pipeline.py"):
+        shutil.copy(script, root / script.name)
+    home = root / "replace_actor_video" / "upstream" / "wan" / "generate.py"
+    text = home.read_text()
+    assert text.count(ANCHOR) == 1
+    home.write_text(text.replace(ANCHOR, PROBE + ANCHOR))  # the one edit
+    return root
+
+
+def run(root: Path, *args: object, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env,
+                          timeout=300, check=False)
+
+
+def generate_commands(stdout: str) -> list[list[str]]:
+    """The generate.py arguments (after the launcher's `--`) of every generate step a dry run printed."""
+    lines = [line for line in stdout.splitlines() if line.startswith("[dry-run] generate (official")]
+    return [line.split(" -- ", 1)[1].split() for line in lines]
+
+
+def test_the_cli_and_the_upstream_argv(copy_with_probe, media, fake_wan22, fake_ckpt, tmp_path):
+    help_text = run(copy_with_probe, copy_with_probe / "run_generation.py", "--help", cwd=tmp_path).stdout
+    assert "--rav_probe" in help_text and "a throwaway option of the test" in help_text
+    res = run(copy_with_probe, copy_with_probe / "run_generation.py", "--dry-run", "--rav_probe", 9,
+              "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    [args] = generate_commands(res.stdout)
+    assert args[args.index("--rav_probe") + 1] == "9"
+    res = run(copy_with_probe, copy_with_probe / "run_generation.py", "--dry-run", "--wan22_dir", fake_wan22,
+              "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    [args] = generate_commands(res.stdout)
+    assert args[args.index("--rav_probe") + 1] == "3"  # the declared default reaches upstream too
+
+
+def test_the_pipeline_and_refine(copy_with_probe, media, fake_wan22, fake_ckpt, tmp_path):
+    common = ["--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs", "--dry-run",
+              "--rav_probe", 11]
+    res = run(copy_with_probe, copy_with_probe / "pipeline.py", "--video_path", media["dance"], "--refer_path",
+              media["ref"], "--replace", "--refine", "--mask_mode", "official", "--output_path", tmp_path / "out.mp4",
+              *common, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    commands = generate_commands(res.stdout)
+    assert len(commands) == 2  # the first pass and refine's
+    assert all(args[args.index("--rav_probe") + 1] == "11" for args in commands)
+    res = run(copy_with_probe, copy_with_probe / "run_refine.py", "--input", media["dance"], "--refer_path",
+              media["ref"], "--mask_mode", "official", "--save_file", tmp_path / "refined.mp4", *common, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    [args] = generate_commands(res.stdout)
+    assert args[args.index("--rav_probe") + 1] == "11"
+
+
+def test_the_ui_form(copy_with_probe, tmp_path):
+    """The form the UI builds for the generation tab and the pipeline tab, and the command a job runs."""
+    script = f"""
+import sys
+from pathlib import Path
+from replace_actor_video.pipeline.registry import STAGES
+from replace_actor_video.ui.commands import Workspace, build_command, pipeline_form, stage_form
+form = stage_form(next(e for e in STAGES if e.name == "generate"))
+assert form.field("rav_probe") is not None and pipeline_form().field("rav_probe") is not None
+work = Path({str(tmp_path)!r})
+command = build_command(form, {{"rav_probe": "5"}}, job_dir=work / "job", workspace=Workspace(work, work, work))
+i = command.args.index("--rav_probe")
+print(command.args[i + 1])
+"""
+    res = run(copy_with_probe, "-c", script, cwd=copy_with_probe)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "5"
