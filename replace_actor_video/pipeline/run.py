@@ -122,8 +122,9 @@ def config_from(values: dict[str, Any]) -> PipelineConfig:
         if pipe.target_fps <= source_fps:
             raise UserError(f"--target_fps {pipe.target_fps:g} is not above the preprocessing fps ({float(source_fps):g}); "
                             "preprocess at a lower --fps (e.g. 16) or drop --target_fps")
+        # generation already matched the clips' colours in its loop (--color_match): not again after the fact
         pp = build(postprocess.PostprocessOptions, {**values, "input": previous, "output": outputs["postprocess"],
-                                                    "backend": pipe.interp_backend})
+                                                    "backend": pipe.interp_backend, "color_match": "off"})
         previous = outputs["postprocess"]
     if pipe.upscale != "none":
         up = build(upscale.UpscaleOptions, {**values, "input": previous, "output": outputs["upscale"],
