@@ -141,6 +141,7 @@ def run(cfg: PipelineConfig, *, ctx: RunContext) -> Path:
         ctx.say(f"step {steps.index(name) + 1}/{len(steps)}: {name}")
 
     step("preprocess")
+    generate.prefetch_checkpoint(cfg.generate, ctx)  # its disk reads overlap the preprocessing
     preprocess.run(cfg.preprocess, cfg.mask, cfg.run, ctx=ctx, resume=resume)
     step("generate")
     record = _planned_record(cfg.preprocess) if ctx.dry_run else None
