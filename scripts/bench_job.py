@@ -51,7 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TIMING = re.compile(r"^\[rav-timing\] (\S+) ([0-9.]+) s(?: \((.*)\))?\s*$")
+# Searched anywhere in a line: tqdm redraws its bar without a newline, so a timing line may follow "| 1/4 [..]".
+TIMING = re.compile(r"\[rav-timing\] (\S+) ([0-9.]+) s(?: \((.*)\))?\s*$")
 LOAD_PARTS = ("load.t5", "load.clip", "load.vae", "load.dit", "load.configure")
 SEED = 7
 FULL_CKPT_GB = 55  # DiT 34.5 + T5 11.4 + CLIP 2.4 + relighting LoRA 1.4 + distill LoRA 0.7 + SAM2 0.9 + VAE 0.5
@@ -229,7 +230,7 @@ def evict(ckpt: Path) -> None:
 def parse_timing(text: str) -> dict:
     parts: dict[str, list[float]] = {}
     for line in text.replace("\r", "\n").splitlines():
-        m = TIMING.match(line.strip())
+        m = TIMING.search(line.strip())
         if m:
             parts.setdefault(m.group(1), []).append(float(m.group(2)))
     return parts
