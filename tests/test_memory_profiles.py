@@ -205,8 +205,8 @@ from replace_actor_video.stages import generate  # noqa: E402
 
 
 @pytest.mark.parametrize("free_gib,width,height,profile", [
-    (139, 1280, 720, "full"), (78, 1280, 720, "full"), (47, 1280, 720, "balanced"), (31, 1280, 720, "balanced"),
-    (23, 1280, 720, "low"), (47, 832, 480, "full"), (23, 832, 480, "balanced"), (15, 832, 480, "low")])
+    (139, 1280, 720, "full"), (78, 1280, 720, "full"), (47, 1280, 720, "low"), (31, 1280, 720, "low"),
+    (23, 1280, 720, "low"), (47, 832, 480, "full"), (23, 832, 480, "low"), (15, 832, 480, "low")])
 def test_auto_profile_from_free_memory(free_gib, width, height, profile):
     gpu = Gpu(0, "GPU", free_gib * 1024 + 1024, free_gib * 1024)
     assert generate.choose_memory_profile("auto", [gpu], width=width, height=height, frame_num=77)[0] == profile

@@ -156,8 +156,9 @@ class GenerateOptions:
     memory_profile: str = option("auto", choices=MEMORY_PROFILES, label="Memory profile",
                                  help="full = upstream (the whole DiT on the GPU: 80 GB cards at 720p); balanced = "
                                  "as many DiT blocks kept on the GPU as fit, the others streamed from CPU RAM (block "
-                                 "swap); low = every block streamed, T5 on the CPU (24 GB cards); auto = from the free "
-                                 "GPU memory and the resolution (low/balanced need ~64 GB of RAM)",
+                                 "swap); low = every block streamed, T5 on the CPU (24 GB cards); auto = full when it "
+                                 "fits the free GPU memory at this resolution, else low (low/balanced need ~64 GB of "
+                                 "RAM)",
                                  group="performance", upstream=LAUNCHER)
     compile: bool = option(False, help="torch.compile each DiT block (single GPU; the first step pays the "
                            "compilation, ~1-5 min)", group="performance", upstream=LAUNCHER)
