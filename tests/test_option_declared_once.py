@@ -47,6 +47,10 @@ def generate_commands(stdout: str) -> list[list[str]]:
 def test_the_cli_and_the_upstream_argv(copy_with_probe, media, fake_wan22, fake_ckpt, tmp_path):
     help_text = run(copy_with_probe, copy_with_probe / "run_generation.py", "--help", cwd=tmp_path).stdout
     assert "--rav_probe" in help_text and "a throwaway option of the test" in help_text
+    pre = run(copy_with_probe, copy_with_probe / "run_preprocessing.py", "--video_path", media["dance"],
+              "--refer_path", media["ref"], "--resolution", "320x240", "--wan22_dir", fake_wan22, "--ckpt_dir",
+              fake_ckpt, "--runs_dir", tmp_path / "runs", cwd=tmp_path)  # ./process_results, generation's default
+    assert pre.returncode == 0, pre.stderr
     res = run(copy_with_probe, copy_with_probe / "run_generation.py", "--dry-run", "--rav_probe", 9,
               "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs", cwd=tmp_path)
     assert res.returncode == 0, res.stderr

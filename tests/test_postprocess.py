@@ -177,7 +177,7 @@ def test_refuses_existing_output_then_overwrites(clips, tmp_path):
     out.write_bytes(b"precious")
     args = ["--input", clips["silent16"], "--output", out, "--backend", "ffmpeg", "--runs_dir", tmp_path / "runs"]
     res = run_cli("run_postprocess.py", *args, cwd=tmp_path)
-    assert res.returncode == 2 and "already exists" in res.stderr and out.read_bytes() == b"precious"
+    assert res.returncode == 2 and "the file exists" in res.stderr and out.read_bytes() == b"precious"
     assert run_cli("run_postprocess.py", *args, "--overwrite", cwd=tmp_path).returncode == 0
     assert frames_fps_audio(out)[:2] == (60, 30.0)
 
