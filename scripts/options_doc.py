@@ -11,6 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from replace_actor_video.batch.run import BatchOptions  # noqa: E402
+from replace_actor_video.cluster.engine import EngineOptions  # noqa: E402
 from replace_actor_video.core.options import format_value, specs  # noqa: E402
 from replace_actor_video.pipeline.run import PipelineOptions  # noqa: E402
 from replace_actor_video.core.stage_cli import RunOptions  # noqa: E402
@@ -44,6 +46,8 @@ def tables() -> dict[str, str]:
     out = {entry.name: table(list(entry.options), shown) for entry in STAGES}
     out["pipeline"] = table([PipelineOptions], shown)
     out["run"] = table([RunOptions], shown)
+    out["batch"] = table([BatchOptions], shown)
+    out["engine"] = table([EngineOptions], shown)
     return out
 
 

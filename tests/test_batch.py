@@ -214,7 +214,7 @@ def test_dry_run_prints_each_plan_and_flags_bad_rows_by_number(media, fake_wan22
 def test_toml_jobs_with_config_defaults_and_multi_gpu_needs_a_count(media, fake_wan22, fake_ckpt, tmp_path):
     (tmp_path / "out").mkdir()
     config = tmp_path / "defaults.toml"
-    config.write_text('resolution = "320x240"\nsample_steps = 4\n')
+    config.write_text(f'resolution = "320x240"\nsample_steps = 4\nruns_dir = "{tmp_path / "elsewhere"}"\n')
     jobs = tmp_path / "jobs.toml"
     jobs.write_text(
         f'[[job]]\nvideo_path = "{media["dance"]}"\nrefer_path = "{media["ref"]}"\n'
@@ -227,6 +227,7 @@ def test_toml_jobs_with_config_defaults_and_multi_gpu_needs_a_count(media, fake_
     res = batch(jobs, fake_wan22, fake_ckpt, tmp_path, "--dry-run", "--config", config)
     assert res.returncode == 2
     assert "--resolution_area 320 240" in res.stdout and "--sample_steps 8" in res.stdout  # the row wins
+    assert f"run directory {tmp_path / 'elsewhere' / 'a'}" in res.stdout  # the config's, not the CLI's default
     assert "row 2: --multi_gpu in a batch needs --nproc_per_node N" in res.stderr
     assert "row 3: replace: 'false' is not true or false" in res.stderr
     assert "row 3: unknown option 'colour'" in res.stderr

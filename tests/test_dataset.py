@@ -35,8 +35,8 @@ def read_metadata(dataset: Path) -> tuple[list[str], list[dict]]:
 
 def build(src, out: Path, fake_wan22: Path, fake_ckpt: Path, tmp_path: Path, *extra: str):
     return run_cli("run_dataset.py", "--input", src, "--output", out, "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt,
-                   "--runs_dir", tmp_path / "runs", "--resolution", "320x240", "--clip_frames", "33", "--gpus_per_video", "0",
-                   *extra, cwd=tmp_path)
+                   "--runs_dir", tmp_path / "runs", "--resolution", "320x240", "--clip_frames", "33",
+                   "--gpus_per_video", "0", *extra, cwd=tmp_path)
 
 
 def check_clips(dataset: Path, rows: list[dict], keys: list[str], frames: int) -> None:

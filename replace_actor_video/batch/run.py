@@ -61,9 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def plan_jobs(path: Path, batch: BatchOptions, run_opts: RunOptions, *, cwd: Path) -> list[jobs_mod.Checked]:
-    cli = {"runs_dir": run_opts.runs_dir, **({"overwrite": True} if run_opts.overwrite else {})}
-    return jobs_mod.check(jobs_mod.read_rows(path), jobs_mod.defaults(batch.config, cli), cwd)
+def job_defaults(batch: BatchOptions, run_opts: RunOptions) -> dict[str, Any]:
+    """--config's values, then the pipeline options given on run_batch.py's own command line (only those
+    given: an untouched --runs_dir must not hide the config's)."""
+    untouched = RunOptions()
+    cli = {
+        name: getattr(run_opts, name)
+        for name in ("runs_dir", "overwrite")
+        if getattr(run_opts, name) != getattr(untouched, name)
+    }
+    return jobs_mod.defaults(batch.config, cli)
 
 
 def report_bad(path: Path, checked: list[jobs_mod.Checked]) -> list[jobs_mod.Checked]:
@@ -90,7 +97,8 @@ def describe(checked: list[jobs_mod.Checked]) -> None:
 
 def run(path: Path, batch: BatchOptions, eng: engine.EngineOptions, run_opts: RunOptions) -> None:
     engine.validate(eng)
-    checked = plan_jobs(path, batch, run_opts, cwd=Path.cwd())
+    base = job_defaults(batch, run_opts)
+    checked = jobs_mod.check(jobs_mod.read_rows(path), base, Path.cwd())
     bad = report_bad(path, checked)
     if run_opts.dry_run:
         describe(checked)
@@ -110,7 +118,7 @@ def run(path: Path, batch: BatchOptions, eng: engine.EngineOptions, run_opts: Ru
     summary = (
         Path(batch.summary)
         if batch.summary
-        else absolute(run_opts.runs_dir) / f"batch-{path.stem}" / "batch_summary.json"
+        else absolute(base.get("runs_dir", run_opts.runs_dir)) / f"batch-{path.stem}" / "batch_summary.json"
     )
     board = Board(
         [(job.label, job.label) for job in good],

@@ -99,8 +99,8 @@ class Event:
     result: dict[str, Any] = field(default_factory=dict)
 
 
-def connect(opts: EngineOptions) -> dict[str, float]:
-    """Start a local Ray instance (no --address) or join a cluster; returns the cluster's resources.
+def connect(opts: EngineOptions) -> None:
+    """Start a local Ray instance (no --address) or join a cluster.
 
     Every task worker gets this repository first on PYTHONPATH, so the task bodies import from the same
     checkout on every node (which must therefore be at the same path everywhere: docs/SCALE.md)."""
@@ -132,7 +132,6 @@ def connect(opts: EngineOptions) -> dict[str, float]:
         raise UserError(
             f"cannot {where} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); see docs/SCALE.md"
         ) from None
-    return dict(ray.cluster_resources())
 
 
 def shutdown() -> None:

@@ -2,8 +2,9 @@
 
 Per video, one Ray task (cluster/engine.py: a local Ray instance, or a cluster with --address) on a GPU
 Ray reserves for it: the official preprocessing (our stage CLI run_preprocessing.py as a subprocess), then
-the target video resampled exactly like the preprocessing sampled it, then every stream cut into clips of --clip_frames frames. At the end, metadata.csv lists one row per clip
-with the columns DiffSynth's train.py reads (see upstream/diffsynth/train.py), paths relative to the
+the target video resampled exactly like the preprocessing sampled it, then every stream cut into clips of
+--clip_frames frames. At the end, metadata.csv lists one row per clip with the columns DiffSynth's train.py reads
+(see upstream/diffsynth/train.py), paths relative to the
 dataset folder. Finished videos are skipped on a rerun (items/<id>.json); a failing video is logged and
 skipped, and the summary names it.
 
