@@ -64,5 +64,9 @@ def check_output_dir(path: Path, *, flag: str, inputs: Sequence[Path] = (), may_
     if not ancestor.is_dir():
         raise UserError(f"{flag} {path}: {ancestor} is a file, not a folder; pass a folder path")
     _writable(ancestor)
-    if not may_replace and path.is_dir() and any(path.iterdir()):
+    try:
+        holds = path.is_dir() and any(path.iterdir())
+    except OSError as exc:
+        raise UserError(f"{flag} {path}: cannot read it ({exc.strerror}); choose another folder") from None
+    if holds and not may_replace:
         raise UserError(f"{flag} {path}: it already holds results; choose another folder or pass --overwrite")

@@ -173,10 +173,12 @@ class Planned:
 def seeded(values: Mapping[str, Any]) -> dict[str, Any]:
     """`values` with the generation seed drawn once when it is -1 (the default), so the printed commands, both
     passes of a refine and the run itself all use one seed."""
-    seed = values.get("seed", GenerateOptions.__dataclass_fields__["seed"].default)
-    if isinstance(seed, int) and not isinstance(seed, bool) and seed < 0:
-        return {**values, "seed": random.randint(0, 2**31 - 1)}
-    return dict(values)
+    spec = next(s for s in specs(GenerateOptions) if s.name == "seed")
+    try:
+        seed = coerce(spec, values.get("seed", spec.default))
+    except BadValue:
+        return dict(values)  # reported with the other bad values
+    return {**values, "seed": random.randint(0, 2**31 - 1) if seed is None or seed < 0 else seed}
 
 
 def intermediates(cfg: PipelineConfig) -> list[Path]:

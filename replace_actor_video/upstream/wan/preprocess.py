@@ -214,7 +214,15 @@ def write_record(folder: Path, *, video: Path, has_audio: bool, fps: Fraction, f
 
 def read_record(folder: Path) -> dict[str, Any] | None:
     path = folder / RECORD
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable preprocessing record ({exc}); rerun run_preprocessing.py") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{path}: not a preprocessing record; rerun run_preprocessing.py")
+    return record
 
 
 # ---- how upstream samples and resizes the driving video ----------------------------------------------------------
