@@ -41,6 +41,21 @@ def table(classes: list[type], shown: set[type]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def server_table() -> str:
+    """The options a browser never sets (their spec's `server` marker), and where the Web UI takes them from."""
+    from replace_actor_video.ui.settings import JOB_FOLDERS, LOCATION, WEIGHTS, server_specs, weights_flag
+
+    rows = ["| option | in the Web UI | meaning |", "|---|---|---|"]
+    for spec in server_specs(LOCATION):
+        where = "each job's own folder, under `--runs_dir`" if spec.name in JOB_FOLDERS else \
+            f"`app_ui.py --{spec.name}` (or its config file, or the default)"
+        rows.append(f"| `--{spec.name}` | {where} | {spec.meta.help} |")
+    for spec in server_specs(WEIGHTS):
+        rows.append(f"| `--{spec.name}` | chosen from the files in `app_ui.py --{weights_flag(spec.name)}` | "
+                    f"{spec.meta.help} |")
+    return "\n".join(rows) + "\n"
+
+
 def tables() -> dict[str, str]:
     shown: set[type] = set()
     out = {entry.name: table(list(entry.options), shown) for entry in STAGES}
@@ -48,6 +63,7 @@ def tables() -> dict[str, str]:
     out["run"] = table([RunOptions], shown)
     out["batch"] = table([BatchOptions], shown)
     out["engine"] = table([EngineOptions], shown)
+    out["server"] = server_table()
     return out
 
 

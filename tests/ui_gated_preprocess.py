@@ -1,7 +1,7 @@
 """Preprocess stand-in for the UI tests: the contract stand-in (tests/standins/wan_preprocess_data.py),
-held at a gate. While the file named by UI_STANDIN_GATE exists it prints tqdm-style progress and waits, so
-a test can watch a running job, queue another behind it and cancel it; then it runs the contract
-stand-in with the same (upstream) arguments."""
+held at a gate. While the file named by UI_STANDIN_GATE exists it prints tqdm-style progress (a new line every
+second, so the log grows) and waits, so a test can watch a running job, queue another behind it and cancel it;
+then it runs the contract stand-in with the same (upstream) arguments."""
 
 import os
 import runpy
@@ -26,7 +26,7 @@ def main():
         elapsed = time.monotonic() - start
         eta = elapsed / done * (total - done)
         sys.stdout.write(f"\r{done * 100 // total:3d}%|{'#' * (done * 10 // total):<10}| {done}/{total} "
-                         f"[{clock(elapsed)}<{clock(eta)},  5.00it/s]")
+                         f"[{clock(elapsed)}<{clock(eta)},  5.00it/s]" + ("\n" if done % 5 == 0 else ""))
         sys.stdout.flush()
         time.sleep(0.2)
     print(flush=True)

@@ -1,28 +1,31 @@
-"""From a form to a stage CLI's argument list, derived from the option specs (nothing listed again).
+"""From a form's values to a stage CLI's argument list, derived from the option specs (nothing listed again).
 
 A form is the set of options the CLI's own parser accepts, in the parser's order, each owned by the first
-option class that declares it (as the parsers do). Values become an argv list through
-`options.to_argv(options.build(cls, values))`; paths are resolved against the workspace and refused outside
-it, and uploads are copied into the job folder so a job never depends on the upload cache. No gradio."""
+option class that declares it (as the parsers do). What a browser may set is derived from the specs too:
+every option except the server's (`server="location"`: set by app_ui.py, see ui/settings.py), the run
+control (`group="run"`: each job gets a fresh folder; "Preview commands" replaces --dry-run) and the
+outputs (they go into the job folder). Media inputs are uploads (checked by content, stored in the job
+folder) or paths inside the workspace; weights are picked by name from the server's folders. Values become
+an argv list through `options.to_argv(options.build(cls, values))`. No gradio."""
 
 from __future__ import annotations
 
 import argparse
-import shutil
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..core.errors import UserError
 from ..core.options import OptionSpec, add_to_parser, build, format_value, specs, to_argv
-from ..pipeline import run as pipeline
 from ..core.stage_cli import RunOptions
-from ..pipeline.registry import STAGES, StageEntry
+from ..pipeline import run as pipeline
+from ..pipeline.registry import StageEntry
+from .media import MEDIA_WIDGETS, check_media, store_upload
+from .settings import JOB_FOLDERS, LOCATION, WEIGHTS, ServerSettings
 
-UPLOAD_WIDGETS = frozenset({"video", "image", "file"})
-PATH_WIDGETS = UPLOAD_WIDGETS | {"dir", "points"}
-LOCATION_GROUP = "paths"  # upstream clones and checkpoints: wherever the user keeps them
-UI_SET = frozenset({"runs_dir"})  # the UI decides where runs go
+RUN_CONTROL = "run"  # the option group the UI decides for every job
+INPUTS_FOLDER = "inputs"  # uploads are stored in <job>/inputs/
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,29 @@ class Workspace:
         path = Path(text).expanduser()
         path = (path if path.is_absolute() else self.root / path).resolve()
         if not self.contains(path):
-            raise UserError(f"{what}: {path} is outside the workspace {self.root}; use a path inside it "
-                            f"(or start app_ui.py with --workspace)")
+            raise UserError(
+                f"{what}: {path} is outside the workspace {self.root}; use a path inside it "
+                f"(or start app_ui.py with --workspace)"
+            )
         return path
+
+
+def label(spec: OptionSpec) -> str:
+    """The name people see: the spec's label, else the option name in words."""
+    return spec.meta.label or spec.name.replace("_", " ").capitalize()
+
+
+def is_output(spec: OptionSpec) -> bool:
+    return spec.meta.group == "outputs" and spec.meta.widget not in MEDIA_WIDGETS and spec.type is str
+
+
+def on_form(spec: OptionSpec) -> bool:
+    """Whether a browser may set this option (everything else is the server's or the job's)."""
+    return spec.meta.server != LOCATION and spec.meta.group != RUN_CONTROL and not is_output(spec)
+
+
+def is_media(spec: OptionSpec) -> bool:
+    return spec.meta.widget in MEDIA_WIDGETS
 
 
 @dataclass(frozen=True)
@@ -58,44 +81,55 @@ class Form:
     title: str
     script: str
     classes: tuple[type, ...]
-    fields: tuple[OptionSpec, ...]  # in parser order, UI-set options left out
+    options: tuple[OptionSpec, ...]  # every option the CLI takes, in parser order
     owner: dict[str, type] = field(default_factory=dict)  # option name → the class whose flag it is
     defaults: dict[str, Any] = field(default_factory=dict)  # the CLI's default (may differ from the class's)
+
+    @property
+    def fields(self) -> tuple[OptionSpec, ...]:
+        return tuple(s for s in self.options if on_form(s))
 
     def field(self, name: str) -> OptionSpec | None:
         return next((s for s in self.fields if s.name == name), None)
 
+    def default(self, spec: OptionSpec) -> Any:
+        return self.defaults.get(spec.name, spec.default)
+
     def default_text(self, spec: OptionSpec) -> Any:
         """What the form shows before the user types: the CLI default, formatted as the CLI takes it."""
-        value = self.defaults.get(spec.name, spec.default)
-        if is_output(spec) and isinstance(value, str):
-            return ""  # empty output = inside the job folder (placeholder says so)
+        value = self.default(spec)
+        if spec.type is bool and spec.meta.switch:
+            return spec.meta.switch[bool(value)]
         return format_value(value) if isinstance(value, tuple) else value
 
+    def parser(self) -> argparse.ArgumentParser:
+        """The CLI's own parser (stages: their option classes; the pipeline: pipeline.build_parser)."""
+        if self.name == "pipeline":
+            return pipeline.build_parser()
+        parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+        seen: set[str] = set()
+        for cls in self.classes:
+            add_to_parser(parser, cls, seen=seen)
+        return parser
 
-def is_output(spec: OptionSpec) -> bool:
-    return spec.meta.group == "outputs" and spec.meta.widget not in UPLOAD_WIDGETS and spec.type is str
-
-
-def is_path(spec: OptionSpec) -> bool:
-    return spec.type is str and (spec.meta.widget in PATH_WIDGETS or is_output(spec))
+    def server_options(self) -> list[OptionSpec]:
+        return [s for s in self.options if s.meta.server]
 
 
 def _form(name: str, title: str, script: str, classes: Iterable[type], parser: argparse.ArgumentParser) -> Form:
     accepted = {a.dest for a in parser._actions}
-    fields, owner = [], {}
+    options, owner = [], {}
     for cls in classes:
         for spec in specs(cls):
             if spec.name in accepted and spec.name not in owner:
                 owner[spec.name] = cls
-                if spec.name not in UI_SET:
-                    fields.append(spec)
+                options.append(spec)
     defaults = {name: parser.get_default(name) for name in owner}
-    return Form(name, title, script, tuple(classes), tuple(fields), owner, defaults)
+    return Form(name, title, script, tuple(classes), tuple(options), owner, defaults)
 
 
 def stage_form(entry: StageEntry) -> Form:
-    """A stage's form: its option classes plus RunOptions, as core/stage_cli.py:main builds its parser."""
+    """A stage's form: its option classes plus RunOptions, as stages/common.py:main builds its parser."""
     classes = (*entry.options, RunOptions)
     parser = argparse.ArgumentParser()
     seen: set[str] = set()
@@ -108,12 +142,170 @@ def pipeline_form() -> Form:
     return _form("pipeline", "Full pipeline", "pipeline.py", pipeline.STAGE_OPTIONS, pipeline.build_parser())
 
 
-def stage_forms() -> list[Form]:
-    return [stage_form(entry) for entry in STAGES]
+def blank(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, (str, list, tuple))
+        and not [v for v in (value if isinstance(value, (list, tuple)) else [value]) if str(v).strip()]
+    )
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+@dataclass
+class Resolved:
+    """A form's values made ready for its CLI."""
+
+    values: dict[str, Any]  # every option the job sets: the browser's choices, the server's, the job folder's
+    chosen: dict[str, Any]  # the browser's choices only, uploads replaced by their stored copies (job.json)
+    problems: list[tuple[str | None, str]]  # (option or None, one-line message)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _number(spec: OptionSpec, value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value = spec.type(value.strip())
+        except ValueError:
+            kind = "a whole number" if spec.type is int else "a number"
+            raise UserError(f"{value.strip()!r} is not {kind}") from None
+    if spec.type is int and isinstance(value, float):
+        if not value.is_integer():
+            raise UserError(f"{value} is not a whole number")
+        value = int(value)
+    return value
+
+
+def _value(
+    spec: OptionSpec, value: Any, *, workspace: Workspace, settings: ServerSettings, upload: bool, store_in: Path | None
+) -> Any:
+    """One browser value → the CLI's value (UserError naming the problem)."""
+    if spec.meta.server == WEIGHTS:
+        picks = value if isinstance(value, (list, tuple)) else [value]
+        paths = settings.resolve_weights(spec.name, picks)
+        return " ".join(paths) if spec.meta.repeat else (paths[0] if paths else None)
+    if spec.type is bool:
+        if spec.meta.switch and isinstance(value, str):
+            if value not in spec.meta.switch:
+                raise UserError(f"{value!r} is not one of {' / '.join(spec.meta.switch)}")
+            return value == spec.meta.switch[1]
+        if not isinstance(value, bool):
+            raise UserError(f"{value!r} is not on or off")
+        return value
+    if spec.meta.choices is not None and value not in spec.meta.choices:
+        raise UserError(f"{value!r} is not one of {', '.join(map(str, spec.meta.choices))}")
+    if spec.type in (int, float) and not spec.meta.parse:
+        return _number(spec, value)
+    if spec.meta.parse and isinstance(value, str):
+        try:
+            spec.meta.parse(value)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        return value.strip()
+    if is_media(spec) or spec.meta.widget == "dir":
+        text = str(value).strip()
+        if spec.meta.widget == "points" and text == spec.default:
+            return text  # a keyword such as 'auto', not a file
+        if upload:
+            source = Path(text)
+            if not workspace.contains(source):
+                raise UserError("the uploaded file is not in the upload folder")
+            if store_in is not None:
+                return str(store_upload(source, spec.meta.widget, store_in, spec.name))
+            check_media(source, spec.meta.widget)
+            return str(source.resolve())
+        path = workspace.resolve(text, label(spec))
+        if spec.meta.widget == "dir":
+            if not path.is_dir():
+                raise UserError(f"{path}: no such folder")
+        else:
+            check_media(path, spec.meta.widget)
+        return str(path)
+    return value
+
+
+def resolve(
+    form: Form,
+    raw: Mapping[str, Any],
+    *,
+    job_dir: Path,
+    workspace: Workspace,
+    settings: ServerSettings,
+    uploaded: Iterable[str] = (),
+    store: bool = False,
+) -> Resolved:
+    """The CLI values of a form submission (option name → browser value). Names in `uploaded` hold files
+    from the upload cache; with `store` they are copied into `<job_dir>/inputs/` (the job keeps its own
+    copy), else only checked. Every problem is collected, none raised. A value for an option that is not
+    on the form (a server location, the run control) is refused: no request can set those."""
+    uploaded = set(uploaded)
+    problems: list[tuple[str | None, str]] = []
+    values: dict[str, Any] = {}
+    chosen: dict[str, Any] = {}
+    visible = {s.name for s in form.fields}
+    for name in raw:
+        if name not in visible:
+            spec = next((s for s in form.options if s.name == name), None)
+            why = (
+                "is set on the server (app_ui.py), never from a browser"
+                if spec and spec.meta.server
+                else "is not an option of this form"
+            )
+            problems.append((None, f"{name}: {why}; refused"))
+    for spec in form.fields:
+        value = raw.get(spec.name)
+        if blank(value):
+            if spec.required:
+                problems.append((spec.name, f"{label(spec)}: required — {spec.meta.help}"))
+            continue
+        try:
+            values[spec.name] = _value(
+                spec,
+                value,
+                workspace=workspace,
+                settings=settings,
+                upload=spec.name in uploaded,
+                store_in=job_dir / INPUTS_FOLDER if store else None,
+            )
+        except UserError as exc:
+            problems.append((spec.name, f"{label(spec)}: {exc}"))
+            continue
+        chosen[spec.name] = values[spec.name] if (is_media(spec) or spec.meta.widget == "dir") else value
+    for spec in form.options:
+        if on_form(spec):
+            continue
+        if spec.meta.server == LOCATION and spec.name not in JOB_FOLDERS:
+            if settings.locations.get(spec.name):
+                values[spec.name] = settings.locations[spec.name]
+        elif is_output(spec):
+            default = form.default(spec)
+            if isinstance(default, str):
+                values[spec.name] = str(job_dir / Path(default).name)  # results stay with their job
+            elif spec.required:
+                values[spec.name] = str(job_dir / f"{form.name}.mp4")
+    if "run_dir" in form.owner:
+        values["run_dir"] = str(job_dir)
+    if "runs_dir" in form.owner:
+        values["runs_dir"] = str(workspace.runs_dir if "run_dir" in form.owner else job_dir)
+    return Resolved(values, chosen, problems)
+
+
+def to_args(form: Form, values: Mapping[str, Any]) -> list[str]:
+    """The CLI arguments for resolved `values` (defaults left out, each option once, by its owner)."""
+    args: list[str] = []
+    emitted: set[str] = set()
+    for cls in form.classes:
+        names = {s.name for s in specs(cls)}
+        present = {k: v for k, v in values.items() if k in names}
+        # Options the pipeline wires (a finishing stage's input/output) are not on its form: a placeholder
+        # lets the class be built; those options are never emitted (the form does not own them).
+        present.update({s.name: "" for s in specs(cls) if s.required and s.name not in present})
+        obj = build(cls, present)
+        for name, tokens in _flag_groups(to_argv(obj), cls):
+            if form.owner.get(name) is cls and name not in emitted:
+                emitted.add(name)
+                args += tokens
+    return args
 
 
 def _flag_groups(args: list[str], cls: type) -> list[tuple[str, list[str]]]:
@@ -126,75 +318,22 @@ def _flag_groups(args: list[str], cls: type) -> list[tuple[str, list[str]]]:
     while i < len(args):
         spec = by_flag[args[i]]
         width = 1 if spec.type is bool else 2
-        groups.append((spec.name, args[i:i + width]))
+        groups.append((spec.name, args[i : i + width]))
         i += width
     return groups
 
 
-@dataclass
-class Command:
-    args: list[str]
-    values: dict[str, Any]  # resolved values, as the job record keeps them
-    run_dir: str | None  # a pipeline run directory the user chose outside the job folder
-
-
-def build_command(form: Form, values: dict[str, Any], *, job_dir: Path, workspace: Workspace,
-                  uploaded: Iterable[str] = ()) -> Command:
-    """The CLI arguments for `values` (option name → form value). Names in `uploaded` hold files from the
-    upload cache: they are copied into `<job_dir>/inputs/`."""
-    uploaded = set(uploaded)
-    resolved: dict[str, Any] = {}
-    for spec in form.fields:
-        value = values.get(spec.name)
-        if _blank(value):
-            default = form.defaults.get(spec.name, spec.default)
-            if spec.required:
-                raise UserError(f"{spec.name}: required ({spec.meta.help})")
-            if is_output(spec) and isinstance(default, str):
-                value = str(job_dir / Path(default).name)  # outputs stay with their job unless asked otherwise
-            else:
-                continue
-        if spec.type in (int, float) and isinstance(value, str):
-            try:
-                value = spec.type(value.strip())
-            except ValueError:
-                kind = "a whole number" if spec.type is int else "a number"
-                raise UserError(f"{spec.name}: {value.strip()!r} is not {kind}") from None
-        if spec.type is int and isinstance(value, float):
-            if not value.is_integer():
-                raise UserError(f"{spec.name}: {value} is not a whole number")
-            value = int(value)
-        if is_path(spec):
-            value = str(value).strip()
-            if spec.meta.widget == "points" and value == spec.default:
-                pass  # a keyword such as 'auto', not a file
-            elif spec.name in uploaded:
-                source = Path(value)
-                if not workspace.contains(source):
-                    raise UserError(f"{spec.name}: the uploaded file is not in the upload folder")
-                target = job_dir / "inputs" / source.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, target)
-                value = str(target)
-            elif spec.meta.group != LOCATION_GROUP:
-                value = str(workspace.resolve(value, spec.name))
-        resolved[spec.name] = value
-    run_dir = resolved.get("run_dir")
-    if "run_dir" in form.owner and run_dir is None:
-        resolved["run_dir"] = str(job_dir)
-    if "runs_dir" in form.owner:
-        resolved["runs_dir"] = str(workspace.runs_dir if "run_dir" in form.owner else job_dir)
-
-    args: list[str] = []
-    emitted: set[str] = set()
-    for cls in form.classes:
-        present = {k: v for k, v in resolved.items() if k in {s.name for s in specs(cls)}}
-        # Options the pipeline wires (a finishing stage's input/output) are not on its form: a placeholder
-        # lets the class be built; those options are never emitted (the form does not own them).
-        present.update({s.name: "" for s in specs(cls) if s.required and s.name not in present})
-        obj = build(cls, present)
-        for name, tokens in _flag_groups(to_argv(obj), cls):
-            if form.owner.get(name) is cls and name not in emitted:
-                emitted.add(name)
-                args += tokens
-    return Command(args, resolved, run_dir)
+def check_command(form: Form, args: list[str], settings: ServerSettings) -> None:
+    """The defence behind the forms: parse a job's arguments with the CLI's own parser and refuse any
+    server option that does not hold the server's value (ui/settings.py). Raises UserError."""
+    parser = form.parser()
+    try:
+        parsed, unknown = parser.parse_known_args(args)
+    except (argparse.ArgumentError, SystemExit) as exc:
+        raise UserError(f"the job's arguments do not parse ({exc}); refused") from None
+    if unknown:
+        raise UserError(f"the job's arguments hold unknown words {unknown}; refused")
+    extra = [k for k, v in vars(parsed).items() if k not in form.owner and v != parser.get_default(k)]
+    if extra:  # e.g. the pipeline's --config, which could name any location
+        raise UserError(f"the job's arguments set {', '.join('--' + k for k in extra)}, which no form sets; refused")
+    settings.check_args(vars(parsed), form.server_options())

@@ -17,12 +17,14 @@ import re
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from ..core.errors import UserError
 from ..core.process import GRACE_SECONDS, format_argv, kill_tree
 from ..core.progress import Progress, parse_progress
 
@@ -57,6 +59,9 @@ class Job:
     run_dir: str | None = None  # a run directory outside the job folder (pipeline --run_dir), if asked for
     message: str | None = None
     cancel_requested: bool = False
+    order: float = 0.0  # place in the queue (smaller runs first); "move up/down" swaps it with a neighbour
+    hidden: bool = False  # removed from the UI's list (the folder and its files stay)
+    request: str | None = None  # what the browser sent, as a key: the same submission twice is noticed
 
     @property
     def path(self) -> Path:
@@ -76,7 +81,7 @@ class Job:
         os.replace(tmp, self.path / JOB_FILE)
 
     @classmethod
-    def load(cls, folder: Path) -> "Job":
+    def load(cls, folder: Path) -> Job:
         data = json.loads((folder / JOB_FILE).read_text())
         known = {f for f in cls.__dataclass_fields__}
         job = cls(**{k: v for k, v in data.items() if k in known})
@@ -137,6 +142,18 @@ class LogFollower:
         if bar is not None:
             parts.append(f"{bar.done}/{bar.total} ({bar.fraction:.0%})")
         return ProgressView(max(0.0, min(1.0, fraction)), " · ".join(parts), bar.eta_s if bar else None)
+
+
+def read_progress(path: Path, max_bytes: int = 64 * 1024) -> ProgressView:
+    """The last progress a finished job's log shows (its tail is enough: bars and steps repeat)."""
+    follower = LogFollower(path)
+    try:
+        follower.offset = max(0, path.stat().st_size - max_bytes)
+    except OSError:
+        return ProgressView(None, "", None)
+    follower.poll()
+    follower.feed(follower.partial)
+    return follower.view()
 
 
 def tail_text(path: Path, lines: int = 40, max_bytes: int = 64 * 1024) -> str:
@@ -200,9 +217,20 @@ def _alive(pid: int | None, started: float | None) -> bool:
 class JobQueue:
     """Runs at most `max_jobs` jobs at once (one GPU job by default), first come first served."""
 
-    def __init__(self, runs_dir: str | Path, *, max_jobs: int = 1, repo_root: Path = REPO_ROOT,
-                 python: str = sys.executable, poll_seconds: float = 0.3):
+    def __init__(
+        self,
+        runs_dir: str | Path,
+        *,
+        max_jobs: int = 1,
+        repo_root: Path = REPO_ROOT,
+        python: str = sys.executable,
+        poll_seconds: float = 0.3,
+        guard: Callable[[Job], None] | None = None,
+    ):
+        """`guard(job)` runs right before a job starts and refuses it by raising (UserError): the last check
+        that its command names only what the server allows, whatever wrote job.json."""
         self.runs_dir = Path(runs_dir).resolve()
+        self.guard = guard
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.max_jobs = max(1, max_jobs)
         self.repo_root = repo_root
@@ -230,12 +258,31 @@ class JobQueue:
             (folder / CONSOLE).parent.mkdir(parents=True)
         return folder
 
-    def submit(self, *, stage: str, title: str, job_dir: Path, script: str, args: list[str],
-               values: dict[str, Any], run_dir: str | None = None) -> Job:
-        """Queue `python <script> <args>` (script relative to the repo root) to run in `job_dir`."""
-        job = Job(id=job_dir.name, stage=stage, title=title, dir=str(job_dir.resolve()),
-                  command=["python", script, *args], values=values, run_dir=run_dir)
+    def submit(
+        self,
+        *,
+        stage: str,
+        title: str,
+        job_dir: Path,
+        script: str,
+        args: list[str],
+        values: dict[str, Any],
+        run_dir: str | None = None,
+        request: str | None = None,
+    ) -> Job:
+        """Queue `python <script> <args>` (script relative to the repo root) to run in `job_dir`, last."""
+        job = Job(
+            id=job_dir.name,
+            stage=stage,
+            title=title,
+            dir=str(job_dir.resolve()),
+            command=["python", script, *args],
+            values=values,
+            run_dir=run_dir,
+            request=request,
+        )
         with self._lock:
+            job.order = max((j.order for j in self._jobs.values()), default=0.0) + 1.0
             job.save()
             self._jobs[job.id] = job
         self._schedule()
@@ -258,9 +305,71 @@ class JobQueue:
             threading.Thread(target=stop_tree, args=(pid,), name=f"cancel-{job_id}", daemon=True).start()
         return f"{job_id}: stopping its process tree"
 
-    def jobs(self) -> list[Job]:
+    def move(self, job_id: str, step: int) -> str:
+        """Move a queued job `step` places earlier (negative) or later in the queue."""
         with self._lock:
-            return sorted(self._jobs.values(), key=lambda j: (j.created, j.id), reverse=True)
+            waiting = self.queued()
+            job = self._jobs.get(job_id)
+            if job is None or job not in waiting:
+                return f"{job_id}: only a queued job can be moved"
+            i = waiting.index(job)
+            j = min(max(i + step, 0), len(waiting) - 1)
+            if i == j:
+                return f"{job_id}: already {'first' if step < 0 else 'last'} in the queue"
+            slots = [w.order for w in waiting]
+            waiting.insert(j, waiting.pop(i))
+            for w, order in zip(waiting, slots):
+                if w.order != order:
+                    w.order = order
+                    w.save()
+            return f"{job_id}: now number {j + 1} in the queue"
+
+    def remove(self, job_id: str) -> str:
+        """Take a job off the list (a queued one is cancelled first); its folder and files stay."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return f"no job {job_id}"
+            if job.status == RUNNING:
+                return f"{job_id}: running; cancel it first"
+            if job.status == QUEUED:
+                self._finish(job, CANCELLED, None, "removed from the queue before it started")
+            job.hidden = True
+            job.save()
+            return f"{job_id}: removed from the list (its folder {job.path} stays)"
+
+    def jobs(self, *, hidden: bool = False) -> list[Job]:
+        """Newest first (the hidden ones only when asked for)."""
+        with self._lock:
+            return sorted(
+                (j for j in self._jobs.values() if hidden or not j.hidden),
+                key=lambda j: (j.created, j.id),
+                reverse=True,
+            )
+
+    def queued(self) -> list[Job]:
+        """The waiting jobs in the order they will run."""
+        with self._lock:
+            return sorted((j for j in self._jobs.values() if j.status == QUEUED), key=lambda j: (j.order, j.created))
+
+    def position(self, job_id: str) -> int | None:
+        """1 for the next job to start; None when not queued."""
+        ids = [j.id for j in self.queued()]
+        return ids.index(job_id) + 1 if job_id in ids else None
+
+    def recent(self, stage: str, request: str, seconds: float) -> Job | None:
+        """A job of the same form and request submitted less than `seconds` ago (a double click)."""
+        now = dt.datetime.now().astimezone()
+        with self._lock:
+            for job in self._jobs.values():
+                if (
+                    job.stage == stage
+                    and job.request == request
+                    and not job.hidden
+                    and (now - dt.datetime.fromisoformat(job.created)).total_seconds() < seconds
+                ):
+                    return job
+        return None
 
     def get(self, job_id: str | None) -> Job | None:
         with self._lock:
@@ -273,6 +382,8 @@ class JobQueue:
             final = self._final.get(job_id)
         if follower is not None:
             return follower.view()
+        if final is None and job is not None and job.status in FINISHED:
+            final = self._final[job_id] = read_progress(job.console)  # e.g. after a restart
         if job is not None and job.status == DONE:
             return ProgressView(1.0, final.text if final else "", None)
         return final or ProgressView(None, "", None)
@@ -294,9 +405,7 @@ class JobQueue:
             except (ValueError, TypeError, OSError):
                 continue  # a damaged record does not stop the UI; the Runs tab still lists the folder
             self._jobs[job.id] = job
-            if job.status == QUEUED:
-                self._finish(job, CANCELLED, None, "not started: the UI stopped before its turn")
-            elif job.status == RUNNING:
+            if job.status == RUNNING:
                 if _alive(job.pid, job.pid_started):
                     follower = LogFollower(job.console)
                     follower.poll()
@@ -321,14 +430,25 @@ class JobQueue:
                 if ended:
                     self._collect(job)
             running = sum(1 for j in self._jobs.values() if j.status == RUNNING)
-            waiting = sorted((j for j in self._jobs.values() if j.status == QUEUED), key=lambda j: (j.created, j.id))
-            for job in waiting[: max(0, self.max_jobs - running)]:
+            for job in self.queued()[: max(0, self.max_jobs - running)]:
                 self._start(job)
 
     def _start(self, job: Job) -> None:
+        if self.guard is not None:
+            try:
+                self.guard(job)
+            except UserError as exc:
+                self._finish(job, FAILED, None, f"refused: {exc}")
+                return
         script = str(self.repo_root / job.command[1])
-        argv = [self.python, "-m", "replace_actor_video.ui.job_runner", str(job.path / EXIT_FILE), script,
-                *job.command[2:]]
+        argv = [
+            self.python,
+            "-m",
+            "replace_actor_video.ui.job_runner",
+            str(job.path / EXIT_FILE),
+            script,
+            *job.command[2:],
+        ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         job.console.parent.mkdir(parents=True, exist_ok=True)
         with open(job.console, "ab") as console:
@@ -336,8 +456,15 @@ class JobQueue:
             console.flush()
             try:
                 # A session of its own: the UI's Ctrl-C does not reach it, and a stopped UI leaves it running.
-                proc = subprocess.Popen(argv, cwd=self.repo_root, env=env, stdin=subprocess.DEVNULL, stdout=console,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=self.repo_root,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=console,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             except OSError as exc:
                 self._finish(job, FAILED, None, f"could not start: {exc}")
                 return

@@ -18,8 +18,23 @@ def grab_frame(video: str | Path, index: int, out: Path) -> Path:
     """Frame number `index` (counted from 0, in decode order) of `video` as a PNG at `out`."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial.png")
-    argv = [ffmpeg_bin(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-i", str(video),
-            "-vf", f"select=eq(n\\,{int(index)})", "-fps_mode", "passthrough", "-frames:v", "1", str(tmp)]
+    argv = [
+        ffmpeg_bin(),
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-i",
+        str(video),
+        "-vf",
+        f"select=eq(n\\,{int(index)})",
+        "-fps_mode",
+        "passthrough",
+        "-frames:v",
+        "1",
+        str(tmp),
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True)
     if proc.returncode != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
@@ -36,7 +51,13 @@ def cache_name(*parts: object, suffix: str = ".png") -> str:
 
 def mask_overlay(background: Path, mask_video: Path, index: int, cache: Path) -> Path:
     """Frame `index` of a preprocessing folder's src_bg.mp4 with src_mask.mp4 laid over it (cached)."""
-    key = (background.resolve(), background.stat().st_mtime_ns, mask_video.resolve(), mask_video.stat().st_mtime_ns, index)
+    key = (
+        background.resolve(),
+        background.stat().st_mtime_ns,
+        mask_video.resolve(),
+        mask_video.stat().st_mtime_ns,
+        index,
+    )
     out = cache / cache_name("overlay", *key)
     if out.is_file():
         return out

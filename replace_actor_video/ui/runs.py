@@ -14,8 +14,15 @@ from .jobs import CONSOLE, JOB_FILE, Job, tail_text
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 # What a preprocessing folder holds, in the order the UI shows it.
-PREPROCESS_FILES = ("src_ref.png", "src_pose.mp4", "src_face.mp4", "src_bg.mp4", "src_mask.mp4", "mask_preview.mp4",
-                    "mask_points.json")
+PREPROCESS_FILES = (
+    "src_ref.png",
+    "src_pose.mp4",
+    "src_face.mp4",
+    "src_bg.mp4",
+    "src_mask.mp4",
+    "mask_preview.mp4",
+    "mask_points.json",
+)
 
 
 @dataclass
@@ -120,7 +127,7 @@ def _manifest(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def _manifests_of(folder: Path, extra: str | None) -> list[tuple[Path, dict[str, Any]]]:
+def manifests_of(folder: Path, extra: str | None) -> list[tuple[Path, dict[str, Any]]]:
     """The manifests of a job folder: its own (pipeline), nested run directories (stages) and a linked one."""
     candidates = [folder, *sorted(p for p in folder.iterdir() if p.is_dir())]
     if extra:
@@ -147,12 +154,12 @@ def list_runs(runs_dir: Path, jobs: dict[str, Job]) -> list[RunEntry]:
                     job = Job.load(folder)
                 except (ValueError, TypeError, OSError):
                     job = None
-            entry = RunEntry(folder.name, folder, job, _manifests_of(folder, job.run_dir if job else None))
+            entry = RunEntry(folder.name, folder, job, manifests_of(folder, job.run_dir if job else None))
             if job and job.run_dir:
                 linked.add(Path(job.run_dir).resolve())
             entries.append(entry)
         elif (folder / MANIFEST).is_file():
-            entries.append(RunEntry(folder.name, folder, None, _manifests_of(folder, None)))
+            entries.append(RunEntry(folder.name, folder, None, manifests_of(folder, None)))
     entries = [e for e in entries if e.job or e.folder.resolve() not in linked]
     return sorted(entries, key=lambda e: (e.created, e.name), reverse=True)
 

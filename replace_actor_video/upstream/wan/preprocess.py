@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...core import config
+from ...core.atomic import atomic_dir
 from ...core.errors import StageFailed, UserError
 from ...core.options import option, upstream_args
 from ...core.values import parse_resolution
@@ -37,6 +40,9 @@ ANIMATE_OUTPUTS = ("src_ref.png", "src_face.mp4", "src_pose.mp4")
 REPLACE_OUTPUTS = ANIMATE_OUTPUTS + ("src_bg.mp4", "src_mask.mp4")
 FLUX_OUTPUTS = ("refer_edit.png", "tpl_edit.png")
 FLUX_DIR = "FLUX.1-Kontext-dev"
+# Replace mode uses the reference image only to copy it, byte for byte, to src_ref.png (process_pipepline.py,
+# replace branch: shutil.copy(refer_image_path, src_ref_path)); no other output depends on it.
+REFERENCE_COPY = "src_ref.png"
 RECORD = "rav_preprocess.json"  # ours: what later steps need (fps, frame count, source video for the audio)
 DIVISOR = 16  # resize_by_area(..., divisor=16): each side floored to a multiple of 16
 MAX_RESOLUTION_SIDE = 4096  # --resolution: at most this per side (Animate is trained at 1280x720; README "Limits")
@@ -268,4 +274,34 @@ def upstream_resize(frame: np.ndarray, area: int, divisor: int = DIVISOR) -> np.
         fit_h = int(new_w / w * h)
         pad = int((new_h - fit_h) / 2)
         out[pad:pad + fit_h] = cv2.resize(frame, (new_w, fit_h), interpolation=interp).reshape(fit_h, new_w, -1)
+    return out
+
+
+def _link(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system
+        shutil.copy2(source, target)
+
+
+def with_reference(folder: Path, reference: Path, out: Path) -> Path:
+    """A replace-mode preprocessing folder for another character, made without running anything: every file of
+    `folder` but src_ref.png is the same for any reference (REFERENCE_COPY), so they are reused (hard links,
+    copies across file systems; a contour mask and its points too) and `reference` becomes src_ref.png. `out`
+    appears complete or not at all."""
+    missing = [name for name in REPLACE_OUTPUTS if not (folder / name).is_file()]
+    if missing:
+        raise UserError(
+            f"{folder}: not a replace-mode preprocessing folder ({', '.join(missing)} missing); "
+            "reuse the folder of a run made with --replace"
+        )
+    with atomic_dir(out) as tmp:
+        for item in folder.iterdir():
+            if item.name == REFERENCE_COPY or item.name.startswith("."):
+                continue
+            if item.is_dir():
+                shutil.copytree(item, tmp / item.name, copy_function=_link)
+            else:
+                _link(str(item), str(tmp / item.name))
+        shutil.copyfile(reference, tmp / REFERENCE_COPY)
     return out
