@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .commands import Form, Resolved, Workspace, resolve, to_args
-from .plan_shim import Plan, check_pipeline, check_stage
+from ..plan import Plan, check_pipeline, check_stage
 from .settings import ServerSettings
 
 JOB_FOLDER_SHOWN = "<job folder>"
