@@ -15,15 +15,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, STANDINS, run_cli
-from replace_actor_video.upstream.wan import generate as wan_generate
-from replace_actor_video.upstream.wan.runtime import lora
-from replace_actor_video.upstream.wan import mirror_generate as gen_mirror
+
 from replace_actor_video.core.errors import UserError
 from replace_actor_video.core.gpu import Gpu
 from replace_actor_video.core.options import build, to_argv
 from replace_actor_video.stages import generate
+from replace_actor_video.upstream.wan import generate as wan_generate
+from replace_actor_video.upstream.wan import mirror_generate as gen_mirror
+from replace_actor_video.upstream.wan.runtime import lora
 
 LAUNCHER = REPO / "replace_actor_video" / "upstream" / "wan" / "runtime" / "launcher.py"
 WAN22 = Path(os.environ.get("WAN22_DIR", REPO / "Wan2.2"))

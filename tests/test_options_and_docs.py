@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, run_cli
+
 from replace_actor_video.core.errors import UserError
 from replace_actor_video.core.options import add_to_parser, build, to_argv
 from replace_actor_video.core.values import parse_resolution

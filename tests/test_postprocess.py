@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, STANDINS, ffmpeg, run_cli
 
-from replace_actor_video.upstream.rife import practical as practical_rife
 from replace_actor_video.media.probe import probe_video
 from replace_actor_video.upstream.realesrgan import pin as esrgan_pin
 from replace_actor_video.upstream.rife import pin as rife_pin
+from replace_actor_video.upstream.rife import practical as practical_rife
 
 # The model code a Practical-RIFE model zip puts in train_log/ (here: loads flownet.pkl, nothing else).
 FAKE_MODEL_CODE = '''\

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
-from replace_actor_video.media.probe import probe_video
 from test_upscale import fake_realesrgan  # noqa: F401  (a pytest fixture: the Real-ESRGAN stand-in clone)
+
+from replace_actor_video.media.probe import probe_video
 
 
 def locations(fake_wan22: Path, fake_ckpt: Path, tmp_path: Path) -> list[str]:
@@ -112,7 +112,8 @@ def test_pipeline_dry_run_prints_commands_and_runs_nothing(media, fake_wan22, fa
     assert not out.exists() and not (tmp_path / "runs").exists()
 
 
-def test_pipeline_dry_run_prints_all_five_stages_in_order(media, fake_wan22, fake_ckpt, fake_realesrgan, tmp_path):
+def test_pipeline_dry_run_prints_all_five_stages_in_order(media, fake_wan22, fake_ckpt, fake_realesrgan,  # noqa: F811
+                                                         tmp_path):
     res = run_cli("pipeline.py", "--dry-run", "--video_path", media["dance"], "--refer_path", media["ref"],
                   "--replace", "--fps", "16", "--output_path", tmp_path / "out.mp4", "--refine", "--target_fps", "30",
                   "--upscale", "realesrgan", "--runs_dir", tmp_path / "runs", "--wan22_dir", fake_wan22, "--ckpt_dir",

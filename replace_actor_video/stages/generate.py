@@ -52,9 +52,12 @@ def offload_t5(opts: GenerateOptions, nproc: int, gpus: list[Gpu]) -> bool:
 def gpu_count(opts: GenerateOptions) -> int:
     if not opts.multi_gpu:
         return 1
-    nproc = opts.nproc_per_node or len(visible_gpus())
+    visible = len(visible_gpus())
+    nproc = opts.nproc_per_node or visible
     if nproc < 2:
         raise UserError("--multi_gpu needs at least 2 GPUs; pass --nproc_per_node N or drop --multi_gpu")
+    if visible and nproc > visible:
+        raise UserError(f"--nproc_per_node {nproc}: only {visible} GPU(s) visible (nvidia-smi, CUDA_VISIBLE_DEVICES)")
     return nproc
 
 
