@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,9 @@ from typing import Callable, Sequence
 
 from .core import config
 from .core.errors import UserError
-from .core.gpu import visible_gpus
+from .core.gpu import Gpu, visible_gpus
 from .upstream.wan import generate as wan_generate
+from .upstream.wan import memory_plan
 from .upstream.wan import preprocess as wan_preprocess
 
 
@@ -56,7 +58,33 @@ def check_gpu() -> Check:
         return Check("GPU", False, "no NVIDIA GPU visible (nvidia-smi)", "run on a CUDA server; Wan2.2 needs CUDA")
     desc = ", ".join(f"{g.name} {g.memory_mib // 1024} GiB" for g in gpus)
     small = min(g.memory_mib for g in gpus) < 70_000
-    return Check("GPU", True, desc + (" (under 80 GB: use --t5_cpu, or several GPUs with --multi_gpu)" if small else ""))
+    return Check("GPU", True, desc + (" (under 80 GB: --memory_profile auto streams the DiT, or several GPUs with "
+                                      "--multi_gpu)" if small else ""))
+
+
+def memory_profile_line(gpu: Gpu, ram_gib: float | None) -> Check:
+    """What --memory_profile auto picks on this GPU at the usual sizes (memory_plan.py's estimates)."""
+    free = (gpu.free_mib if gpu.free_mib is not None else gpu.memory_mib) / 1024
+    picks = []
+    for label, (width, height) in (("1280x720", (1280, 720)), ("832x480", (832, 480))):
+        profile = memory_plan.choose(free, width, height)
+        need = memory_plan.needs_gib(profile, width, height)
+        picks.append(f"{label} → {profile} (~{need:.0f} GiB)" + (" DOES NOT FIT" if need > free else ""))
+    streamed = any("→ full" not in pick for pick in picks)
+    low_ram = streamed and ram_gib is not None and ram_gib < memory_plan.RAM_GIB_STREAMED
+    detail = f"auto with {free:.0f} GiB free: " + ", ".join(picks)
+    if low_ram:
+        detail += f"; only {ram_gib:.0f} GiB of RAM (streaming the DiT needs ~{memory_plan.RAM_GIB_STREAMED} GiB)"
+    return Check("memory profile", not low_ram and all("DOES NOT FIT" not in p for p in picks), detail,
+                 "preprocess at a smaller --resolution_area, or a machine with more RAM" if streamed else "",
+                 required=False)
+
+
+def ram_gib() -> float | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def check_binaries() -> list[Check]:
@@ -163,7 +191,8 @@ def check_python_packages() -> list[Check]:
 def run_checks(wan22: Path, ckpt: Path) -> list[Check]:
     """Everything a GPU server needs for the whole pipeline."""
     groups: Sequence[Callable[[], list[Check]]] = (
-        lambda: [check_gpu()], check_binaries, lambda: [check_own_requirements()], lambda: check_wan22(wan22),
+        lambda: [check_gpu()], lambda: [memory_profile_line(g, ram_gib()) for g in visible_gpus()[:1]],
+        check_binaries, lambda: [check_own_requirements()], lambda: check_wan22(wan22),
         lambda: check_checkpoint(ckpt), check_python_packages)
     return [c for group in groups for c in group()]
 

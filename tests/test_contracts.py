@@ -56,8 +56,10 @@ def test_preprocess_argv_parses_with_upstream_parser(overrides, expect):
 
 
 def generate_call(offload_model: bool | None = True, nproc: int = 1, **overrides) -> wan_generate.GenerateCall:
-    """The call built from the stage's options, as the stage builds it (paths resolved, the seed drawn)."""
-    base = dict(wan22_dir="/w", ckpt_dir="/ck", src_root_path="/pp", save_file="/o.mp4", seed=5)
+    """The call built from the stage's options, as the stage builds it (paths resolved, the seed drawn, the memory
+    profile resolved)."""
+    base = dict(wan22_dir="/w", ckpt_dir="/ck", src_root_path="/pp", save_file="/o.mp4", seed=5,
+                memory_profile="full")
     opts = wan_generate.GenerateOptions(**{**base, **overrides})
     return wan_generate.GenerateCall(opts, offload_model=offload_model, nproc=nproc)
 

@@ -115,7 +115,7 @@ def path_with(tmp_path, *tools: str, gpu: bool) -> str:
     for tool in tools:
         (bin_dir / tool).symlink_to(shutil.which(tool))
     if gpu:
-        (bin_dir / "nvidia-smi").write_text('#!/bin/sh\necho "0, NVIDIA H200, 143771"\n')
+        (bin_dir / "nvidia-smi").write_text('#!/bin/sh\necho "0, NVIDIA H200, 143771, 143000"\n')
         (bin_dir / "nvidia-smi").chmod(0o755)
     return str(bin_dir)
 
@@ -138,6 +138,7 @@ def test_doctor_reports_each_check_on_one_line(fake_wan22, fake_ckpt, tmp_path):
                  "checkpoint (preprocessing)", "attention", "onnxruntime CUDA provider", "sam2"):
         assert name in names, name
     assert "[ok  ] GPU: NVIDIA H200 140 GiB" in res.stdout and "[ok  ] checkpoint (generation)" in res.stdout
+    assert "[ok  ] memory profile: auto with 140 GiB free: 1280x720 → full" in res.stdout
     failed = [line for line in checks if line.startswith("[FAIL]")]
     # warnings are counted apart: neither ok nor to fix
     assert counts(lines[-1]) == (sum(line.startswith("[ok  ]") for line in checks),

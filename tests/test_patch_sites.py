@@ -91,6 +91,39 @@ def test_every_kind_of_site_is_checked(tmp_path):
     assert {s.file for s in sites.missing_sites(str(clone))} >= {"wan/modules/model.py"}
 
 
+# Each way upstream could change what the colour match (patch 6) and the memory profiles (patch 7) rely on, made in a
+# copy of a clone, and the site the check must then name.
+COLOUR_AND_MEMORY_CHANGES = [
+    ("wan/animate.py", "out_frames[0, :, -refert_num:]", "out_frames[0, :, :refert_num]",
+     "wan/animate.py: `out_frames[0, :, -refert_num:]` in WanAnimate.generate (patch 6, colour match)"),
+    ("wan/animate.py", "start += clip_len - refert_num", "start += clip_len",
+     "wan/animate.py: `start += clip_len - refert_num` in WanAnimate.generate (patch 6, colour match)"),
+    ("wan/animate.py", "out_frames = torch.stack(self.vae.decode(",
+     "self.vae.decode([]); out_frames = torch.stack(self.vae.decode(",
+     "wan/animate.py: exactly one call of self.vae.decode() in WanAnimate.generate (patch 6, colour match)"),
+    ("wan/animate.py", "def get_valid_len(self, real_len, clip_len=81, overlap=1)",
+     "def get_valid_len(self, real_len, clip_len=81, refert=1)",
+     "wan/animate.py: the method WanAnimate.get_valid_len(real_len, clip_len, overlap) (patch 6, colour match)"),
+    ("wan/animate.py", "device_map=self.device", "device_map=None",
+     "wan/animate.py: `device_map=self.device` in WanAnimate.__init__ (patch 7, memory profile)"),
+    ("wan/modules/animate/model_animate.py", "enumerate(self.blocks)", "enumerate(self.layers)",
+     "wan/modules/animate/model_animate.py: `enumerate(self.blocks)` in WanAnimateModel.forward (patch 7, memory "
+     "profile)"),
+    ("wan/modules/animate/clip.py", "def visual(", "def encode_visual(",
+     "wan/modules/animate/clip.py: the method CLIPModel.visual (patch 7, memory profile)"),
+]
+
+
+@pytest.mark.parametrize("source", ["fixture", pytest.param("clone", marks=needs_clone)])
+@pytest.mark.parametrize("file,old,new,site", COLOUR_AND_MEMORY_CHANGES, ids=[c[2] for c in COLOUR_AND_MEMORY_CHANGES])
+def test_colour_match_and_memory_sites_are_checked(source, file, old, new, site, tmp_path):
+    clone = (fixture_clone(tmp_path / "Wan2.2") if source == "fixture"
+             else site_files_of(WAN22, tmp_path / "Wan2.2"))
+    assert sites.missing_sites(str(clone)) == []
+    rename(clone / file, old, new)
+    assert [s.describe() for s in sites.missing_sites(str(clone))] == [site]
+
+
 def launcher_refuses(clone: Path, site: str) -> None:
     res = run_launcher(clone)
     assert res.returncode != 0
@@ -106,6 +139,13 @@ def test_launcher_refuses_a_fixture_clone_with_a_renamed_site(tmp_path):
     rename(clone / "wan" / "animate.py", "def _configure_model(", "def _configure(")
     launcher_refuses(clone, "wan/animate.py: the method WanAnimate._configure_model(model) (--lora)")
     assert "(commit 0123456789ab)" in run_launcher(clone).stderr
+
+
+def test_launcher_refuses_a_fixture_clone_without_a_colour_match_site(tmp_path):
+    clone = fixture_clone(tmp_path / "Wan2.2")
+    rename(clone / "wan" / "animate.py", "out_frames[0, :, -refert_num:]", "out_frames[0, :, :refert_num]")
+    launcher_refuses(clone, "wan/animate.py: `out_frames[0, :, -refert_num:]` in WanAnimate.generate (patch 6, "
+                            "colour match)")
 
 
 @needs_clone

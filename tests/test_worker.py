@@ -174,9 +174,10 @@ def test_other_model_options_do_not_share_a_worker(setup, worker_env, tmp_path):
 
 
 def call_for(setup, out: Path, nproc: int = 1, **changes) -> wan_generate.GenerateCall:
-    """The call the generation stage builds from its options (paths resolved, the seed drawn)."""
+    """The call the generation stage builds from its options (paths resolved, the seed drawn, the memory profile
+    resolved)."""
     base = {"wan22_dir": str(setup["wan22"]), "ckpt_dir": str(setup["ckpt"]), "src_root_path": str(setup["pp"]),
-            "save_file": str(out), "sample_steps": 20, "seed": 1}
+            "save_file": str(out), "sample_steps": 20, "seed": 1, "memory_profile": "full"}
     opts = wan_generate.GenerateOptions(**{**base, **{k: str(v) if isinstance(v, Path) else v
                                                       for k, v in changes.items()}})
     return wan_generate.GenerateCall(opts, offload_model=None, nproc=nproc)

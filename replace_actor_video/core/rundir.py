@@ -234,6 +234,15 @@ class RunContext:
             self.echo.write(f"[rav] {text}\n")
             self.echo.flush()
 
+    def note(self, stage: str, text: str) -> None:
+        """A line of our own in the stage's log (beside the upstream output) and on the console."""
+        if not self.dry_run:
+            path = self.log_path(stage)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as log:
+                log.write(f"[rav] {text}\n")
+        self.say(text)
+
     def step(self, label: str, argv: Sequence[str], *, stage: str, expected_outputs: Sequence[Path] = (),
              cwd: Path | None = None, env: dict[str, str] | None = None, runner: Callable[..., Any] | None = None,
              inputs: Sequence[Path] = ()) -> float:

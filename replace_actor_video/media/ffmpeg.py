@@ -44,3 +44,10 @@ def retime_trim_mux_argv(video: Path, out: Path, *, fps: Fraction, frames: int,
     argv.append(str(out))
     return argv
 
+
+
+def mux_audio_argv(video: Path, audio_from: Path, out: Path, *, duration: float) -> list[str]:
+    """Copy the video stream and add the first audio stream of `audio_from` from its start, cut to
+    `duration` (the video's); a shorter audio track just ends early, the video is never cut."""
+    return [ffmpeg_bin(), "-hide_banner", "-nostdin", "-y", "-i", str(video), "-i", str(audio_from),
+            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *AAC_ARGS, "-t", f"{duration:.6f}", str(out)]

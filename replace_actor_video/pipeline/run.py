@@ -135,8 +135,9 @@ def collect_config(values: Mapping[str, Any], problems: Problems) -> PipelineCon
                                               "save_file": outputs["refine"], "fps": -1, "audio_from": None}))
         previous = outputs["refine"]
     if pipe.target_fps is not None:
+        # generation already matched the clips' colours in its loop (--color_match): not again after the fact
         wiring.append((postprocess.PostprocessOptions, {"input": previous, "output": outputs["postprocess"],
-                                                        "backend": pipe.interp_backend}))
+                                                        "backend": pipe.interp_backend, "color_match": "off"}))
         previous = outputs["postprocess"]
     if pipe.upscale != "none":
         wiring.append((upscale.UpscaleOptions, {"input": previous, "output": outputs["upscale"],

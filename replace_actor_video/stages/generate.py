@@ -4,11 +4,17 @@ preprocessing fps, trim it to the source frame count and put the source audio ba
 
 Speed (docs/PERFORMANCE.md): the attention route, LoRA merging (`--lora`, e.g. the LightX2V 4-step distill
 LoRA with `--preset fast`), `--compile` and `--fp8` are applied by our launcher around the official code;
-T5 stays on big GPUs instead of upstream's offload to the CPU."""
+T5 stays on big GPUs instead of upstream's offload to the CPU.
+
+Smaller GPUs: `--memory_profile auto` is resolved here, from the first GPU's free memory and the resolution
+(upstream/wan/memory_plan.py), to the launcher's full, balanced or low. Colour: the launcher colour-matches each
+clip inside upstream's loop (`--color_match`); the drift metric of the result (ΔE at the clip joins and against the
+first clip) goes to the manifest and the log."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import sys
 from collections.abc import Mapping
@@ -30,8 +36,11 @@ from ..core.stage_cli import main as stage_main
 from ..media.ffmpeg import retime_trim_mux_argv
 from ..media.probe import probe_video
 from ..upstream.wan import generate as wan_generate
+from ..upstream.wan import memory_plan
 from ..upstream.wan import preprocess as wan_preprocess
 from ..upstream.wan import worker_client as workers
+from ..upstream.wan.color_drift import summary as drift_summary
+from ..upstream.wan.color_drift import video_drift
 from ..upstream.wan.generate import GenerateOptions, apply_preset, check_lora_file, lora_files
 from ..upstream.wan.runtime.lora import format_lora_arg
 
@@ -47,6 +56,24 @@ def offload_t5(opts: GenerateOptions, nproc: int, gpus: list[Gpu]) -> bool:
     if opts.no_offload or nproc > 1:
         return False
     return not (gpus and gpus[0].memory_mib >= BIG_GPU_MIB)
+
+
+def choose_memory_profile(requested: str, gpus: list[Gpu], *, width: int, height: int,
+                          frame_num: int) -> tuple[str, str]:
+    """(profile, why). auto: the fastest profile whose estimated peak (memory_plan.py) fits the first GPU's free
+    memory; full where no GPU is visible (upstream's behaviour)."""
+    if requested != "auto":
+        return requested, "requested"
+    if not gpus:
+        return "full", "auto: no GPU visible"
+    free = (gpus[0].free_mib if gpus[0].free_mib is not None else gpus[0].memory_mib) / 1024
+    cap = os.environ.get(memory_plan.CAP_ENV)
+    if cap:  # the launcher's test knob: the run may use at most this much
+        free = min(free, float(cap))
+    profile = memory_plan.choose(free, width, height, frame_num)
+    need = memory_plan.needs_gib(profile, width, height, frame_num)
+    return profile, (f"auto: {free:.0f} GiB free on {gpus[0].name}, {width}x{height} needs ~{need:.0f} GiB with "
+                     f"{profile}")
 
 
 def gpu_count(opts: GenerateOptions) -> int:
@@ -73,6 +100,8 @@ class Checked:
     nproc: int
     audio: Path | None
     record: dict[str, Any]
+    memory_profile: str  # resolved: full, balanced or low
+    memory_why: str
 
     @property
     def resolved(self) -> dict[str, Any]:
@@ -80,7 +109,8 @@ class Checked:
 
     def facts(self) -> dict[str, Any]:
         return {"seed": self.opts.seed, "fps": self.fps, "frames": self.frames, "size": self.size, "nproc": self.nproc,
-                "clips": wan_generate.clip_count(self.frames, self.opts.frame_num, self.opts.refert_num)}
+                "clips": wan_generate.clip_count(self.frames, self.opts.frame_num, self.opts.refert_num),
+                "memory_profile": self.memory_profile}
 
 
 def check(opts: GenerateOptions, run_opts: RunOptions, problems: Problems, *, ctx: RunContext,
@@ -125,7 +155,14 @@ def check(opts: GenerateOptions, run_opts: RunOptions, problems: Problems, *, ct
     if not problems.about("nproc_per_node"):
         with problems.check(option="nproc_per_node", stage=STAGE):
             wan_generate.check_parallel(nproc, frame_num=opts.frame_num, width=size[0], height=size[1])
-    return Checked(opts, fps, frames, size, nproc, audio, record) if len(problems) == before else None
+    profile, why = (("full", "several GPUs: FSDP shards the weights") if nproc > 1 else
+                    choose_memory_profile(opts.memory_profile, visible_gpus(), width=size[0], height=size[1],
+                                          frame_num=opts.frame_num))
+    with problems.check(option="memory_profile", stage=STAGE):
+        wan_generate.check_memory_profile(profile, fp8=opts.fp8, multi_gpu=nproc > 1, why=why)
+    if len(problems) > before:
+        return None
+    return Checked(opts, fps, frames, size, nproc, audio, record, profile, why)
 
 
 def read_preprocessing(src_root: Path, *, replace: bool) -> dict[str, Any]:
@@ -160,15 +197,24 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
         ctx.say(f"generate: up to date, keeping {save_file}")
         return save_file
     refuse_overwrite(save_file, run_opts.overwrite or ctx.owns(STAGE, save_file))
-    gpus = visible_gpus() if nproc == 1 and not opts.no_offload else []
-    offload = offload_t5(opts, nproc, gpus)
+    gpus = visible_gpus() if nproc == 1 else []
+    profile, why, width, height = checked.memory_profile, checked.memory_why, *checked.size
+    ctx.say(f"generate: memory profile {profile} ({why})")
+    need = memory_plan.needs_gib(profile, width, height, opts.frame_num)
+    if gpus and gpus[0].free_mib is not None and need > gpus[0].free_mib / 1024:
+        ctx.say(f"warning: {width}x{height} with --memory_profile {profile} needs ~{need:.0f} GiB (estimate), "
+                f"{gpus[0].free_mib / 1024:.0f} GiB are free: it may run out of GPU memory; preprocess at a smaller "
+                "--resolution_area")
+    offload = offload_t5(opts, nproc, [] if opts.no_offload else gpus) or profile == "balanced"
+    t5_cpu = opts.t5_cpu or profile == "low"
     if gpus and not offload:
         ctx.say(f"generate: {gpus[0].name} has {gpus[0].memory_mib / 1024:.0f} GiB: T5 stays on the GPU "
                 "(no --offload_model)")
     raw = ctx.scratch(STAGE) / "generated_30fps_raw.mp4"
     upstream_opts = dataclasses.replace(
         opts, wan22_dir=str(wan22), ckpt_dir=str(ckpt), src_root_path=str(src_root), save_file=str(raw),
-        lora=" ".join(format_lora_arg(path, weight) for path, weight in loras) or None)
+        lora=" ".join(format_lora_arg(path, weight) for path, weight in loras) or None, memory_profile=profile,
+        t5_cpu=t5_cpu)
     call = wan_generate.GenerateCall(upstream_opts, offload_model=offload, nproc=nproc)
     runner = worker_runner(opts.worker, call, ctx)
     reads = [src_root, *(path for path, _ in loras)]
@@ -180,7 +226,8 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
                  inputs=[raw, *([audio] if audio else [])], expected_outputs=[save_file])
         return save_file
 
-    resolved = {**as_dict(opts), "nproc": nproc, "offload_model": offload}
+    resolved = {**as_dict(opts), "nproc": nproc, "offload_model": offload, "t5_cpu": t5_cpu,
+                "memory_profile_used": profile, "memory_profile_why": why}
     with ctx.running(STAGE, options=resolved, inputs=inputs, upstream=upstream, fp=fp, outputs=[save_file]):
         raw.unlink(missing_ok=True)
         ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, expected_outputs=[raw],
@@ -191,9 +238,22 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
                      retime_trim_mux_argv(raw, tmp, fps=fps, frames=frames, audio_from=audio), stage=STAGE,
                      expected_outputs=[tmp])
             check_final(tmp, fps=fps, frames=frames, audio=audio is not None)
+        record_drift(ctx, save_file, opts, src_root)
     ctx.say(f"generation done: {save_file} ({frames} frames at {fps} fps{', with audio' if audio else ''}, "
             f"seed {opts.seed})")
     return save_file
+
+
+def record_drift(ctx: RunContext, video: Path, opts: GenerateOptions, src_root: Path) -> None:
+    """The colour-drift metric of the result (ΔE at clip joins, against the first clip) into the manifest and
+    the log: what --color_match removed, or what is left."""
+    mask = src_root / "src_mask.mp4" if opts.replace and (src_root / "src_mask.mp4").is_file() else None
+    report = video_drift(video, clip_len=opts.frame_num, refert_num=opts.refert_num, mask_path=mask)
+    report["color_match"] = {"method": opts.color_match, "strength": opts.color_match_strength,
+                             "anchor": opts.color_match_anchor}
+    ctx.stage_record(STAGE)["color_drift"] = report
+    ctx.save()
+    ctx.note(STAGE, f"generate: {drift_summary(report)}")
 
 
 def worker_runner(mode: str, call: wan_generate.GenerateCall, ctx: RunContext) -> workers.WorkerRunner | None:

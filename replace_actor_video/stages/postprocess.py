@@ -1,5 +1,7 @@
 """Stage 3 (optional): frame interpolation to a higher, exact frame rate (16 → 30 fps) with
-rife-ncnn-vulkan (Vulkan), Practical-RIFE (CUDA) or ffmpeg minterpolate, keeping the source audio.
+rife-ncnn-vulkan (Vulkan), Practical-RIFE (CUDA) or ffmpeg minterpolate, keeping the source audio; before it,
+optionally, a colour match across the clips of a video generated elsewhere (`--color_match`; our generation
+stage already does it inside its clip loop).
 
 Whatever the backend, the result has round(frames × target / source) frames at exactly the target rate
 (so it lasts as long as the input within one frame), H.264 yuv420p, and the input's audio."""
@@ -19,12 +21,14 @@ from ..core.atomic import atomic_file, refuse_overwrite
 from ..core.config import upstream_commit
 from ..core.errors import StageFailed, UserError
 from ..core.gpu import visible_gpus
-from ..core.options import as_dict, option
+from ..core.options import as_dict, option, same_as
 from ..core.paths import absolute, check_output_file
 from ..core.planning import Plan, Problems
 from ..core.rundir import RunContext, describe_path, fingerprint
 from ..core.stage_cli import RunOptions, plan_stage
 from ..core.stage_cli import main as stage_main
+from ..media.ffmpeg import mux_audio_argv
+from ..media.frames import iter_frames, write_video
 from ..media.interpolate import (
     check_result,
     count_files,
@@ -39,6 +43,10 @@ from ..media.probe import VideoInfo, probe_input, probe_video
 from ..upstream.ffmpeg import minterpolate as ffmpeg_interpolate
 from ..upstream.rife import ncnn as rife_ncnn
 from ..upstream.rife import practical as practical_rife
+from ..upstream.wan.color_drift import summary as drift_summary
+from ..upstream.wan.color_drift import video_drift
+from ..upstream.wan.generate import GenerateOptions
+from ..upstream.wan.runtime import color_match
 
 STAGE = "postprocess"
 BACKENDS = ("auto", "ncnn", "cuda", "ffmpeg")
@@ -53,7 +61,23 @@ class PostprocessOptions:
     output: str = option(label="Output video",
                          help="interpolated video (H.264 yuv420p, the input's audio kept)", group="outputs")
     target_fps: float = option(30.0, label="Target frame rate",
-                               help="output frame rate; any ratio works (16 → 30 gives exactly 30 fps)")
+                               help="output frame rate; any ratio works (16 → 30 gives exactly 30 fps); 0 = keep "
+                               "the input's rate (only --color_match)")
+    # The generation's colour-match options (methods, strength, anchor), here in Python on a finished video: off by
+    # default, and no launcher to pass them to.
+    color_match: str = same_as(GenerateOptions, "color_match", default="off", upstream=None,
+                               help="first colour-match the clips of a Wan-Animate video made elsewhere (clips of "
+                               "--frame_num frames, --refert_num overlap); mkl, mvgd, reinhard, hm as "
+                               "run_generation.py --color_match, which does it inside the clip loop")
+    color_match_strength: float = same_as(GenerateOptions, "color_match_strength", upstream=None)
+    color_match_anchor: str = same_as(GenerateOptions, "color_match_anchor", upstream=None,
+                                      help="join = each clip matched across its join to the frame before it; first = "
+                                      "to the whole first clip")
+    frame_num: int = option(77, label="Frames per clip",
+                            help="frames per clip the video was generated with (where its clips join)",
+                            group="quality")
+    refert_num: int = option(1, label="Frames carried between clips",
+                             help="frames each clip overlapped the previous one by", group="quality")
     backend: str = option("auto", choices=BACKENDS,
                           label="Interpolation backend",
                           help="ncnn = rife-ncnn-vulkan (Vulkan GPU), cuda = Practical-RIFE (PyTorch), "
@@ -71,13 +95,23 @@ class PostprocessOptions:
 OPTION_CLASSES = (PostprocessOptions, RunOptions)
 
 
-def validate(opts: PostprocessOptions) -> Fraction:
-    """The target rate as a fraction; UserError for a bad rate or contradictory backend flags."""
+def validate(opts: PostprocessOptions) -> Fraction | None:
+    """The target rate as a fraction (None: no interpolation); UserError for a bad rate, contradictory backend
+    flags or nothing to do."""
+    if opts.fallback_ffmpeg and opts.backend not in ("auto", "ffmpeg"):
+        raise UserError(f"--fallback_ffmpeg contradicts --backend {opts.backend}; pass only one of them")
+    if not 0.0 <= opts.color_match_strength <= 1.0:
+        raise UserError(f"--color_match_strength {opts.color_match_strength:g}: must be between 0 and 1")
+    if opts.color_match != "off" and (opts.refert_num < 1 or opts.frame_num <= opts.refert_num):
+        raise UserError(f"--frame_num {opts.frame_num} / --refert_num {opts.refert_num}: a clip must be longer "
+                        "than its overlap (Wan-Animate: 77 and 1)")
+    if opts.target_fps == 0:
+        if opts.color_match == "off":
+            raise UserError("--target_fps 0 with --color_match off: nothing to do; give a target rate or a method")
+        return None
     target = fps_fraction(opts.target_fps)
     if target > MAX_TARGET_FPS:
         raise UserError(f"--target_fps {opts.target_fps:g}: at most {MAX_TARGET_FPS} fps")
-    if opts.fallback_ffmpeg and opts.backend not in ("auto", "ffmpeg"):
-        raise UserError(f"--fallback_ffmpeg contradicts --backend {opts.backend}; pass only one of them")
     return target
 
 
@@ -202,9 +236,9 @@ def _expect_rife_frames(video: Path, expected: int) -> None:
 
 @dataclass(frozen=True)
 class Checked:
-    """The target rate, the input's facts and the output's frame count."""
+    """The target rate (None: the colour match alone), the input's facts and the output's frame count."""
 
-    target: Fraction
+    target: Fraction | None
     source: VideoInfo
     frames: int
     resolved: dict = field(default_factory=dict)
@@ -226,11 +260,14 @@ def check(opts: PostprocessOptions, run_opts: RunOptions, problems: Problems, *,
     with problems.check(option="output", stage=STAGE):
         if not problems.mentions(str(output)):
             check_output_file(output, inputs=[input_path],
-                          may_replace=run_opts.overwrite or ctx.owns(STAGE, output), run_dir=ctx.run_dir)
-    with problems.check(option="backend", stage=STAGE):
-        choose_backend(opts, probe_device=False)
-    if target is None or source is None:
+                              may_replace=run_opts.overwrite or ctx.owns(STAGE, output), run_dir=ctx.run_dir)
+    if opts.target_fps != 0:
+        with problems.check(option="backend", stage=STAGE):
+            choose_backend(opts, probe_device=False)
+    if source is None or len(problems) > before:
         return None
+    if target is None:  # --target_fps 0: the colour match alone, at the input's rate
+        return Checked(None, source, source.frames)
     if target <= source.fps:
         problems.add(f"--target_fps {opts.target_fps:g}: {input_path.name} already has {float(source.fps):g} fps; "
                      "interpolation needs a higher target rate", option="target_fps", stage=STAGE)
@@ -251,10 +288,12 @@ def run(opts: PostprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resu
         raise UserError(problems.items[0].message)
     target, source, frames = checked.target, checked.source, checked.frames
     input_path, output = absolute(opts.input), absolute(opts.output)
+    inputs = {"input": describe_path(input_path)}
+    if target is None:
+        return _color_match_only(opts, run_opts, source, output, inputs, ctx=ctx, resume=resume)
     duration = source.frames / float(source.fps)
     choice = choose_backend(opts, probe_device=not ctx.dry_run)
     ctx.say(f"postprocess backend: {choice.backend} ({choice.reason})")
-    inputs = {"input": describe_path(input_path)}
     upstream = choice.upstream()
     fp = fingerprint([as_dict(opts), inputs, upstream, choice.backend])
     if resume and not ctx.dry_run and ctx.is_done(STAGE, fp):
@@ -264,6 +303,8 @@ def run(opts: PostprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resu
 
     work = ctx.scratch(STAGE)
     if ctx.dry_run:
+        if opts.color_match != "off":
+            ctx.say(f"[dry-run] colour match the clips of {input_path} ({opts.color_match}), in Python")
         steps = backend_steps(choice, source, target=target, frames=frames, out=output, work=work)
         read = [input_path]
         for step in steps:
@@ -276,6 +317,9 @@ def run(opts: PostprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resu
     try:
         with ctx.running(STAGE, options=resolved, inputs=inputs, upstream=upstream, fp=fp, outputs=[output]):
             with atomic_file(output) as tmp:
+                if opts.color_match != "off":
+                    source = probe_video(color_match_video(opts, source, work / "color_matched.mp4", ctx=ctx),
+                                         count_frames=True)
                 steps = backend_steps(choice, source, target=target, frames=frames, out=tmp, work=work)
                 for n, step in enumerate(steps, 1):
                     ctx.say(f"postprocess {n}/{len(steps)}: {step.label}")
@@ -291,6 +335,60 @@ def run(opts: PostprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resu
         ctx.remove_scratch(STAGE)
     ctx.say(f"postprocess done: {output} ({frames} frames at {target} fps via {choice.backend}"
             f"{', with audio' if source.has_audio else ''})")
+    return output
+
+
+def color_match_video(opts: PostprocessOptions, source: VideoInfo, out: Path, *, ctx: RunContext) -> Path:
+    """`source` with every clip colour-matched to the first one, written to `out` with the source's audio; the
+    drift metric before and after goes to the manifest and the log."""
+    clips = {"clip_len": opts.frame_num, "refert_num": opts.refert_num}
+    starts = color_match.clip_starts(source.frames, opts.frame_num, opts.refert_num)
+    ctx.say(f"postprocess: colour match ({opts.color_match}, strength {opts.color_match_strength:g}) over "
+            f"{len(starts)} clips of {opts.frame_num} frames")
+    silent = out.with_name(f"{out.stem}.video{out.suffix}")
+    write_video(silent, color_match.match_video(iter_frames(source.path), starts, opts.color_match,
+                                                opts.color_match_strength, opts.color_match_anchor,
+                                                log=lambda line: ctx.note(STAGE, f"colour match: {line}")),
+                source.fps)
+    if source.has_audio:
+        ctx.step("put the audio back", mux_audio_argv(silent, source.path.resolve(), out,
+                                                      duration=source.frames / float(source.fps)),
+                 stage=STAGE, expected_outputs=[out])
+        silent.unlink()
+    else:
+        silent.replace(out)
+    report = {"before": video_drift(source.path, **clips), "after": video_drift(out, **clips),
+              "color_match": {"method": opts.color_match, "strength": opts.color_match_strength,
+                              "anchor": opts.color_match_anchor}}
+    ctx.stage_record(STAGE)["color_drift"] = report
+    ctx.save()
+    for when in ("before", "after"):
+        ctx.note(STAGE, f"postprocess: {when} the colour match, {drift_summary(report[when])}")
+    return out
+
+
+def _color_match_only(opts: PostprocessOptions, run_opts: RunOptions, source: VideoInfo, output: Path,
+                      inputs: dict, *, ctx: RunContext, resume: bool) -> Path:
+    """--target_fps 0: the colour match alone, at the input's rate."""
+    fp = fingerprint([as_dict(opts), inputs])
+    if resume and not ctx.dry_run and ctx.is_done(STAGE, fp):
+        ctx.say(f"postprocess: up to date, keeping {output}")
+        return output
+    refuse_overwrite(output, run_opts.overwrite or ctx.owns(STAGE, output))
+    if ctx.dry_run:
+        ctx.say(f"[dry-run] colour match the clips of {source.path} ({opts.color_match}) into {output}, in Python")
+        return output
+    work = ctx.scratch(STAGE)
+    resolved = {**as_dict(opts), "source_fps": str(source.fps), "source_frames": source.frames}
+    try:
+        with ctx.running(STAGE, options=resolved, inputs=inputs, upstream={}, fp=fp, outputs=[output]), \
+                atomic_file(output) as tmp:
+            color_match_video(opts, source, work / "color_matched.mp4", ctx=ctx).replace(tmp)
+            check_result(tmp, frames=source.frames, fps=source.fps, audio=source.has_audio,
+                         duration=source.frames / float(source.fps), what="the colour-matched video")
+    finally:
+        ctx.remove_scratch(STAGE)
+    ctx.say(f"postprocess done: {output} (colour-matched, {source.frames} frames at {source.fps} fps)")
     return output
 
 

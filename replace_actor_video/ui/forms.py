@@ -33,6 +33,7 @@ GROUP_TITLES = {
     "options": "Options",
     "sampling": "Sampling",
     "mask": "Mask (replace mode)",
+    "quality": "Colour across clips",
     "performance": "Speed and memory",
     "finishing": "Finishing",
     "seedvr": "SeedVR2",

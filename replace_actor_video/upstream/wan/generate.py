@@ -11,7 +11,9 @@ Traps handled here (each read in the Wan2.2 source at the pinned commit; README 
 
 Speed options the launcher applies when upstream builds the DiT (upstream has none of them): LoRA files
 merged into the weights (`--lora PATH:WEIGHT`, e.g. the LightX2V 4-step distill LoRA), float8 linears
-(`--fp8`, torchao) and torch.compile of each block (`--compile`).
+(`--fp8`, torchao) and torch.compile of each block (`--compile`). Also the launcher's: the colour match inside
+the clip loop (`--color_match`, runtime/clip_color.py) and the memory profiles (`--memory_profile`, runtime/memory.py;
+`auto` is resolved by the stage from the free GPU memory with memory_plan.py before the call is built).
 
 Each option says which argv it reaches (`upstream=GENERATE` or `upstream=LAUNCHER`): GenerateCall builds
 both from the options, so an option declared here reaches the upstream process with no other edit.
@@ -30,6 +32,8 @@ from ...core import config
 from ...core.errors import StageFailed, UserError
 from ...core.options import option, upstream_args
 from ...media.probe import probe_video
+from .runtime.color_match import ANCHORS as COLOR_MATCH_ANCHORS
+from .runtime.color_match import METHODS as COLOR_MATCH_METHODS
 from .runtime.lora import LoraError, format_lora_arg, lora_key_count, parse_lora_arg, safetensors_keys
 
 SCRIPT = "generate.py"
@@ -57,6 +61,9 @@ FAST_LORA_HINT = ("the LightX2V 4-step distill LoRA for Wan2.1-I2V-14B, e.g. "
 LORA_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt")
 ATTENTION_ROUTES = ("auto", "fast", "cudnn", "flash", "fa3", "fa3-fp8", "sage", "sdpa")
 WORKER_MODES = ("auto", "start", "off")
+COLOR_MATCH_DEFAULT = "mkl"  # docs/bench/2026-12-01/color_match.md: removes a per-clip shift best, changes least
+MEMORY_PROFILES = ("auto", "full", "balanced", "low")  # the launcher takes all but auto, which the stage resolves
+STREAMED_PROFILES = ("balanced", "low")  # the DiT's blocks streamed from CPU memory (runtime/memory.py)
 
 
 def parse_lora_list(text: str) -> str:
@@ -105,6 +112,20 @@ class GenerateOptions:
     refert_num: int = option(1, choices=(1, 5), label="Frames carried between clips",
                              help="frames carried over between clips as temporal guidance",
                              group="sampling", upstream=GENERATE)
+    color_match: str = option(COLOR_MATCH_DEFAULT, choices=COLOR_MATCH_METHODS, label="Colour match",
+                              help="colour-match each clip inside the clip loop (see --color_match_anchor), before "
+                              "its last frames guide the next clip: stops colour drift in long videos; replace mode "
+                              "changes only the generated person: mkl = mean+covariance (least change), mvgd = "
+                              "mean+covariance (Cholesky), reinhard = per-channel in lαβ, hm = histograms",
+                              group="quality", upstream=LAUNCHER)
+    color_match_strength: float = option(1.0, label="Colour match strength",
+                                         help="how far each clip moves to its reference colours, 0..1",
+                                         group="quality", upstream=LAUNCHER)
+    color_match_anchor: str = option("join", choices=COLOR_MATCH_ANCHORS, label="Colour match reference",
+                                     help="what each clip is matched to: join = the guide frames it was given (its "
+                                     "re-rendering of them shows exactly the drift its join added; real colour "
+                                     "changes are kept); first = the whole first clip (also removes drift inside "
+                                     "clips, but pulls real colour changes back)", group="quality", upstream=LAUNCHER)
     preset: str | None = option(None, choices=tuple(PRESETS),
                                 help="fast = 4 steps, shift 5.0, guide 1.0 for a 4-step distill LoRA given with "
                                 "--lora (LightX2V's Animate settings); explicit --sample_* values win",
@@ -135,6 +156,12 @@ class GenerateOptions:
                             "unchanged (flash_attn); fa3 = FlashAttention-3 in the DiT (scripts/build_fa3.sh); "
                             "fa3-fp8 = FA3's FP8 kernel (LOSSY); sage = SageAttention in the DiT (LOSSY)",
                             group="performance", upstream=LAUNCHER)
+    memory_profile: str = option("auto", choices=MEMORY_PROFILES, label="Memory profile",
+                                 help="full = upstream (the whole DiT on the GPU: 80 GB cards at 720p); balanced = "
+                                 "as many DiT blocks kept on the GPU as fit, the others streamed from CPU RAM (block "
+                                 "swap); low = every block streamed, T5 on the CPU (24 GB cards); auto = from the free "
+                                 "GPU memory and the resolution (low/balanced need ~64 GB of RAM)",
+                                 group="performance", upstream=LAUNCHER)
     compile: bool = option(False, help="torch.compile each DiT block (single GPU; the first step pays the "
                            "compilation, ~1-5 min)", group="performance", upstream=LAUNCHER)
     fp8: bool = option(False, label="FP8 linears",
@@ -170,6 +197,12 @@ def validation(opts: GenerateOptions) -> Iterator[tuple[str, str]]:
     if opts.preset == "fast" and not opts.lora:
         yield "lora", (f"--preset fast samples 4 steps, which needs a step-distill LoRA: add --lora PATH "
                        f"({FAST_LORA_HINT})")
+    if not 0.0 <= opts.color_match_strength <= 1.0:
+        yield "color_match_strength", f"--color_match_strength {opts.color_match_strength:g}: must be between 0 and 1"
+    try:
+        check_memory_profile(opts.memory_profile, fp8=opts.fp8, multi_gpu=opts.multi_gpu)
+    except UserError as exc:
+        yield "memory_profile", str(exc)
     if opts.multi_gpu and (opts.compile or opts.fp8):
         yield "multi_gpu", ("--compile and --fp8 are single-GPU options (FSDP shards the DiT blocks); drop them or "
                             "--multi_gpu")
@@ -185,6 +218,20 @@ def validation(opts: GenerateOptions) -> Iterator[tuple[str, str]]:
 def validate(opts: GenerateOptions) -> None:
     for _, message in validation(opts):
         raise UserError(message)
+
+
+def check_memory_profile(profile: str, *, fp8: bool, multi_gpu: bool, why: str = "") -> None:
+    """What a streamed profile cannot run with (checked for the requested profile, and again once auto is resolved:
+    `why` says how it was chosen)."""
+    if profile not in STREAMED_PROFILES:
+        return
+    chosen = f"--memory_profile {profile}" + (f" ({why})" if why else "")
+    if fp8:
+        raise UserError(f"--fp8 with {chosen}: torchao's float8 weights cannot be streamed between CPU and GPU; "
+                        "drop --fp8 or use --memory_profile full")
+    if multi_gpu:
+        raise UserError(f"{chosen} is for one GPU (--multi_gpu already splits the weights over the GPUs with "
+                        "FSDP); drop one of them")
 
 
 def apply_preset(opts: GenerateOptions) -> GenerateOptions:
@@ -203,6 +250,11 @@ class GenerateCall:
     opts: GenerateOptions
     offload_model: bool | None  # generate.py --offload_model (None: upstream's default)
     nproc: int
+
+    def __post_init__(self) -> None:
+        if self.opts.memory_profile not in MEMORY_PROFILES[1:]:
+            raise ValueError(f"GenerateCall needs a resolved memory profile ({', '.join(MEMORY_PROFILES[1:])}), not "
+                             f"{self.opts.memory_profile!r}: stages/generate.py resolves auto from the GPU")
 
     def generate_args(self) -> list[str]:
         """The argument list of the official generate.py."""

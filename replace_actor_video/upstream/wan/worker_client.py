@@ -10,8 +10,9 @@ boundary. The seam for the generation stage (`--worker auto|start|off`), the Web
 
 A worker is keyed by everything that shapes the loaded models (WorkerKey): the Python and Wan2.2 clone, the
 checkpoint, the LoRA files (path, weight, size and mtime), the relighting LoRA, the attention route, --compile,
---fp8, --vae_bf16, --t5_cpu, --convert_model_dtype, the visible GPUs and PYTHONPATH. Its socket and state file
-live in a folder only this user can open (RAV_WORKER_DIR, default /tmp/rav-workers-<uid>).
+--fp8, --vae_bf16, --t5_cpu, --convert_model_dtype, the memory profile and RAV_GPU_MEMORY_CAP_GIB, the colour
+match (its hook goes on at the worker's setup), the visible GPUs and PYTHONPATH. Its socket and state file live in
+a folder only this user can open (RAV_WORKER_DIR, default /tmp/rav-workers-<uid>).
 
 WorkerRunner has the process runner's contract (run_process): the job's output goes to the stage log and the
 console with progress parsed; Ctrl-C, SIGTERM or the run's cancel event cancel the job (the worker ends it within
@@ -43,6 +44,7 @@ from ...core.process import ProcessResult, format_argv, kill_tree, start_detache
 from ...core.progress import Progress, parse_progress
 from .generate import LAUNCHER_FILE as LAUNCHER
 from .generate import GenerateCall, lora_files
+from .memory_plan import CAP_ENV
 
 WORKER_SCRIPT = Path(__file__).with_name("runtime") / "worker.py"
 IDLE_TIMEOUT_S = 900.0  # default; RAV_WORKER_IDLE_S overrides
@@ -99,6 +101,9 @@ class WorkerKey:
     gpus: str  # CUDA_VISIBLE_DEVICES
     pythonpath: str
     fastload: str  # RAV_FASTLOAD
+    memory_profile: str  # where the DiT's weights live (runtime/memory.py), resolved (never auto)
+    memory_cap: str  # RAV_GPU_MEMORY_CAP_GIB
+    color_match: tuple[str, float, str]  # method, strength, anchor: hooked into generate() once, at the worker's setup
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(dataclasses.asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -121,7 +126,9 @@ def key_for(call: GenerateCall, *, python: str = sys.executable, env: Mapping[st
         loras=tuple((str(p), float(w), *_file_identity(p)) for p, w in lora_files(opts)),
         compile=opts.compile, fp8=opts.fp8, vae_bf16=opts.vae_bf16, use_relighting_lora=opts.use_relighting_lora,
         t5_cpu=opts.t5_cpu, convert_model_dtype=opts.convert_model_dtype, gpus=env.get("CUDA_VISIBLE_DEVICES", ""),
-        pythonpath=env.get("PYTHONPATH", ""), fastload=env.get("RAV_FASTLOAD", "1"))
+        pythonpath=env.get("PYTHONPATH", ""), fastload=env.get("RAV_FASTLOAD", "1"), memory_profile=opts.memory_profile,
+        memory_cap=env.get(CAP_ENV, ""),
+        color_match=(opts.color_match, opts.color_match_strength, opts.color_match_anchor))
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Run the official Wan2.2 generate.py as __main__, with patches applied in memory (the clone is never
 edited). Started by the generation stage as `python launcher.py [launcher options] -- <the official
 generate.py arguments>`, or under torchrun. RUNS INSIDE WAN2.2'S INTERPRETER: standard library and torch
-only, and the files it loads by path from beside it (rope.py, lora.py, patch_sites.py, ../pin.py), never an
-import of our package.
+only (and numpy, which upstream needs too, for the colour match), and the files it loads by path from beside it
+(rope.py, lora.py, patch_sites.py, clip_color.py, color_match.py, memory.py, ../pin.py), never an import of our
+package.
 
 Loud patches: before `import wan` every site the patches below rely on (patch_sites.py: the functions and
 attributes replaced, the call sites that must go through them, the methods wrapped) is checked in the clone's
@@ -49,6 +50,14 @@ Speed options, applied to the DiT when `WanAnimate` builds it:
 - `--fp8`: float8 dynamic-activation/weight linears in the DiT blocks via torchao (lossy; single GPU);
 - `--compile`: torch.compile of each DiT block (single GPU; the first forward pays the compilation);
 - `--vae_bf16`: the VAE's convolutions in bf16 autocast instead of float32 (LOSSY, ~1.4x faster VAE).
+
+Patch 6, colour match across clips (`--color_match METHOD --color_match_strength S --color_match_anchor A`):
+each clip's decoded frames are colour-matched inside WanAnimate.generate's loop, before its last frames guide the
+next clip (clip_color.py, color_match.py).
+
+Patch 7, memory profiles (`--memory_profile balanced|low`, memory.py): the DiT loads into CPU memory and its
+blocks are streamed to the GPU (block swap, some kept with balanced); CLIP and the VAE visit the GPU only while they
+run. RAV_GPU_MEMORY_CAP_GIB caps this process's GPU memory (a test knob for smaller cards' budgets).
 
 Loading (fastload.py, lossless): T5 built on the meta device and loaded from a memory-mapped file,
 memory-mapped torch.load, diffusers' parallel shard loader, page-cache prefetch of the checkpoint files.
@@ -428,10 +437,13 @@ def compile_blocks(model):
         block.compile()
 
 
-def check_model_options(fp8, compile_, world_size):
+def check_model_options(fp8, compile_, world_size, memory_profile="full"):
     if (fp8 or compile_) and world_size > 1:
         raise LauncherError("--fp8 and --compile are single-GPU options (FSDP shards the blocks); drop them "
                             "for multi-GPU runs")
+    if memory_profile != "full" and (fp8 or world_size > 1):
+        raise LauncherError(f"--memory_profile {memory_profile} streams one GPU's DiT blocks: not with "
+                            + ("--fp8 (torchao's float8 weights cannot be streamed)" if fp8 else "several GPUs (FSDP)"))
     if fp8 and not module_available("torchao"):
         raise LauncherError("--fp8 needs torchao, which this Python cannot import (pip install torchao); "
                             "or drop --fp8")
@@ -490,6 +502,7 @@ def pass_prompt_to_animate(prompt, negative_prompt):
     if hasattr(original, "rav_prompt_patch"):
         return
 
+    @functools.wraps(original)  # verify_patches sees the colour match's wrapper through this one
     def generate(self, *args, **kwargs):
         if PROMPTS["prompt"] and not kwargs.get("input_prompt"):
             kwargs["input_prompt"] = PROMPTS["prompt"]
@@ -536,7 +549,46 @@ def build_parser():
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--fp8", action="store_true")
     parser.add_argument("--vae_bf16", action="store_true")
+    parser.add_argument("--color_match", default="off")
+    parser.add_argument("--color_match_strength", type=float, default=1.0)
+    parser.add_argument("--color_match_anchor", default="join")
+    parser.add_argument("--memory_profile", choices=("full", "balanced", "low"), default="full")
     return parser
+
+
+def install_memory_profile(profile):
+    """Patch 7, and the memory cap test knob (before anything is put on the GPU; after hook_model_build, whose
+    __init__ it wraps, so the DiT is placed once LoRAs and compile are applied)."""
+    memory = _sibling("memory")
+    memory.apply_cap(_log)
+    if profile == "full":
+        return
+    import wan.animate
+
+    cls = wan.animate.WanAnimate
+    _replace(cls, "__init__", memory.wrap_init(cls.__init__, wan.animate.WanAnimateModel, profile, _log))
+
+
+COLOR_MATCH = {"method": "off", "strength": 1.0, "anchor": "join"}  # what the colour-match patch applies
+
+
+def install_color_match(method, strength, anchor):
+    """Patch 6 (before the prompt patch, which wraps it: the hook binds upstream's own generate signature)."""
+    color_match = _sibling("color_match")
+    if method not in color_match.METHODS:
+        raise LauncherError(f"--color_match {method}: choose one of {', '.join(color_match.METHODS)}")
+    if anchor not in color_match.ANCHORS:
+        raise LauncherError(f"--color_match_anchor {anchor}: choose one of {', '.join(color_match.ANCHORS)}")
+    if not 0.0 <= strength <= 1.0:
+        raise LauncherError(f"--color_match_strength {strength}: must be between 0 and 1")
+    COLOR_MATCH.update(method=method, strength=strength, anchor=anchor)
+    if method == "off" or strength == 0.0:
+        return
+    import wan.animate
+
+    cls = wan.animate.WanAnimate
+    if not hasattr(cls.generate, "rav_color_match"):
+        _replace(cls, "generate", _sibling("clip_color").wrap_generate(cls.generate, color_match, COLOR_MATCH, _log))
 
 
 def prepare(own, upstream_argv):
@@ -549,7 +601,7 @@ def prepare(own, upstream_argv):
     try:
         check_patch_sites(wan22_dir)
         route = choose_attention(own.attention)
-        check_model_options(own.fp8, own.compile, int(os.environ.get("WORLD_SIZE", "1")))
+        check_model_options(own.fp8, own.compile, int(os.environ.get("WORLD_SIZE", "1")), own.memory_profile)
         loras = parse_loras(own.lora)
         fastload = _sibling("fastload")
         if fastload.enabled():
@@ -563,8 +615,10 @@ def prepare(own, upstream_argv):
         install_attention(route)
         _log(f"attention route: {route} (requested {own.attention})"
              + (": LOSSY (quantized attention)" if route in LOSSY_ROUTES else ""))
+        install_color_match(own.color_match, own.color_match_strength, own.color_match_anchor)
         pass_prompt_to_animate(upstream_prompt(upstream_argv), own.negative_prompt)
         hook_model_build(loras, own.fp8, own.compile, own.vae_bf16)
+        install_memory_profile(own.memory_profile)
         if fastload.enabled():
             fastload.install()
             _log("fast loading: T5 on the meta device + memory-mapped checkpoints, parallel DiT shards, prefetch")

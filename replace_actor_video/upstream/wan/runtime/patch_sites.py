@@ -21,14 +21,19 @@ ROPE_PARAMS = ("x", "grid_sizes", "freqs")
 @dataclass(frozen=True)
 class Site:
     file: str  # relative to the clone
-    kind: str  # "defines" (module-level name), "calls" (a call of that name), "method", "assigns" (self.X in a method)
+    # "defines" (module-level name), "calls" (a call of that name), "method", "assigns" (self.X in a method),
+    # "contains" (`code` in a method, as ast.unparse writes it: formatting does not matter), "calls_once" (exactly one
+    # call of `code` in a method)
+    kind: str
     name: str  # "flash_attention", "WanAnimate.generate", "WanAnimate.__init__.noise_model"
     patch: str  # the patch that needs it, as the launcher's docstring numbers them
     params: tuple[str, ...] = ()  # "defines"/"method": parameters the patch passes or relies on
+    code: str = ""  # "contains": a piece of a statement; "calls_once": the function called, e.g. self.vae.decode
 
     def describe(self) -> str:
         what = {"defines": "a module-level {}", "calls": "a call of {}", "method": "the method {}",
-                "assigns": "an assignment to self.{}"}[self.kind]
+                "assigns": "an assignment to self.{}", "contains": f"`{self.code}` in {{}}",
+                "calls_once": f"exactly one call of {self.code}() in {{}}"}[self.kind]
         name = self.name.rsplit(".", 1)[1] if self.kind == "assigns" else self.name
         params = f"({', '.join(self.params)})" if self.params else ""
         return f"{self.file}: {what.format(name + params)} ({self.patch})"
@@ -40,6 +45,14 @@ def _attention_sites(file: str, patch: str = "patch 2, attention") -> tuple[Site
 
 def _rope_sites(file: str) -> tuple[Site, ...]:
     return Site(file, "defines", "rope_apply", "patch 5, rope"), Site(file, "calls", "rope_apply", "patch 5, rope")
+
+
+COLOR = "patch 6, colour match"
+MEMORY = "patch 7, memory profile"
+
+
+def _in_generate(code: str) -> Site:
+    return Site("wan/animate.py", "contains", "WanAnimate.generate", COLOR, code=code)
 
 
 SITES: tuple[Site, ...] = (
@@ -83,6 +96,32 @@ SITES: tuple[Site, ...] = (
     Site("wan/animate.py", "calls", "from_pretrained", "timing"),
     Site("wan/utils/utils.py", "defines", "save_video", "timing"),
     Site("generate.py", "calls", "save_video", "timing"),
+    # Patch 6 (clip_color.py): generate()'s clip loop decodes each clip once and takes the next clip's guide from
+    # those frames; the hook follows the clips by clip_len/refert_num and reads the masks through the methods that
+    # read and pad the inputs, called with the arguments upstream uses.
+    Site("wan/animate.py", "method", "WanAnimate.generate", COLOR, ("clip_len", "refert_num")),
+    Site("wan/animate.py", "calls_once", "WanAnimate.generate", COLOR, code="self.vae.decode"),
+    _in_generate("out_frames = torch.stack(self.vae.decode("),
+    _in_generate("out_frames[0, :, -refert_num:]"),
+    _in_generate("start += clip_len - refert_num"),
+    _in_generate("self.prepare_source("),
+    _in_generate("self.prepare_source_for_replace("),
+    _in_generate("self.get_valid_len("),
+    _in_generate("self.inputs_padding("),
+    Site("wan/animate.py", "method", "WanAnimate.prepare_source", COLOR),
+    Site("wan/animate.py", "method", "WanAnimate.prepare_source_for_replace", COLOR),
+    Site("wan/animate.py", "method", "WanAnimate.get_valid_len", COLOR, ("real_len", "clip_len", "overlap")),
+    Site("wan/animate.py", "method", "WanAnimate.inputs_padding", COLOR, ("array", "target_len")),
+    # Patch 7 (memory.py): the DiT built with device_map=self.device (loaded into CPU memory instead), its forward
+    # walking model.blocks (streamed), CLIP's visual and the VAE's encode/decode run with their .model on the GPU.
+    Site("wan/animate.py", "contains", "WanAnimate.__init__", MEMORY, code="device_map=self.device"),
+    Site("wan/animate.py", "assigns", "WanAnimate.__init__.device", MEMORY),
+    Site("wan/animate.py", "assigns", "WanAnimate.__init__.clip", MEMORY),
+    Site("wan/modules/animate/model_animate.py", "contains", "WanAnimateModel.forward", MEMORY,
+         code="enumerate(self.blocks)"),
+    Site("wan/modules/animate/clip.py", "method", "CLIPModel.visual", MEMORY),
+    Site("wan/modules/animate/clip.py", "assigns", "CLIPModel.__init__.model", MEMORY),
+    Site("wan/modules/vae2_1.py", "assigns", "Wan2_1_VAE.__init__.model", MEMORY),
 )
 
 
@@ -141,6 +180,13 @@ def _found(tree: ast.Module, site: Site) -> bool:
             isinstance(t, ast.Attribute) and t.attr == attribute and getattr(t.value, "id", None) == "self"
             for n in ast.walk(node) if isinstance(n, (ast.Assign, ast.AnnAssign))
             for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))
+    if site.kind in ("contains", "calls_once"):
+        node = _method(tree, site.name)
+        if node is None:
+            return False
+        if site.kind == "contains":
+            return site.code in ast.unparse(node)
+        return sum(isinstance(n, ast.Call) and ast.unparse(n.func) == site.code for n in ast.walk(node)) == 1
     raise ValueError(f"unknown site kind {site.kind!r}")
 
 

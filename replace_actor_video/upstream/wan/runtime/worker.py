@@ -40,7 +40,8 @@ import traceback
 
 TAG = "[rav-worker]"
 DRAIN_MARK = "\x00rav-worker-drain\n"  # written to fd 1 to learn when the output pump has caught up
-KEY_OPTIONS = ("wan22_dir", "attention", "lora", "compile", "fp8", "vae_bf16")  # the launcher options of the key
+KEY_OPTIONS = ("wan22_dir", "attention", "lora", "compile", "fp8", "vae_bf16", "memory_profile", "color_match",
+               "color_match_strength", "color_match_anchor")  # the launcher options of the key
 
 
 class JobCancelled(BaseException):
