@@ -46,6 +46,7 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
 LAUNCHER = REPO / "replace_actor_video" / "upstream" / "wan" / "runtime" / "launcher.py"
 GIB = 2**30
 OPTIONAL_MODULES = ("flash_attn", "flash_attn_interface", "sageattention", "torchao")
@@ -262,10 +263,23 @@ def build_dit(wan, device):
             model = wan.model_animate.WanAnimateModel()
     finally:
         torch.set_default_dtype(torch.float32)
-    model = randomize_(model.to_empty(device=device))
+    model = structured_attention_(randomize_(model.to_empty(device=device)))
     d = model.dim // model.num_heads
     rope = wan.model_animate.rope_params
     model.freqs = torch.cat([rope(1024, d - 4 * (d // 6)), rope(1024, 2 * (d // 6)), rope(1024, 2 * (d // 6))], dim=1)
+    return model
+
+
+def structured_attention_(model: torch.nn.Module) -> torch.nn.Module:
+    """q/k RMSNorm gains QK_GAIN, as in the synthetic checkpoint (scripts/synthetic/specs.py): with the N(0, 0.02)
+    gains of randomize_ the attention logits are ~1e-4, softmax is uniform and the lossless column could not see a
+    wrong rope or mask; with these the logits spread like a trained model's (std ≈ QK_GAIN², peaked softmax)."""
+    from synthetic.specs import QK_GAIN
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith(("norm_q.weight", "norm_k.weight", "norm_k_img.weight", "q_norm.weight", "k_norm.weight")):
+                param.fill_(QK_GAIN)
     return model
 
 

@@ -3,10 +3,15 @@
 # weights, real layout): pipeline.py in animate and replace mode on a short generated clip, then every
 # output checked (files, frame counts, fps, audio). See docs/E2E.md for how it is run and what it showed.
 #
-#   bash scripts/e2e_gpu.sh OUT_DIR [animate] [replace] [mask720]
+#   bash scripts/e2e_gpu.sh OUT_DIR [animate] [replace] [refine] [seedvr] [mask720]
 #
 # mask720: replace-mode preprocessing of a 3 s 1280x720 clip with the contour mask (SAM2-L-shaped random
 # weights), reporting the contour step's frames per second (issue 4).
+# refine: run_refine.py (a second replace pass through the official preprocess_data.py and generate.py) over
+# OUT_DIR/replace.mp4 (run `replace` first, in this call or an earlier one on the warm machine).
+# seedvr: run_upscale.py --backend seedvr through SeedVR's official inference_seedvr2_3b.py with a synthetic 3B
+# checkpoint of the real layout (scripts/make_synthetic_seedvr.py, written on the GPU), flash_attn/apex/PyAV stood in
+# by upstream/seedvr/runtime/launcher.py; needs .e2e/seedvr (scripts/build_seedvr_carry.sh: SeedVR's code + 3 small wheels).
 #
 # Expects, relative to the repo root (gitignored, carried to the lent GPU machine; `bash scripts/build_gpu_carry.sh`
 # builds them, scripts/gpu_carry.md says why each part is there): .e2e/whl/*.whl (Python packages the GPU image
@@ -57,6 +62,38 @@ ffmpeg -v error -y -f lavfi -i "testsrc=size=272x480" -frames:v 1 "$WORK/ref.png
 
 status=0
 for mode in $MODES; do
+  if [ "$mode" = refine ]; then
+    stamp "refine: second replace pass over $OUT/replace.mp4"
+    if PYTHONUNBUFFERED=1 python3 run_refine.py --input "$OUT/replace.mp4" --refer_path "$WORK/ref.png" \
+        --save_file "$OUT/refined.mp4" --save_path "$WORK/refine_pp" --resolution 480x272 --sample_steps 2 --seed 1 \
+        --wan22_dir "$WAN22" --ckpt_dir "$CKPT" --runs_dir "$WORK/runs" --overwrite > "$OUT/refine.log" 2>&1; then
+      stamp "refine: exit 0"; grep -h "rav-launcher\|refine done\|exit code" "$OUT/refine.log" | tail -n 5 | tee -a "$OUT/summary.txt"
+    else
+      status=1; stamp "refine: FAILED"; tail -n 30 "$OUT/refine.log" | tee -a "$OUT/summary.txt"
+    fi
+    continue
+  fi
+  if [ "$mode" = seedvr ]; then
+    SV=$WORK/SeedVR
+    if [ "${E2E_SETUP:-1}" = 1 ]; then
+      python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site "$CARRY"/seedvr/whl/*.whl
+      [ -d "$SV" ] || cp -a "$CARRY/seedvr/SeedVR" "$SV"
+    fi
+    if [ ! -f "$SV/ckpts/ema_vae.pth" ]; then
+      stamp "seedvr: writing the synthetic SeedVR2-3B checkpoint (cuda)"
+      python3 scripts/make_synthetic_seedvr.py --seedvr_dir "$SV" --model 3b --device cuda 2>&1 | tail -n 3 \
+        | tee -a "$OUT/summary.txt"
+    fi
+    stamp "seedvr: run_upscale.py --backend seedvr (3b, 1 GPU) on the 2 s 480x272 clip"
+    if PYTHONUNBUFFERED=1 python3 run_upscale.py --input "$WORK/clip.mp4" --output "$OUT/seedvr.mp4" \
+        --backend seedvr --model 3b --seedvr_dir "$SV" --res_h 272 --res_w 480 --runs_dir "$WORK/runs" \
+        --overwrite > "$OUT/seedvr.log" 2>&1; then
+      stamp "seedvr: exit 0"; grep -h "rav-seedvr\|upscale done" "$OUT/seedvr.log" | tee -a "$OUT/summary.txt"
+    else
+      status=1; stamp "seedvr: FAILED"; tail -n 30 "$OUT/seedvr.log" | tee -a "$OUT/summary.txt"
+    fi
+    continue
+  fi
   if [ "$mode" = mask720 ]; then
     ffmpeg -v error -y -f lavfi -i "testsrc2=size=1280x720:rate=30" -f lavfi -i "sine=frequency=330" -t 3 \
       -c:v libx264 -pix_fmt yuv420p -c:a aac "$WORK/clip720.mp4"

@@ -15,12 +15,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import REPO
-from upstream_wan import drop_wan_modules, needs_wan22, stub_packages
+from conftest import REPO  # noqa: E402
+from upstream_wan import drop_wan_modules, needs_wan22, stub_packages  # noqa: E402
 
 RUNTIME = REPO / "replace_actor_video" / "upstream" / "wan" / "runtime"
 sys.path.insert(0, str(REPO / "scripts"))
-from synthetic import checkpoint, layout, specs, tensors, tokenizer_files
+from synthetic import checkpoint, layout, specs, tensors, tokenizer_files  # noqa: E402
 
 
 def load(stem: str):
@@ -154,6 +154,10 @@ def test_dit_parallel_shard_loading_equals_sequential(wan_modules, tiny_ckpt, mo
     monkeypatch.setattr(modeling_utils, "HF_ENABLE_PARALLEL_LOADING", True)  # what the launcher's env var sets
     parallel = model_animate.WanAnimateModel.from_pretrained(str(tiny_ckpt), torch_dtype=torch.bfloat16)
     same_state(parallel, sequential)
+    # WanAnimate passes device_map (its GPU): accelerate's dispatch path, here to the CPU
+    mapped = model_animate.WanAnimateModel.from_pretrained(str(tiny_ckpt), torch_dtype=torch.bfloat16,
+                                                           device_map=torch.device("cpu"))
+    same_state(mapped, sequential)
     gains = [v for k, v in parallel.state_dict().items() if k.endswith("self_attn.norm_q.weight")]
     assert gains and all(torch.all(g == specs.QK_GAIN) for g in gains)  # the structured weights arrived
 
@@ -194,3 +198,29 @@ def test_prefetch_follows_upstream_load_order(tmp_path):
     thread.join(timeout=10)
     assert not thread.is_alive()
     assert fastload.prefetch([]) is None
+
+
+def test_pipeline_prefetches_the_checkpoint_while_it_preprocesses(tmp_path, monkeypatch, capsys):
+    import io
+
+    from replace_actor_video.core.rundir import RunContext
+    from replace_actor_video.stages import generate
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    for name in (layout.T5_FILE, layout.VAE_FILE, layout.LORA_FILE):
+        (ckpt / name).write_bytes(b"x" * 1000)
+    opts = generate.GenerateOptions(ckpt_dir=str(ckpt), replace=True, use_relighting_lora=True)
+    echo = io.StringIO()
+    asked = []
+    monkeypatch.setattr(generate.wan_fastload, "prefetch", lambda files: asked.append(files))
+    generate.prefetch_checkpoint(opts, RunContext(run_dir=tmp_path / "run", echo=echo))
+    assert [Path(f).name for f in asked[0]] == [layout.T5_FILE, layout.VAE_FILE, layout.LORA_FILE]
+    assert "into the page cache while earlier steps run" in echo.getvalue()
+    asked.clear()
+    monkeypatch.setenv("RAV_FASTLOAD", "0")
+    generate.prefetch_checkpoint(opts, RunContext(run_dir=tmp_path / "run", echo=echo))
+    generate.prefetch_checkpoint(opts, RunContext(run_dir=tmp_path / "run", echo=echo, dry_run=True))
+    assert not asked
+    pipeline_source = (REPO / "replace_actor_video" / "pipeline" / "run.py").read_text()
+    assert pipeline_source.index("prefetch_checkpoint") < pipeline_source.index("preprocess.run(")

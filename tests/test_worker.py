@@ -7,6 +7,7 @@ failing job, idle timeout and clean shutdown."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import shutil
@@ -286,3 +287,28 @@ def test_idle_timeout_and_clean_shutdown(setup, worker_env, tmp_path):
 def test_multi_gpu_jobs_stay_cold(setup, worker_env, tmp_path):
     with pytest.raises(Exception, match="single-GPU"):
         workers.start_worker(call_for(setup, tmp_path / "a.mp4", nproc=2))
+
+
+def test_a_worker_started_inside_a_supervised_run_outlives_it(tmp_path):
+    """The batch and the UI run pipeline.py under the process runner's supervisor, which ends every process of the
+    run's tree: a warm worker (start_detached) is not part of it, an ordinary child is."""
+    from replace_actor_video.core.process import run_process
+
+    script = tmp_path / "starts.py"
+    script.write_text(
+        "import subprocess, sys\n"
+        "from pathlib import Path\n"
+        "from replace_actor_video.core.process import start_detached\n"
+        f"pid = start_detached([sys.executable, '-c', 'import time; time.sleep(60)'], log_path=Path({str(tmp_path)!r}) "
+        "/ 'detached.log')\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True)\n"
+        f"Path({str(tmp_path)!r}, 'pids').write_text(f'{{pid}} {{child.pid}}')\n")
+    run_process([sys.executable, str(script)], log_path=tmp_path / "run.log", label="starts", echo=None,
+                env={**os.environ, "PYTHONPATH": str(REPO)})
+    detached_pid, child_pid = map(int, (tmp_path / "pids").read_text().split())
+    try:
+        assert psutil.pid_exists(child_pid) is False or psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE
+        assert psutil.Process(detached_pid).status() != psutil.STATUS_ZOMBIE
+    finally:
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(detached_pid).kill()

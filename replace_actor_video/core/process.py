@@ -26,7 +26,7 @@ from .console import ToolConsole, tool_console
 from .errors import Cancelled, StageFailed, UserError
 from .proctree import GRACE_SECONDS, end_tree, identity
 from .progress import Progress, parse_progress
-from .supervisor import SIGNAL_LINE
+from .supervisor import DETACHED_ENV, SIGNAL_LINE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUPERVISOR = "replace_actor_video.core.supervisor"
@@ -340,8 +340,11 @@ def start_detached(
     argv: Sequence[str], *, log_path: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
 ) -> int:
     """Start a long-lived helper (the warm generation worker) that outlives this process: its own session, no
-    stdin, stdout and stderr appended to `log_path`. Returns its pid; ending it is the caller's business."""
+    stdin, stdout and stderr appended to `log_path`, marked detached (supervisor.DETACHED_ENV) so that a supervisor
+    running us (the batch, the UI) does not end it with our tree. Returns its pid; ending it is the caller's business
+    (the worker ends itself after its idle timeout)."""
     argv = [str(a) for a in argv]
+    env = {**(os.environ if env is None else env), DETACHED_ENV: "1"}
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", encoding="utf-8") as log:
@@ -351,7 +354,7 @@ def start_detached(
             proc = subprocess.Popen(
                 argv,
                 cwd=cwd,
-                env=None if env is None else dict(env),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

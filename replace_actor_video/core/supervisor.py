@@ -43,6 +43,9 @@ PR_SET_CHILD_SUBREAPER = 36
 POLL_SECONDS = 0.2
 RECORD_EVERY_SECONDS = 1.0
 SIGNAL_LINE = "[rav-supervisor] ended by signal"  # core/process.py quotes this line in the failure message
+# In the environment of a long-lived service started on purpose to outlive the run (core/process.start_detached: the
+# warm generation worker, which ends itself after its idle timeout): not part of the tree we end or record.
+DETACHED_ENV = "RAV_DETACHED"
 
 
 def set_child_subreaper() -> bool:
@@ -58,6 +61,14 @@ def say(text: str) -> None:
         sys.stdout.flush()
     except OSError:
         pass  # our reader is gone; the tree is being ended anyway
+
+
+def detached(proc: psutil.Process) -> bool:
+    """A detached service (DETACHED_ENV in its environment; its own children inherit it)."""
+    try:
+        return proc.environ().get(DETACHED_ENV) == "1"
+    except psutil.Error:
+        return False
 
 
 class Supervisor:
@@ -91,7 +102,7 @@ class Supervisor:
         alive = []
         for proc in self.me.children(recursive=True):
             try:
-                if proc.status() != psutil.STATUS_ZOMBIE:
+                if proc.status() != psutil.STATUS_ZOMBIE and not detached(proc):
                     alive.append(proc)
             except psutil.Error:
                 pass

@@ -281,6 +281,7 @@ def run(cfg: PipelineConfig, *, ctx: RunContext, planned: Planned | None = None)
         progress(f"step {steps.index(name) + 1}/{len(steps)}: {name}")
 
     step("preprocess")
+    generate.prefetch_checkpoint(cfg.generate, ctx)  # its disk reads overlap the preprocessing
     preprocess.run(cfg.preprocess, cfg.mask, cfg.run, ctx=ctx, resume=resume)
     step("generate")
     out = generate.run(cfg.generate, cfg.run, ctx=ctx, resume=resume, planned=planned and planned.record)

@@ -23,6 +23,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from ..core.atomic import atomic_file, refuse_overwrite
 from ..core.config import upstream_commit
 from ..core.errors import StageFailed, UserError
@@ -42,6 +44,7 @@ from ..upstream.wan import worker_client as workers
 from ..upstream.wan.color_drift import summary as drift_summary
 from ..upstream.wan.color_drift import video_drift
 from ..upstream.wan.generate import GenerateOptions, apply_preset, check_lora_file, lora_files
+from ..upstream.wan.runtime import fastload as wan_fastload
 from ..upstream.wan.runtime.lora import format_lora_arg
 
 STAGE = "generate"
@@ -242,6 +245,19 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
     ctx.say(f"generation done: {save_file} ({frames} frames at {fps} fps{', with audio' if audio else ''}, "
             f"seed {opts.seed})")
     return save_file
+
+
+def prefetch_checkpoint(opts: GenerateOptions, ctx: RunContext) -> None:
+    """Ask the kernel to read the checkpoint files into the page cache in the background (the pipeline calls this
+    before preprocessing, so the reads overlap it): only when they fit in the free memory, else they would push
+    each other out before generation starts. Lossless; RAV_FASTLOAD=0 turns it off with the rest of fast loading."""
+    if ctx.dry_run or not wan_fastload.enabled():
+        return
+    files = wan_fastload.checkpoint_files(str(absolute(opts.ckpt_dir)), relighting=opts.use_relighting_lora)
+    size = sum(Path(f).stat().st_size for f in files)
+    if files and size * 1.2 < psutil.virtual_memory().available:
+        wan_fastload.prefetch(files)
+        ctx.say(f"generate: reading the checkpoint ({size / 1e9:.0f} GB) into the page cache while earlier steps run")
 
 
 def record_drift(ctx: RunContext, video: Path, opts: GenerateOptions, src_root: Path) -> None:

@@ -11,7 +11,9 @@ Traps handled here:
 - audio is dropped: we mux the source audio back;
 - --res_h/--res_w set the pixel *area* (aspect kept, then a centre crop to multiples of 16), not the size;
 - one video is sequence-parallel over all GPUs only with sp_size = GPU count (otherwise the extra
-  data-parallel ranks get no video and idle).
+  data-parallel ranks get no video and idle);
+- it imports flash_attn (2.5.9) and apex, which need their own builds: runtime/launcher.py stands in for whichever
+  does not import (SDPA for the varlen attention, torch LayerNorm/RMSNorm for apex's fused norms).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ...core.errors import UserError
 from .mirror_inference import RELATIVE_FILES
 
 MODELS = ("3b", "7b")
+LAUNCHER = Path(__file__).with_name("runtime") / "launcher.py"
 INPUT_NAME = "input.mp4"
 CHECKPOINT_HINT = {
     "3b": "huggingface-cli download ByteDance-Seed/SeedVR2-3B --local-dir {dir}/ckpts",
@@ -81,8 +84,10 @@ class SeedVrCall:
                 "--res_h", str(self.res_h), "--res_w", str(self.res_w), "--sp_size", str(self.sp_size)]
 
     def argv(self) -> list[str]:
+        """torchrun → our launcher (stand-ins for a missing flash_attn or apex) → the official script."""
         return [self.python, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-                "--nproc_per_node", str(self.num_gpus), str(self.clone / script(self.model)), *self.upstream_args()]
+                "--nproc_per_node", str(self.num_gpus), str(LAUNCHER), str(self.clone / script(self.model)),
+                *self.upstream_args()]
 
     def env(self) -> dict[str, str]:
         path = os.environ.get("PYTHONPATH")

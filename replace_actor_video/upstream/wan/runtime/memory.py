@@ -41,7 +41,11 @@ import torch
 CAP_ENV = "RAV_GPU_MEMORY_CAP_GIB"
 GIB = 2**30
 ALIGN = 256  # bytes: every tensor in a flat buffer starts aligned (what CUDA kernels and Inductor expect)
-MARGIN = 2 * GIB  # kept free by balanced beyond the measured peak (allocator fragmentation, the next clip's shapes)
+# Kept free by balanced beyond the measured peak: the next clip's shapes and the blocks' own fragmentation. The peak
+# is the allocator's *reserved* memory, which the cap (set_per_process_memory_fraction) limits: with the allocated peak
+# and 2 GiB, balanced kept 40 blocks at a 48 GiB cap and 9 at 24 GiB and ran out of memory at 720p (H200, 2026-12-01,
+# docs/bench/2026-12-01/memory/).
+MARGIN = 3 * GIB
 SLOTS = 2  # GPU slots for streamed blocks: one computing, one being filled
 
 
@@ -239,7 +243,7 @@ class DiTStreamer:
     def fit(self) -> None:
         """balanced: after the first (fully streamed) forward, keep as many blocks on the GPU as its measured peak
         leaves room for under the budget."""
-        peak = torch.cuda.max_memory_allocated(self.device) if self.cuda else 0
+        peak = torch.cuda.max_memory_reserved(self.device) if self.cuda else 0
         if self.budget is not None:
             budget = self.budget
         else:  # no GPU (a CPU check): nothing limits what is kept

@@ -448,10 +448,11 @@ def main(argv=None):
         worker.shutdown.set()
         worker.fail_queued("the worker stopped")
         server.close()
+        worker.log("exited")
+        worker.drain()  # the log is complete before the socket goes (what waiting clients look for)
         for path in (options.socket, options.state):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-        worker.log("exited")
     return code
 
 
