@@ -9,7 +9,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(realpath -m "${1:?usage: bench_job_gpu.sh OUT_DIR [bench_job.py options]}"); shift
-CARRY=${E2E_CARRY:-.e2e}
+CARRY=$(realpath -m "${E2E_CARRY:-.e2e}")  # absolute: bench_job.py runs the pipeline from its work folder
 REPORT=/tmp/bench_job/report
 mkdir -p "$OUT" "$REPORT" /tmp/bin
 trap 'cp -r "$REPORT/." "$OUT/" 2>/dev/null' EXIT

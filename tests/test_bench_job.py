@@ -103,3 +103,12 @@ def test_unknown_rows_and_missing_gpu_are_refused(tmp_path):
         res = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_job.py"), "--out", str(tmp_path)],
                              capture_output=True, text=True, check=False)
         assert res.returncode != 0 and "needs a CUDA GPU" in res.stderr
+
+
+def test_timing_lines_behind_a_tqdm_bar_are_read():
+    """On the H200 (2026-12-01) every DiT forward's timing line came right after tqdm's bar on the same line; the
+    first parser, anchored at the line start, saw none of them."""
+    text = (" 25%|██▌       | 1/4 [00:11<00:35, 11.74s/it][rav-timing] dit.forward 11.740 s (#6)\n"
+            "[rav-timing] vae.decode 6.256 s\n")
+    parts = bench_job.parse_timing(text)
+    assert parts == {"dit.forward": [11.74], "vae.decode": [6.256]}
