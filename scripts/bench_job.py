@@ -20,8 +20,9 @@ N is 4 or 20 (sampling steps). The first pipeline row runs the preprocessing (of
 contour mask) in the shared run directory; later rows find it up to date, so their pipeline wall clock is the
 generation stage's.
 
-Per row and job: wall clock, and per part from the launcher's [rav-timing] lines (replace_actor_video/upstream/
-wan/runtime/timing.py) and the run manifest: import, model loading per file (T5, CLIP, VAE, DiT shards, relighting LoRA +
+Per row and job: wall clock, and per part from the launcher's [rav-timing] lines
+(replace_actor_video/upstream/wan/runtime/timing.py) and the run manifest: import, model loading per file (T5, CLIP,
+VAE, DiT shards, relighting LoRA +
 our LoRA merges), T5, DiT forwards, VAE, save_video, retime/mux; DERIVED (labelled): compile = first forward minus
 the median forward, overhead beyond the DiT steps = wall minus steps × the median forward; PSNR of the decoded
 output against the official row of the same steps (H.264 both, same seed). --repeat R runs each row R times
@@ -359,6 +360,7 @@ class Bench:
             for job in range(1, row.jobs + 1):
                 tag = f"{row.name}-r{repeat + 1}-j{job}"
                 output = self.args.work / "out" / f"{tag}.mp4"
+                output.parent.mkdir(parents=True, exist_ok=True)  # pipeline.py refuses an output in a missing folder
                 output.unlink(missing_ok=True)
                 started_iso = time.strftime("%Y-%m-%dT%H:%M:%S")
                 code, wall = run(self.argv(row, media, output), log_path=self.out / "logs" / f"{tag}.log",

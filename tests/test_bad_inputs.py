@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import run_cli
 
 
@@ -79,7 +78,7 @@ GENERATE_CASES = {
     "relighting without replace": (["--use_relighting_lora"], "replace mode"),
     "not a folder": (["--src_root_path", "{tmp}/nothing"], "nothing: not a directory"),
     "ulysses 3 does not divide 40 heads": (["--multi_gpu", "--nproc_per_node", "3"], "40 attention heads"),
-    "existing output": (["--save_file", "{existing}"], "already exists"),
+    "existing output": (["--save_file", "{existing}"], "the file exists"),
 }
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -56,6 +55,7 @@ def write_jobs(tmp_path: Path, media, names: list[str], **extra: str) -> Path:
         lines.append(",".join([str(media["dance"]), str(media["ref"]), f"out/{name}.mp4", "320x240", *extra.values()]))
     path = tmp_path / "jobs.csv"
     path.write_text("\n".join(lines) + "\n")
+    (tmp_path / "out").mkdir(exist_ok=True)  # an output's folder must exist (the plan check)
     return path
 
 
@@ -181,6 +181,7 @@ def test_ctrl_c_cancels_queued_jobs_and_ends_running_trees(media, gated_wan22, f
 
 
 def test_dry_run_prints_each_plan_and_flags_bad_rows_by_number(media, fake_wan22, fake_ckpt, tmp_path):
+    (tmp_path / "out").mkdir()
     jobs = tmp_path / "jobs.csv"
     jobs.write_text(
         "video_path,refer_path,output_path,replace,sample_steps,resolution\n"
@@ -198,7 +199,7 @@ def test_dry_run_prints_each_plan_and_flags_bad_rows_by_number(media, fake_wan22
     assert any("row 5:" in line and "also used by row 2" in line for line in errors), errors
     assert "row 2 (a.mp4): will ask Ray for 1 GPU(s)" in res.stdout
     assert "preprocess_data.py" in res.stdout and "generate.py" in res.stdout
-    assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
+    assert not (tmp_path / "runs").exists() and not list((tmp_path / "out").iterdir())
 
     skip = batch(jobs, fake_wan22, fake_ckpt, tmp_path, "--dry-run", "--skip_bad")
     assert skip.returncode == 0, skip.stderr
@@ -210,6 +211,7 @@ def test_dry_run_prints_each_plan_and_flags_bad_rows_by_number(media, fake_wan22
 
 
 def test_toml_jobs_with_config_defaults_and_multi_gpu_needs_a_count(media, fake_wan22, fake_ckpt, tmp_path):
+    (tmp_path / "out").mkdir()
     config = tmp_path / "defaults.toml"
     config.write_text(f'resolution = "320x240"\nsample_steps = 4\nruns_dir = "{tmp_path / "elsewhere"}"\n')
     jobs = tmp_path / "jobs.toml"

@@ -15,15 +15,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, STANDINS, run_cli
-from replace_actor_video.upstream.wan import generate as wan_generate
-from replace_actor_video.upstream.wan.runtime import lora
-from replace_actor_video.upstream.wan import mirror_generate as gen_mirror
+
 from replace_actor_video.core.errors import UserError
 from replace_actor_video.core.gpu import Gpu
 from replace_actor_video.core.options import build, to_argv
 from replace_actor_video.stages import generate
+from replace_actor_video.upstream.wan import generate as wan_generate
+from replace_actor_video.upstream.wan import mirror_generate as gen_mirror
+from replace_actor_video.upstream.wan.runtime import lora
 
 LAUNCHER = REPO / "replace_actor_video" / "upstream" / "wan" / "runtime" / "launcher.py"
 WAN22 = Path(os.environ.get("WAN22_DIR", REPO / "Wan2.2"))
@@ -545,12 +545,15 @@ def test_speed_options_reach_the_launcher_and_upstream_still_parses():
     assert (args.sample_steps, args.sample_guide_scale, args.sample_shift, args.offload_model) == (4, 1.0, 5.0, False)
 
 
-def test_stage_dry_run_shows_the_fast_preset_and_the_lora(tmp_path):
+def test_stage_dry_run_shows_the_fast_preset_and_the_lora(media, fake_wan22, fake_ckpt, tmp_path):
     path = write_safetensors(tmp_path / "distill.safetensors",
                              ["diffusion_model.blocks.0.self_attn.q.lora_down.weight",
                               "diffusion_model.blocks.0.self_attn.q.lora_up.weight"])
+    loc = ["--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs"]
+    assert run_cli("run_preprocessing.py", "--video_path", media["dance"], "--refer_path", media["ref"],
+                   "--resolution", "320x240", *loc, cwd=tmp_path).returncode == 0  # ./process_results
     res = run_cli("run_generation.py", "--dry-run", "--preset", "fast", "--lora", f"{path}:0.8", "--compile",
-                  "--attention", "fast", "--vae_bf16", "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+                  "--attention", "fast", "--vae_bf16", *loc, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     line = next(line for line in res.stdout.splitlines() if line.startswith("[dry-run]") and "generate.py" in line)
     for needle in ("--sample_steps 4", "--sample_shift 5.0", "--sample_guide_scale 1.0", f"--lora {path}:0.8",

@@ -202,6 +202,7 @@ def test_spread_keeps_blocks_evenly():
 from replace_actor_video.core.errors import UserError  # noqa: E402
 from replace_actor_video.core.gpu import Gpu  # noqa: E402
 from replace_actor_video.stages import generate  # noqa: E402
+from replace_actor_video.upstream.wan import generate as wan_generate  # noqa: E402
 
 
 @pytest.mark.parametrize("free_gib,width,height,profile", [
@@ -212,7 +213,11 @@ def test_auto_profile_from_free_memory(free_gib, width, height, profile):
     assert generate.choose_memory_profile("auto", [gpu], width=width, height=height, frame_num=77)[0] == profile
 
 
-def test_memory_profile_reaches_the_launcher_and_low_runs_t5_on_the_cpu(fake_wan22, fake_ckpt, tmp_path):
+def test_memory_profile_reaches_the_launcher_and_low_runs_t5_on_the_cpu(media, fake_wan22, fake_ckpt, tmp_path):
+    pre = run_cli("run_preprocessing.py", "--video_path", media["dance"], "--refer_path", media["ref"], "--resolution",
+                  "320x240", "--save_path", tmp_path / "pp", "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt,
+                  cwd=tmp_path)  # the dry run checks the preprocessing folder as the real run would
+    assert pre.returncode == 0, pre.stderr
     res = run_cli("run_generation.py", "--src_root_path", tmp_path / "pp", "--memory_profile", "low", "--dry_run",
                   "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
@@ -225,7 +230,7 @@ def test_memory_profile_reaches_the_launcher_and_low_runs_t5_on_the_cpu(fake_wan
 ])
 def test_memory_profile_refuses_what_cannot_work(values, message):
     with pytest.raises(UserError, match=message):
-        generate.validate(generate.GenerateOptions(**values))
+        wan_generate.validate(wan_generate.GenerateOptions(**values))
 
 
 def test_run_generation_help_lists_the_new_options(tmp_path):

@@ -51,6 +51,10 @@ def generate_commands(stdout: str, part: int = 1) -> list[list[str]]:
 def test_the_cli_and_the_upstream_argv(copy_with_probe, media, fake_wan22, fake_ckpt, tmp_path):
     help_text = run(copy_with_probe, copy_with_probe / "run_generation.py", "--help", cwd=tmp_path).stdout
     assert "--rav_probe" in help_text and "a throwaway option of the test" in help_text
+    pre = run(copy_with_probe, copy_with_probe / "run_preprocessing.py", "--video_path", media["dance"],
+              "--refer_path", media["ref"], "--resolution", "320x240", "--wan22_dir", fake_wan22, "--ckpt_dir",
+              fake_ckpt, "--runs_dir", tmp_path / "runs", cwd=tmp_path)  # ./process_results, generation's default
+    assert pre.returncode == 0, pre.stderr
     res = run(copy_with_probe, copy_with_probe / "run_generation.py", "--dry-run", "--rav_probe", 9,
               "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
@@ -84,7 +88,6 @@ def test_the_pipeline_and_refine(copy_with_probe, media, fake_wan22, fake_ckpt, 
 def test_the_ui_form(copy_with_probe, tmp_path):
     """The form the UI builds for the generation tab and the pipeline tab, and the command a job runs."""
     script = f"""
-import sys
 from pathlib import Path
 from replace_actor_video.pipeline.registry import STAGES
 from replace_actor_video.ui.commands import Workspace, pipeline_form, resolve, stage_form, to_args
@@ -116,6 +119,9 @@ def test_the_colour_match_and_memory_options_reach_the_launcher(media, fake_wan2
     run_refine.py to the launcher's argv (not generate.py's), and in the UI forms."""
     common = ["--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs", "--dry-run",
               *NEW_LAUNCHER_OPTIONS]
+    pre = run(REPO, REPO / "run_preprocessing.py", "--video_path", media["dance"], "--refer_path", media["ref"],
+              "--resolution", "320x240", *common[:6], cwd=tmp_path)  # ./process_results, generation's default
+    assert pre.returncode == 0, pre.stderr
     res = run(REPO, REPO / "run_generation.py", *common, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     [own], [args] = generate_commands(res.stdout, part=0), generate_commands(res.stdout)

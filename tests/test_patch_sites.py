@@ -59,7 +59,8 @@ def rename(path: Path, old: str, new: str) -> None:
 
 def run_launcher(clone: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(LAUNCHER), "--wan22_dir", str(clone), "--", "--task", "animate-14B"],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "RAV_REPO": str(REPO)}, check=False)
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "RAV_REPO": str(REPO)},
+                          check=False)
 
 
 def test_the_contract_fixture_has_every_site(tmp_path):

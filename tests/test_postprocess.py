@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, STANDINS, ffmpeg, run_cli
 
-from replace_actor_video.upstream.rife import practical as practical_rife
 from replace_actor_video.media.probe import probe_video
 from replace_actor_video.upstream.realesrgan import pin as esrgan_pin
 from replace_actor_video.upstream.rife import pin as rife_pin
+from replace_actor_video.upstream.rife import practical as practical_rife
 
 # The model code a Practical-RIFE model zip puts in train_log/ (here: loads flownet.pkl, nothing else).
 FAKE_MODEL_CODE = '''\
@@ -177,7 +177,7 @@ def test_refuses_existing_output_then_overwrites(clips, tmp_path):
     out.write_bytes(b"precious")
     args = ["--input", clips["silent16"], "--output", out, "--backend", "ffmpeg", "--runs_dir", tmp_path / "runs"]
     res = run_cli("run_postprocess.py", *args, cwd=tmp_path)
-    assert res.returncode == 2 and "already exists" in res.stderr and out.read_bytes() == b"precious"
+    assert res.returncode == 2 and "the file exists" in res.stderr and out.read_bytes() == b"precious"
     assert run_cli("run_postprocess.py", *args, "--overwrite", cwd=tmp_path).returncode == 0
     assert frames_fps_audio(out)[:2] == (60, 30.0)
 

@@ -37,9 +37,10 @@ def test_refine_is_a_replace_pass_that_keeps_fps_frames_and_audio(media, fake_wa
     assert "input_prompt='same dancer'" in res.stdout
 
 
-def test_refine_dry_run_prints_both_stages(media, tmp_path):
+def test_refine_dry_run_prints_both_stages(media, fake_wan22, fake_ckpt, tmp_path):
     res = run_cli("run_refine.py", "--dry-run", "--input", media["dance"], "--refer_path", media["ref"],
-                  "--save_file", tmp_path / "r.mp4", "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+                  "--save_file", tmp_path / "r.mp4", "--runs_dir", tmp_path / "runs", "--wan22_dir", fake_wan22,
+                  "--ckpt_dir", fake_ckpt, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     lines = [l for l in res.stdout.splitlines() if l.startswith("[dry-run]")]
     assert "preprocess_data.py" in lines[0] and "--replace_flag" in lines[0] and "--fps -1" in lines[0]
@@ -75,14 +76,15 @@ def test_refine_missing_checkpoint_is_named_before_anything_is_written(media, fa
     assert not (tmp_path / "runs").exists()
 
 
-def test_refine_takes_the_generation_speed_options(media, tmp_path):
+def test_refine_takes_the_generation_speed_options(media, fake_wan22, fake_ckpt, tmp_path):
     lora = tmp_path / "distill.safetensors"
     header = b'{"diffusion_model.blocks.0.self_attn.q.lora_down.weight":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]},' \
              b'"diffusion_model.blocks.0.self_attn.q.lora_up.weight":{"dtype":"F32","shape":[1,1],"data_offsets":[4,8]}}'
     lora.write_bytes(len(header).to_bytes(8, "little") + header + bytes(8))
     res = run_cli("run_refine.py", "--dry-run", "--input", media["dance"], "--refer_path", media["ref"],
                   "--save_file", tmp_path / "r.mp4", "--runs_dir", tmp_path / "runs", "--preset", "fast",
-                  "--lora", f"{lora}:0.7", "--attention", "fa3", "--compile", "--vae_bf16", cwd=tmp_path)
+                  "--lora", f"{lora}:0.7", "--attention", "fa3", "--compile", "--vae_bf16", "--wan22_dir", fake_wan22,
+                  "--ckpt_dir", fake_ckpt, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     line = next(l for l in res.stdout.splitlines() if l.startswith("[dry-run]") and "generate.py" in l)
     for needle in ("--sample_steps 4", "--sample_guide_scale 1.0", f"--lora {lora}:0.7", "--attention fa3",

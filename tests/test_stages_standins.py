@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+from test_upscale import fake_realesrgan  # noqa: F401  (a pytest fixture: the Real-ESRGAN stand-in clone)
+
 from replace_actor_video.media.probe import probe_video
 
 
@@ -95,10 +96,11 @@ def test_pipeline_runs_resumes_and_forces(media, fake_wan22, fake_ckpt, tmp_path
     assert "stand-in preprocess" in forced.stdout
 
 
-def test_pipeline_dry_run_prints_commands_and_runs_nothing(media, tmp_path):
+def test_pipeline_dry_run_prints_commands_and_runs_nothing(media, fake_wan22, fake_ckpt, tmp_path):
     out = tmp_path / "out.mp4"
     res = run_cli("pipeline.py", "--dry-run", "--video_path", media["dance"], "--refer_path", media["ref"],
-                  "--replace", "--output_path", out, "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+                  "--replace", "--output_path", out, "--runs_dir", tmp_path / "runs", "--wan22_dir", fake_wan22,
+                  "--ckpt_dir", fake_ckpt, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     lines = [line for line in res.stdout.splitlines() if line.startswith("[dry-run]")]
     assert "preprocess_data.py" in lines[0] and "--replace_flag" in lines[0]
@@ -110,10 +112,12 @@ def test_pipeline_dry_run_prints_commands_and_runs_nothing(media, tmp_path):
     assert not out.exists() and not (tmp_path / "runs").exists()
 
 
-def test_pipeline_dry_run_prints_all_five_stages_in_order(media, tmp_path):
+def test_pipeline_dry_run_prints_all_five_stages_in_order(media, fake_wan22, fake_ckpt, fake_realesrgan,  # noqa: F811
+                                                         tmp_path):
     res = run_cli("pipeline.py", "--dry-run", "--video_path", media["dance"], "--refer_path", media["ref"],
                   "--replace", "--fps", "16", "--output_path", tmp_path / "out.mp4", "--refine", "--target_fps", "30",
-                  "--upscale", "realesrgan", "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+                  "--upscale", "realesrgan", "--runs_dir", tmp_path / "runs", "--wan22_dir", fake_wan22, "--ckpt_dir",
+                  fake_ckpt, "--realesrgan_dir", fake_realesrgan, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     lines = [line for line in res.stdout.splitlines() if line.startswith("[dry-run]")]
     upstream = [next(i for i, line in enumerate(lines) if needle in line)
@@ -137,7 +141,7 @@ def test_pipeline_with_interpolation_to_30_fps(media, fake_wan22, fake_ckpt, tmp
     assert (tmp_path / "runs" / "final30" / "generate.mp4").is_file(), "intermediates stay in the run directory"
 
 
-def test_pipeline_refuses_a_target_fps_not_above_the_preprocessing_fps(media, tmp_path):
+def test_pipeline_refuses_a_target_fps_not_above_the_preprocessing_fps(media, fake_wan22, fake_ckpt, tmp_path):
     res = run_cli("pipeline.py", "--video_path", media["dance"], "--refer_path", media["ref"], "--target_fps", "30",
-                  "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+                  "--runs_dir", tmp_path / "runs", "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, cwd=tmp_path)
     assert res.returncode == 2 and "--target_fps 30 is not above the preprocessing fps (30)" in res.stderr

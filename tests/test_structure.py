@@ -14,7 +14,8 @@ PACKAGE = REPO / "replace_actor_video"
 NAME = PACKAGE.name
 # Layer → the layers it may import (besides itself). `upstream` homes hold the tools' rules, `mask` is the home of
 # our own contour tool, stages compose homes, the pipeline (with refine and the stage registry) composes stages,
-# the cluster engine (Ray) runs tasks, and the front ends (ui, batch, training) sit on top; `pipeline.py --doctor` hands over to the doctor. Every layer may
+# the cluster engine (Ray) runs tasks, plan.py is the plan check every front end calls, and the front ends (ui,
+# batch, training) sit on top; `pipeline.py --doctor` hands over to the doctor. Every layer may
 # import the package root (its version).
 ALLOWED = {
     "core": set(),
@@ -25,8 +26,9 @@ ALLOWED = {
     "pipeline": {"core", "media", "upstream", "mask", "stages", "doctor"},
     "cluster": {"core"},
     "training": {"core", "media", "upstream", "mask", "cluster"},
-    "batch": {"core", "media", "upstream", "mask", "stages", "pipeline", "cluster"},
-    "ui": {"core", "media", "upstream", "mask", "stages", "pipeline"},
+    "batch": {"core", "media", "upstream", "mask", "stages", "pipeline", "cluster", "plan"},
+    "plan": {"core", "media", "upstream", "mask", "stages", "pipeline"},
+    "ui": {"core", "media", "upstream", "mask", "stages", "pipeline", "plan"},
     "doctor": {"core", "upstream"},
 }
 

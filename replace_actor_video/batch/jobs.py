@@ -26,7 +26,7 @@ from ..core.errors import UserError
 from ..core.options import OptionSpec, format_value, specs
 from ..core.rundir import fingerprint
 from ..pipeline import run as pipeline
-from .plan_shim import Plan, check_pipeline
+from ..plan import Plan, check_pipeline
 
 # Options a job may not set: they belong to the batch (run_batch.py --dry-run) or make no sense per job.
 NOT_PER_JOB = {"dry_run": "--dry-run is a batch option: run_batch.py JOBS --dry-run", "doctor": None, "config": None}
@@ -146,12 +146,8 @@ def defaults(config: str | None, cli: Mapping[str, Any]) -> dict[str, Any]:
     command-line values for pipeline options."""
     known = option_specs()
     values: dict[str, Any] = {}
-    if config:
-        flat = pipeline.config_file_defaults(config, pipeline.build_parser())
-        row = _row(0, flat, known, text=False)
-        if row.problems:
-            raise UserError(f"--config {config}: {row.problems[0]}")
-        values.update(row.values)
+    if config:  # checked through the option specs, every bad key named (FILE:key = value: expected ...)
+        values.update(pipeline.config_file_defaults(config, pipeline.build_parser()))
     values.update({k: v for k, v in cli.items() if k in known})
     return values
 

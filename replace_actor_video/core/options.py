@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable, Iterable, Sequence
@@ -53,6 +54,7 @@ class OptionSpec:
     default: Any
     required: bool
     meta: OptionMeta
+    optional: bool = False  # declared `X | None`: None is a value (unset), not a missing one
 
     @property
     def flags(self) -> list[str]:
@@ -78,15 +80,9 @@ def specs(cls: type) -> list[OptionSpec]:
             continue
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = None if required else (f.default if f.default is not dataclasses.MISSING else f.default_factory())
-        out.append(OptionSpec(f.name, _base_type(hints[f.name]), default, required, meta))
+        optional = type(None) in typing.get_args(hints[f.name])
+        out.append(OptionSpec(f.name, _base_type(hints[f.name]), default, required, meta, optional))
     return out
-
-
-def _join_then(parse: Callable[[str], Any]) -> Callable[[Any], Any]:
-    def convert(value: Any) -> Any:
-        return parse(" ".join(value) if isinstance(value, list) else value)
-
-    return convert
 
 
 def add_to_parser(parser: argparse.ArgumentParser, cls: type, *, skip: Iterable[str] = (),
@@ -129,23 +125,105 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def build(cls: type, values: dict[str, Any]) -> Any:
-    """Instantiate `cls` from a flat dict (argparse namespace, pipeline config or UI form).
+class BadValue(ValueError):
+    """A value an option cannot take; the message says what form it expects (without the option's name, which
+    the caller knows: --name on a command line or form, FILE:key in a config file)."""
 
-    Text values of options with a `parse` function are parsed here, so the UI and a TOML config can pass
-    the same strings a user types on the command line."""
-    kwargs = {}
+
+def expected(spec: OptionSpec) -> str:
+    """The form an option's value takes, in words."""
+    if spec.meta.choices:
+        return "one of " + ", ".join(map(str, spec.meta.choices))
+    if spec.meta.parse is not None:
+        return "text as on the command line (see --help)"
+    return {bool: "true or false", int: "a whole number", float: "a finite number", str: "text"}.get(spec.type, "text")
+
+
+def coerce(spec: OptionSpec, value: Any) -> Any:
+    """`value` as the option's type, from what a front end holds: argparse's parsed value, a form's text or a TOML
+    value. Strict: a boolean must be a boolean (the text "false" is refused, not read as true), a whole number
+    whole, a number finite (nan and inf are refused), text text, and a value of a choice one of the choices.
+    Raises BadValue."""
+    if value is None:
+        if spec.optional:
+            return None
+        raise BadValue(f"a value is needed ({expected(spec)})")
+    if spec.meta.parse is not None:
+        if isinstance(value, tuple) and spec.type is tuple:
+            return value  # parsed already (an options object rebuilt with changes)
+        if isinstance(value, (list, tuple)):
+            value = " ".join(map(str, value))  # several words (nargs, a repeated flag, a TOML list)
+        if not isinstance(value, str):
+            raise BadValue(f"expected {expected(spec)}")
+        try:
+            return spec.meta.parse(value)
+        except ValueError as exc:
+            raise BadValue(str(exc)) from None
+    if spec.type is bool:
+        if not isinstance(value, bool):
+            raise BadValue("expected true or false")
+    elif spec.type is int:
+        value = _number(value, int)
+    elif spec.type is float:
+        value = _number(value, float)
+    elif spec.type is str and not isinstance(value, str):
+        raise BadValue("expected text")
+    if spec.meta.choices and value not in spec.meta.choices:
+        raise BadValue(f"expected {expected(spec)}")
+    return value
+
+
+def _number(value: Any, kind: type) -> Any:
+    what = "a whole number" if kind is int else "a finite number"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise BadValue(f"expected {what}")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip()) if kind is float else int(value.strip())
+        except ValueError:
+            raise BadValue(f"expected {what}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadValue(f"expected {what}")
+    if kind is int and isinstance(value, float):
+        if not value.is_integer():
+            raise BadValue(f"expected {what}")
+        value = int(value)
+    return kind(value)
+
+
+def shown(value: Any) -> str:
+    """A value as the messages quote it: text in quotes, numbers and lists as written."""
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def collect(cls: type, values: typing.Mapping[str, Any]) -> tuple[Any | None, list[tuple[str, str]]]:
+    """`cls` built from a flat mapping (argparse namespace, UI form, TOML config, pipeline wiring), every value
+    through `coerce`; names absent from `values` take the declared defaults. Returns (instance or None,
+    [(option name, one-line message)]) with every bad value, not only the first."""
+    kwargs, bad = {}, []
     for spec in specs(cls):
-        if spec.name not in values:
+        if spec.name not in values or values[spec.name] is None and not spec.optional:  # None: "not given"
+            if spec.required:
+                bad.append((spec.name, f"--{spec.name} is required ({spec.meta.help})"))
             continue
         value = values[spec.name]
-        if spec.meta.parse and isinstance(value, (str, list)):
-            try:
-                value = _join_then(spec.meta.parse)(value)
-            except ValueError as exc:
-                raise UserError(f"--{spec.name}: {exc}") from None
-        kwargs[spec.name] = value
-    return cls(**kwargs)
+        try:
+            kwargs[spec.name] = coerce(spec, value)
+        except BadValue as exc:
+            text = str(exc)
+            prefix = f"--{spec.name}" if spec.meta.parse is not None else f"--{spec.name} {shown(value)}"
+            bad.append((spec.name, f"{prefix}: {text}"))
+    return (None if bad else cls(**kwargs)), bad
+
+
+def build(cls: type, values: typing.Mapping[str, Any]) -> Any:
+    """Instantiate `cls` from a flat mapping (argparse namespace, pipeline config or UI form); UserError naming
+    the first bad value. Text is parsed through the option specs (`coerce`), so the UI and a TOML config pass
+    the same strings a user types on the command line."""
+    obj, bad = collect(cls, values)
+    if bad:
+        raise UserError(bad[0][1])
+    return obj
 
 
 def upstream_args(obj: Any, target: str) -> list[str]:

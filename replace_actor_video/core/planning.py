@@ -84,6 +84,10 @@ class Problems:
         except UserError as exc:
             self.add(str(exc), option=option, stage=stage)
 
+    def mentions(self, text: str) -> bool:
+        """Whether a problem already names `text` (a path: one refusal per file, not one per stage reading it)."""
+        return any(text in p.message for p in self.items)
+
     def about(self, option: str) -> bool:
         """Whether a problem names `option` already (later checks that need its value are skipped)."""
         return any(p.option == option for p in self.items)

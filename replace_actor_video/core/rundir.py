@@ -91,6 +91,17 @@ def now_iso() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
+def new_run_dir(runs_dir: str | Path, name: str) -> Path:
+    """`<runs_dir>/<timestamp>-<name>`, with -2, -3 ... when it exists (a stage CLI's fresh run directory)."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(runs_dir).resolve() / f"{stamp}-{name}"
+    n = 1
+    while run_dir.exists():
+        n += 1
+        run_dir = Path(runs_dir).resolve() / f"{stamp}-{name}-{n}"
+    return run_dir
+
+
 @dataclass
 class RunContext:
     """Everything a stage needs to run its steps: where to log, whether this is a dry run, and the
@@ -110,13 +121,13 @@ class RunContext:
     @classmethod
     def create(cls, runs_dir: str | Path, name: str, **kwargs: Any) -> RunContext:
         """A new run directory `<runs_dir>/<timestamp>-<name>` (nothing is created in a dry run)."""
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        run_dir = Path(runs_dir).resolve() / f"{stamp}-{name}"
-        n = 1
-        while run_dir.exists():
-            n += 1
-            run_dir = Path(runs_dir).resolve() / f"{stamp}-{name}-{n}"
-        return cls.open(run_dir, **kwargs)
+        return cls.open(new_run_dir(runs_dir, name), **kwargs)
+
+    def nested(self, name: str) -> RunContext:
+        """A run directory inside this one, with the same dry-run, progress, cancel and echo (refine keeps its inner
+        stages' records there, apart from the first pass's)."""
+        return type(self).open(self.run_dir / name, dry_run=self.dry_run, on_progress=self.on_progress,
+                               cancel=self.cancel, echo=self.echo)
 
     @classmethod
     def open(cls, run_dir: str | Path, **kwargs: Any) -> RunContext:
@@ -234,9 +245,10 @@ class RunContext:
 
     def step(self, label: str, argv: Sequence[str], *, stage: str, expected_outputs: Sequence[Path] = (),
              cwd: Path | None = None, env: dict[str, str] | None = None, runner: Callable[..., Any] | None = None,
-             ) -> float:
+             inputs: Sequence[Path] = ()) -> float:
         """Run one external command of `stage` (or print it in a dry run); returns seconds taken. `runner`, with
-        run_process's signature and a describe() method, runs it elsewhere (the warm generation worker)."""
+        run_process's signature and a describe() method, runs it elsewhere (the warm generation worker). `inputs`,
+        what the step reads, is for the plan (core/planning.PlanContext records the steps of a dry run)."""
         if self.dry_run:
             via = f" [on the {runner.describe()}]" if runner else ""
             print(f"[dry-run] {label}{via}: {format_argv(argv)}", file=self.echo or sys.stdout)

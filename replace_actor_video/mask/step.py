@@ -31,3 +31,10 @@ def contour_step(ctx: RunContext, *, stage: str, folder: Path, video: Path, mask
     ctx.step(LABEL, worker_argv(folder, video, mask, checkpoint=checkpoint, resolution=resolution, fps=fps),
              stage=stage, expected_outputs=[folder / name for name in OUTPUTS], cwd=ctx.scratch(stage),
              env=own_module_env())
+
+
+def check_points(path: str, width: int, height: int, frames: int) -> None:
+    """A points JSON must parse and name only frames and pixels the preprocessing folder has (UserError)."""
+    from .points import load_points, resolve_points  # numpy + scipy: only when a points file is given
+
+    resolve_points(load_points(path), width, height, frames)

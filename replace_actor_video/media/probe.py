@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 from ..core.errors import UserError
+
+MIN_SIDE, MAX_SIDE = 16, 8192  # px per side of a driving video or a reference image (README "Limits")
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,8 @@ def ffprobe_bin() -> str:
 
 
 def _ffprobe(path: Path, extra: list[str]) -> dict:
-    argv = [ffprobe_bin(), "-v", "error", "-print_format", "json", *extra, str(path)]
+    # An absolute path: a relative one starting with '-' would reach ffprobe as an option.
+    argv = [ffprobe_bin(), "-v", "error", "-print_format", "json", *extra, str(path.absolute())]
     proc = subprocess.run(argv, capture_output=True, text=True)
     if proc.returncode != 0:
         reason = (proc.stderr.strip().splitlines() or ["unreadable"])[-1]
@@ -72,6 +77,9 @@ def probe_video(path: str | Path, *, count_frames: bool = False) -> VideoInfo:
         frames = round(duration * fps)
     if frames <= 0 or not fps:
         raise UserError(f"{path}: the video stream has no decodable frames; re-export the video")
+    if min(int(video.get("width") or 0), int(video.get("height") or 0)) < 1:
+        raise UserError(f"{path}: the video stream has no picture size ({video.get('width')}x{video.get('height')}); "
+                        "re-export the video")
     return VideoInfo(
         path=path, width=int(video["width"]), height=int(video["height"]), fps=fps, frames=frames,
         duration=duration or frames / fps, has_audio=any(s.get("codec_type") == "audio" for s in streams),
@@ -94,16 +102,43 @@ def _rate(text: str | None) -> Fraction | None:
     return rate if rate > 0 else None
 
 
-def check_image(path: str | Path) -> tuple[int, int]:
-    """(width, height) of an image that Pillow can fully decode; UserError naming the file otherwise."""
+def check_size(path: str | Path, width: int, height: int, what: str) -> None:
+    """UserError unless each side of `what` (a video's frames, an image) is within MIN_SIDE..MAX_SIDE px."""
+    if min(width, height) < MIN_SIDE or max(width, height) > MAX_SIDE:
+        raise UserError(f"{path}: the {what} is {width}x{height}; use {MIN_SIDE} to {MAX_SIDE} px per side")
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the image's header, nothing decoded: a 20000x20000 PNG of a few kilobytes is
+    refused here with one line instead of being decompressed (Pillow's DecompressionBombError)."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
     try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below is lower
+            with Image.open(path) as im:
+                return im.size
+    except Image.DecompressionBombError as exc:
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        count = f"{int(pixels[1]):,} pixels" if pixels else "too many pixels"
+        raise UserError(f"{path}: the image has {count}; use {MIN_SIDE} to {MAX_SIDE} px per side") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"{path}: not a readable image ({exc.__class__.__name__}); pass a PNG or JPEG") from None
+
+
+def check_image(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image within the size limits that Pillow can fully decode; UserError naming the
+    file otherwise. The size is checked from the header before anything is decoded."""
+    from PIL import Image
+
+    width, height = image_size(path)
+    check_size(path, width, height, "image")
+    try:
         with Image.open(path) as im:
             im.load()
             return im.size
-    except (UnidentifiedImageError, OSError) as exc:
+    except OSError as exc:
         raise UserError(f"{path}: not a readable image ({exc.__class__.__name__}); pass a PNG or JPEG") from None

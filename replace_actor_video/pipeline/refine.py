@@ -10,23 +10,24 @@ and refine sets the driving video, the preprocessing folder and replace mode its
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from ..core.atomic import refuse_overwrite
 from ..core.errors import UserError
 from ..core.options import as_dict, build, combined, option, same_as
 from ..core.paths import absolute
+from ..core.planning import Plan, Problems
 from ..core.rundir import RunContext, describe_path, fingerprint
-from ..core.stage_cli import RunOptions
+from ..core.stage_cli import RunOptions, plan_stage
 from ..core.stage_cli import main as stage_main
-from ..mask.options import MaskOptions, check_ready, sam2_checkpoint
-from ..media.probe import VideoInfo, check_image, probe_input
+from ..mask.options import MaskOptions
+from ..media.probe import VideoInfo
 from ..stages import generate, preprocess
-from ..upstream.wan import generate as wan_generate
-from ..upstream.wan import preprocess as wan_preprocess
 from ..upstream.wan.generate import GenerateOptions
 from ..upstream.wan.preprocess import PreprocessOptions
 
@@ -66,31 +67,49 @@ def stage_options(opts: RefineOptions) -> tuple[PreprocessOptions, GenerateOptio
     return pre, gen
 
 
-def check_upstream(opts: RefineOptions, mask: MaskOptions) -> None:
-    """What the two stages check before they run, checked before anything is written for the refine."""
-    wan22, ckpt = absolute(opts.wan22_dir), absolute(opts.ckpt_dir)
-    wan_preprocess.check_wan22(wan22)
-    wan_preprocess.check_process_checkpoint(ckpt, replace=True, use_flux=False)
-    if mask.mask_mode == "contour":
-        check_ready(mask)
-        sam2_checkpoint(mask, ckpt)
-    wan_generate.check_checkpoint(ckpt, use_relighting_lora=opts.use_relighting_lora)
+@dataclass(frozen=True)
+class Checked:
+    """The two inner stages' resolved facts."""
+
+    pre: preprocess.Checked
+    gen: generate.Checked
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        return self.gen.resolved
+
+    def facts(self) -> dict[str, Any]:
+        return {**self.gen.facts(), "refine_of": str(self.pre.video.path)}
+
+
+def check(opts: RefineOptions, mask: MaskOptions, run_opts: RunOptions, problems: Problems, *, ctx: RunContext,
+          planned: VideoInfo | None = None) -> Checked | None:
+    """Every problem the refine pass would meet: its two stages' checks on the options refine gives them, with the
+    inner run directory where their records go; `planned` stands in for an input an earlier step writes."""
+    pre, gen = stage_options(opts)
+    inner = ctx.nested(SUB_RUN)
+    if absolute(opts.save_file) == absolute(opts.input):
+        problems.add(f"{absolute(opts.save_file)}: --save_file is the input; choose another output path",
+                     option="save_file", stage=STAGE)
+    pre_checked = preprocess.check(pre, mask, run_opts, problems, ctx=inner, planned=planned)
+    planned_record = pre_checked.planned if pre_checked else None
+    if planned_record is None:
+        return None
+    gen_checked = generate.check(gen, run_opts, problems, ctx=inner, planned=planned_record, creates=ctx.run_dir)
+    return Checked(pre_checked, gen_checked) if gen_checked else None
 
 
 def run(opts: RefineOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx: RunContext,
         resume: bool = False, planned: VideoInfo | None = None) -> Path:
     """Preprocess `input` in replace mode into `save_path`, generate into `save_file`. With `resume`, a
     finished refine of the same input and options in this run directory is kept."""
+    problems = Problems()
+    checked = check(opts, mask, run_opts, problems, ctx=ctx, planned=planned)
+    if checked is None:
+        raise UserError(problems.items[0].message)
     pre, gen = stage_options(opts)
-    wan_preprocess.validate(pre)
-    wan_generate.validate(gen)
+    gen = dataclasses.replace(gen, seed=checked.gen.opts.seed)  # the seed the checks drew, not a second one
     input_path, save_file = absolute(opts.input), absolute(opts.save_file)
-    if save_file == input_path:
-        raise UserError(f"{save_file}: --save_file is the input; choose another output path")
-    video = probe_input(input_path, dry_run=ctx.dry_run, planned=planned)
-    check_image(opts.refer_path)
-    if not ctx.dry_run:
-        check_upstream(opts, mask)
     inputs = {"input": describe_path(input_path), "refer_path": describe_path(absolute(opts.refer_path))}
     fp = fingerprint([as_dict(opts), as_dict(mask), inputs])
     if resume and not ctx.dry_run and ctx.is_done(STAGE, fp):
@@ -100,29 +119,31 @@ def run(opts: RefineOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx: Ru
 
     # The inner stages keep their own manifest and logs in <run dir>/refine, so a pipeline's first
     # preprocess/generate records are not replaced by the refine pass's.
-    inner = RunContext.open(ctx.run_dir / SUB_RUN, dry_run=ctx.dry_run, on_progress=ctx.on_progress,
-                            cancel=ctx.cancel, echo=ctx.echo)
+    inner = ctx.nested(SUB_RUN)
     if ctx.dry_run:
         preprocess.run(pre, mask, run_opts, ctx=inner, resume=resume, planned=planned)
-        fps = video.fps if opts.fps == -1 else Fraction(opts.fps)
-        planned = {"video_path": str(input_path), "has_audio": video.has_audio, "fps": str(fps),
-                   "frames": int(video.frames / video.fps * fps)}
-        return generate.run(gen, run_opts, ctx=inner, resume=resume, planned=planned)
+        return generate.run(gen, run_opts, ctx=inner, resume=resume, planned=checked.pre.planned,
+                            creates=ctx.run_dir)
 
     with ctx.running(STAGE, options={**as_dict(opts), "mask": as_dict(mask)}, inputs=inputs,
                      upstream={"run_dir": str(inner.run_dir)}, fp=fp, outputs=[save_file]):
         ctx.say("refine 1/2: preprocess the generated video (replace mode)")
         preprocess.run(pre, mask, run_opts, ctx=inner, resume=resume)
         ctx.say("refine 2/2: generate (replace mode)")
-        out = generate.run(gen, run_opts, ctx=inner, resume=resume)
+        out = generate.run(gen, run_opts, ctx=inner, resume=resume, creates=ctx.run_dir)
     ctx.say(f"refine done: {out}")
     return out
 
 
+def plan(values: Mapping[str, Any]) -> Plan:
+    """The plan of `run_refine.py` with these option values (core/stage_cli.plan_stage)."""
+    return plan_stage(STAGE, OPTION_CLASSES, values, check=check, run=run)
+
+
 def main(argv: list[str] | None = None) -> int:
     return stage_main(description="Refine (optional): a second replace pass (preprocess + generation) over a "
-                      "generated video, to reduce artifacts.", option_classes=OPTION_CLASSES, run=run, argv=argv,
-                      stage=STAGE)
+                      "generated video, to reduce artifacts.", option_classes=OPTION_CLASSES, plan=plan, run=run,
+                      argv=argv, stage=STAGE)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import random
 import sys
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,15 +24,17 @@ else:  # Python 3.10: the same parser from PyPI (requirements.txt)
 
 from ..core.cli import report_errors
 from ..core.errors import UserError
-from ..core.options import add_to_parser, build, option
-from ..core.paths import absolute
-from ..core.rundir import RunContext
-from ..core.stage_cli import RunOptions
+from ..core.options import BadValue, OptionSpec, add_to_parser, coerce, expected, option, specs
+from ..core.paths import absolute, check_output_dir, check_output_file
+from ..core.planning import Plan, PlanContext, Problems
+from ..core.rundir import MANIFEST, RunContext
+from ..core.stage_cli import RunOptions, build_all, refuse
 from ..mask.options import MaskOptions
-from ..media.probe import VideoInfo, check_image, probe_video
+from ..media.interpolate import target_frames
+from ..media.probe import VideoInfo
 from ..stages import generate, postprocess, preprocess, upscale
 from ..upstream.wan.generate import GenerateOptions
-from ..upstream.wan.preprocess import PreprocessOptions, upstream_size
+from ..upstream.wan.preprocess import PreprocessOptions
 from . import refine
 
 # Options the pipeline wires from one stage to the next instead of asking for them; `backend` is asked
@@ -72,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "resumable. `--doctor` checks the set-up.")
     parser.add_argument("--doctor", action="store_true", help="check GPU, ffmpeg, upstream clones, checkpoint "
                         "and Python packages, then exit")
-    parser.add_argument("--config", help="TOML file with defaults for any option below (keys = option names, "
-                        "optionally under [tables]); the command line wins")
+    parser.add_argument("--config", help="TOML file with values for any option below (keys = option names without "
+                        "the dashes, optionally under [tables]; checked like the command line); the command line wins")
     seen: set[str] = set()
     for cls in STAGE_OPTIONS:
         add_to_parser(parser, cls, seen=seen, skip=WIRED)
@@ -93,122 +97,266 @@ class PipelineConfig:
     upscale: upscale.UpscaleOptions | None
     run: RunOptions
 
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.pipeline.run_dir)
 
-def config_from(values: dict[str, Any]) -> PipelineConfig:
-    """Stage options from one flat dict (CLI namespace or UI form), with the pipeline's wiring applied: each
-    finishing stage reads the previous stage's output, the last one writes --output_path, and the
-    intermediate files stay in the run directory."""
-    pipe = build(PipelineOptions, values)
-    run_opts = build(RunOptions, values)
+    def outputs(self) -> dict[str, Path]:
+        """Every stage's output: a file in the run directory, the last one --output_path."""
+        stages = {"generate": self.generate.save_file, "refine": self.refine and self.refine.save_file,
+                  "postprocess": self.postprocess and self.postprocess.output,
+                  "upscale": self.upscale and self.upscale.output}
+        return {name: absolute(path) for name, path in stages.items() if path}
+
+
+def collect_config(values: Mapping[str, Any], problems: Problems) -> PipelineConfig | None:
+    """Stage options from one flat mapping (CLI namespace, TOML config, UI form), every value through the option
+    specs (each bad one a problem), with the pipeline's wiring applied: each finishing stage reads the previous
+    stage's output, the last one writes --output_path, and the intermediate files stay in the run directory."""
+    base = build_all((PipelineOptions, RunOptions), values, problems)
+    if base is None:
+        return None
+    pipe, run_opts = base
     run_dir = absolute(pipe.run_dir) if pipe.run_dir else absolute(run_opts.runs_dir) / Path(pipe.output_path).stem
-    pipe.run_dir = str(run_dir)
+    pipe = dataclasses.replace(pipe, run_dir=str(run_dir))
     if pipe.refine and not values.get("replace"):
-        raise UserError("--refine is a second replace pass; add --replace or drop --refine")
+        problems.add("--refine is a second replace pass; add --replace or drop --refine", option="refine")
     values = {**values, "save_path": values.get("save_path") or str(run_dir / "preprocess")}
     finishing = [name for name, on in (("refine", pipe.refine), ("postprocess", pipe.target_fps is not None),
                                        ("upscale", pipe.upscale != "none")) if on]
     outputs = {name: str(run_dir / f"{name}.mp4") for name in ("generate", *finishing)}
     outputs[(["generate", *finishing])[-1]] = pipe.output_path
-    pre = build(PreprocessOptions, values)
-    gen = build(GenerateOptions, {**values, "src_root_path": pre.save_path, "save_file": outputs["generate"]})
+    wiring: list[tuple[type, dict[str, Any]]] = [
+        (PreprocessOptions, {}), (MaskOptions, {}),
+        (GenerateOptions, {"src_root_path": values["save_path"], "save_file": outputs["generate"]})]
     previous = outputs["generate"]
-    ref = pp = up = None
     if pipe.refine:
-        ref = build(refine.RefineOptions, {**values, "input": previous, "save_path": str(run_dir / "refine_process"),
-                                           "save_file": outputs["refine"], "fps": -1, "audio_from": None})
+        wiring.append((refine.RefineOptions, {"input": previous, "save_path": str(run_dir / "refine_process"),
+                                              "save_file": outputs["refine"], "fps": -1, "audio_from": None}))
         previous = outputs["refine"]
     if pipe.target_fps is not None:
-        source_fps = probe_video(pre.video_path).fps if pre.fps == -1 else pre.fps
-        if pipe.target_fps <= source_fps:
-            raise UserError(f"--target_fps {pipe.target_fps:g} is not above the preprocessing fps ({float(source_fps):g}); "
-                            "preprocess at a lower --fps (e.g. 16) or drop --target_fps")
         # generation already matched the clips' colours in its loop (--color_match): not again after the fact
-        pp = build(postprocess.PostprocessOptions, {**values, "input": previous, "output": outputs["postprocess"],
-                                                    "backend": pipe.interp_backend, "color_match": "off"})
+        wiring.append((postprocess.PostprocessOptions, {"input": previous, "output": outputs["postprocess"],
+                                                        "backend": pipe.interp_backend, "color_match": "off"}))
         previous = outputs["postprocess"]
     if pipe.upscale != "none":
-        up = build(upscale.UpscaleOptions, {**values, "input": previous, "output": outputs["upscale"],
-                                            "backend": pipe.upscale, "seed": pipe.upscale_seed})
-    return PipelineConfig(pipe, pre, build(MaskOptions, values), gen, ref, pp, up, run_opts)
+        wiring.append((upscale.UpscaleOptions, {"input": previous, "output": outputs["upscale"],
+                                                "backend": pipe.upscale, "seed": pipe.upscale_seed}))
+    built = {cls: objs[0] for cls, wired in wiring
+             if (objs := build_all((cls,), {**values, **wired}, problems)) is not None}
+    if len(built) < len(wiring) or len(problems):
+        return None
+    return PipelineConfig(pipe, built[PreprocessOptions], built[MaskOptions], built[GenerateOptions],
+                          built.get(refine.RefineOptions), built.get(postprocess.PostprocessOptions),
+                          built.get(upscale.UpscaleOptions), run_opts)
 
 
-def run(cfg: PipelineConfig, *, ctx: RunContext) -> Path:
+def config_from(values: Mapping[str, Any]) -> PipelineConfig:
+    """`collect_config`, raising the first problem as a UserError."""
+    problems = Problems()
+    cfg = collect_config(values, problems)
+    if cfg is None:
+        raise UserError(problems.items[0].message)
+    return cfg
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What the checks worked out for the files of steps that have not run yet, so a dry run can describe the
+    steps that read them: the preprocessing record, then the video each stage writes."""
+
+    record: dict[str, Any]
+    generated: VideoInfo
+    interpolated: VideoInfo | None
+    facts: dict[str, Any]  # generation's: seed, fps, frames, size, GPUs, clips
+
+
+def seeded(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` with the generation seed drawn once when it is -1 (the default), so the printed commands, both
+    passes of a refine and the run itself all use one seed."""
+    spec = next(s for s in specs(GenerateOptions) if s.name == "seed")
+    try:
+        seed = coerce(spec, values.get("seed", spec.default))
+    except BadValue:
+        return dict(values)  # reported with the other bad values
+    return {**values, "seed": random.randint(0, 2**31 - 1) if seed is None or seed < 0 else seed}
+
+
+def intermediates(cfg: PipelineConfig) -> list[Path]:
+    """What the run keeps in its run directory, none of which --output_path may be: its folders, its manifest and
+    every stage's intermediate video (also of the stages this run leaves out: a rerun with them writes there)."""
+    run_dir = cfg.run_dir
+    return [absolute(cfg.preprocess.save_path), run_dir / "work", run_dir / "logs", run_dir / refine.SUB_RUN,
+            run_dir / "refine_process", run_dir / MANIFEST,
+            *(run_dir / f"{name}.mp4" for name in ("generate", "refine", "postprocess", "upscale"))]
+
+
+def check(cfg: PipelineConfig, problems: Problems, *, ctx: RunContext) -> Planned | None:
+    """Every problem of the whole run, added to `problems`: each stage's checks on the options the pipeline gives
+    it (a later stage's input described by what the earlier one will write), the run directory and the final
+    output. Returns what the dry run needs to describe the later steps."""
+    inputs = [absolute(cfg.preprocess.video_path), absolute(cfg.preprocess.refer_path)]
+    if cfg.generate.audio_from:
+        inputs.append(absolute(cfg.generate.audio_from))
+    with problems.check(option="run_dir"):
+        check_output_dir(cfg.run_dir, flag="--run_dir", inputs=inputs)
+    output = absolute(cfg.pipeline.output_path)
+    last = [name for name, path in cfg.outputs().items() if path == output][0]
+    with problems.check(option="output_path"):
+        for path in intermediates(cfg):
+            if output == path or path in output.parents:
+                raise UserError(f"--output_path {output}: the run keeps its own {path.name} there; choose an output "
+                                "path outside the run's files (e.g. out/final.mp4)")
+        check_output_file(output, inputs=inputs, may_replace=cfg.run.overwrite or ctx.owns(last, output))
+    pre = preprocess.check(cfg.preprocess, cfg.mask, cfg.run, problems, ctx=ctx)
+    if pre is None:  # generation cannot be checked against a preprocessing that is not planned: its options can
+        for option_name, message in generate.wan_generate.validation(cfg.generate):
+            problems.add(message, option=option_name, stage=generate.STAGE)
+        return None
+    gen = generate.check(cfg.generate, cfg.run, problems, ctx=ctx, planned=pre.planned)
+    if gen is None:
+        return None
+    outputs = cfg.outputs()
+    record = pre.planned
+    generated = VideoInfo(path=outputs["generate"], width=record["width"], height=record["height"], fps=gen.fps,
+                          frames=gen.frames, duration=gen.frames / gen.fps, has_audio=gen.audio is not None,
+                          codec="h264", pix_fmt="yuv420p")
+    video = generated
+    if cfg.refine:
+        refine.check(cfg.refine, cfg.mask, cfg.run, problems, ctx=ctx, planned=video)
+        video = dataclasses.replace(video, path=outputs["refine"])
+    interpolated = None
+    if cfg.postprocess and cfg.pipeline.target_fps is not None and cfg.pipeline.target_fps <= gen.fps:
+        problems.add(f"--target_fps {cfg.pipeline.target_fps:g} is not above the preprocessing fps "
+                     f"({float(gen.fps):g}); preprocess at a lower --fps or drop --target_fps",
+                     option="target_fps")
+    elif cfg.postprocess:
+        checked = postprocess.check(cfg.postprocess, cfg.run, problems, ctx=ctx, planned=video)
+        if checked is not None:
+            interpolated = dataclasses.replace(video, path=outputs["postprocess"], fps=checked.target,
+                                               frames=target_frames(video.frames, video.fps, checked.target))
+            video = interpolated
+    if cfg.upscale:
+        upscale.check(cfg.upscale, cfg.run, problems, ctx=ctx, planned=video)
+    return Planned(record, generated, interpolated, gen.facts())
+
+
+def plan(values: Mapping[str, Any]) -> Plan:
+    """The whole run's plan: every stage's steps and the facts they use (seed, fps, frames, clips, sizes, GPUs, run
+    directory), and every problem at once. Writes nothing and starts no program but ffprobe (and nvidia-smi for
+    the GPU count)."""
+    problems = Problems()
+    values = seeded(values)
+    cfg = collect_config(values, problems)
+    if cfg is None:
+        # Still check everything else, with the bad values left at their defaults: every problem at once.
+        rest = collect_config({k: v for k, v in values.items() if not problems.about(k)}, Problems())
+        if rest is not None:
+            check(rest, problems, ctx=PlanContext.at(rest.run_dir))
+        return Plan([], problems.items, {})
+    ctx = PlanContext.at(cfg.run_dir)
+    planned = check(cfg, problems, ctx=ctx)
+    facts: dict[str, Any] = {"run_dir": str(cfg.run_dir), "output": str(absolute(cfg.pipeline.output_path)),
+                             "seed": cfg.generate.seed}
+    if planned is not None and not problems:
+        facts.update(planned.facts)
+        if planned.interpolated is not None:
+            facts.update(target_fps=planned.interpolated.fps, final_frames=planned.interpolated.frames)
+        with problems.check():
+            run(cfg, ctx=ctx, planned=planned)
+    if ctx.notes:
+        facts["notes"] = list(ctx.notes)
+    return Plan(ctx.steps if not problems else [], problems.items, facts)
+
+
+def run(cfg: PipelineConfig, *, ctx: RunContext, planned: Planned | None = None) -> Path:
+    """Run every stage in `ctx`'s run directory, each resumable. A dry run (the plan) gets `planned`: what the
+    earlier steps will write, so the later ones can be described before they exist."""
     resume = not cfg.pipeline.force
     steps = ["preprocess", "generate"] + [name for name in ("refine", "postprocess", "upscale") if getattr(cfg, name)]
-    ctx.say(f"run directory: {ctx.run_dir}")
+    progress = (lambda _text: None) if ctx.dry_run else ctx.say  # the plan lists the steps itself
+    progress(f"run directory: {ctx.run_dir}")
 
     def step(name: str) -> None:
-        ctx.say(f"step {steps.index(name) + 1}/{len(steps)}: {name}")
+        progress(f"step {steps.index(name) + 1}/{len(steps)}: {name}")
 
     step("preprocess")
     generate.prefetch_checkpoint(cfg.generate, ctx)  # its disk reads overlap the preprocessing
     preprocess.run(cfg.preprocess, cfg.mask, cfg.run, ctx=ctx, resume=resume)
     step("generate")
-    record = _planned_record(cfg.preprocess) if ctx.dry_run else None
-    out = generate.run(cfg.generate, cfg.run, ctx=ctx, resume=resume, planned=record)
-    planned = _planned_video(cfg.preprocess, Path(out), record) if ctx.dry_run else None
+    out = generate.run(cfg.generate, cfg.run, ctx=ctx, resume=resume, planned=planned and planned.record)
+    video = planned and planned.generated
     if cfg.refine:
         step("refine")
-        out = refine.run(cfg.refine, cfg.mask, cfg.run, ctx=ctx, resume=resume, planned=planned)
+        out = refine.run(cfg.refine, cfg.mask, cfg.run, ctx=ctx, resume=resume, planned=video)
+        video = video and dataclasses.replace(video, path=Path(out))
     if cfg.postprocess:
         step("postprocess")
-        out = postprocess.run(cfg.postprocess, cfg.run, ctx=ctx, resume=resume, planned=planned)
-        if planned is not None:
-            target = Fraction(cfg.postprocess.target_fps).limit_denominator(1001)
-            planned = dataclasses.replace(planned, fps=target, frames=round(planned.frames * target / planned.fps))
+        out = postprocess.run(cfg.postprocess, cfg.run, ctx=ctx, resume=resume, planned=video)
+        video = planned and planned.interpolated
     if cfg.upscale:
         step("upscale")
-        out = upscale.run(cfg.upscale, cfg.run, ctx=ctx, resume=resume, planned=planned)
+        out = upscale.run(cfg.upscale, cfg.run, ctx=ctx, resume=resume, planned=video)
     ctx.manifest["result"] = str(out)
     ctx.save()
-    ctx.say(f"done: {out}" if not ctx.dry_run else "dry run: nothing was run")
+    progress(f"done: {out}")
     return out
 
 
-def _planned_record(opts: PreprocessOptions) -> dict[str, Any]:
-    """The preprocessing record a real run would write (to describe later steps in a dry run)."""
-    video = probe_video(opts.video_path)
-    fps = video.fps if opts.fps == -1 else Fraction(opts.fps)
-    return {"video_path": str(absolute(opts.video_path)), "has_audio": video.has_audio, "fps": str(fps),
-            "frames": int(video.frames / video.fps * fps)}
+# ---- --config FILE.toml -------------------------------------------------------------------------------------------
+
+def option_specs(parser: argparse.ArgumentParser) -> dict[str, OptionSpec]:
+    """Every option pipeline.py takes, by name, as the class that owns its flag declares it."""
+    accepted = {a.dest for a in parser._actions}
+    owned: dict[str, OptionSpec] = {}
+    for cls in STAGE_OPTIONS:
+        for spec in specs(cls):
+            if spec.name in accepted and spec.name not in owned:
+                owned[spec.name] = spec
+    return owned
 
 
-def _planned_video(opts: PreprocessOptions, path: Path, record: dict[str, Any]) -> VideoInfo:
-    """What generation will write, for describing the finishing stages in a dry run: the preprocessing
-    size (the video's aspect in replace mode, the reference's in animate mode), fps and frame count."""
-    area = opts.resolution[0] * opts.resolution[1]
-    if opts.replace:
-        video = probe_video(opts.video_path)
-        width, height = upstream_size(video.width, video.height, area)
-    else:
-        width, height = upstream_size(*check_image(opts.refer_path), area)
-    fps = Fraction(record["fps"])
-    return VideoInfo(path=path, width=width, height=height, fps=fps, frames=record["frames"],
-                     duration=record["frames"] / fps, has_audio=record["has_audio"], codec="h264", pix_fmt="yuv420p")
+def _toml(value: Any) -> str:
+    """A value as it is written in the file (close enough to TOML for messages)."""
+    return json.dumps(value, ensure_ascii=False) if not isinstance(value, float) else repr(value)
 
 
 def config_file_defaults(path: str, parser: argparse.ArgumentParser) -> dict[str, Any]:
-    """Flatten a TOML file's keys (top level or under any table) and check each names an option."""
+    """A TOML file's option values (keys at the top level or under any table), each through the same option spec as
+    the command line: UserError listing every bad key as `FILE:key = value: expected ...`, one per line."""
     try:
         data = tomllib.loads(Path(path).read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UserError(f"--config {path}: cannot read it ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"--config {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"--config {path}: not valid TOML ({exc})") from None
     flat: dict[str, Any] = {}
     for key, value in data.items():
         flat.update(value if isinstance(value, dict) else {key: value})
-    known = {a.dest for a in parser._actions}
-    unknown = sorted(set(flat) - known)
-    if unknown:
-        raise UserError(f"--config {path}: unknown option(s) {', '.join(unknown)}; see python pipeline.py --help")
-    return flat
+    known = option_specs(parser)
+    values, bad = {}, []
+    for key, value in flat.items():
+        spec = known.get(key)
+        if spec is None:
+            bad.append(f"{path}:{key}: unknown option; keys are pipeline.py option names without the dashes "
+                       "(python pipeline.py --help)")
+            continue
+        try:
+            values[key] = coerce(spec, value)
+        except BadValue as exc:
+            reason = str(exc) if spec.meta.parse is not None else f"expected {expected(spec)}"
+            bad.append(f"{path}:{key} = {_toml(value)}: {reason}")
+    if bad:
+        raise UserError("\nerror: ".join(bad))
+    return values
 
 
-def apply_config_file(path: str, parser: argparse.ArgumentParser) -> None:
-    defaults = config_file_defaults(path, parser)
+def _given(argv: Sequence[str]) -> set[str]:
+    """The options the command line gives itself (they win over the config file)."""
+    parser = build_parser()
     for action in parser._actions:
-        if action.dest in defaults:
-            action.required = False  # the file provides it
-    parser.set_defaults(**defaults)
+        action.default, action.required = argparse.SUPPRESS, False
+    return set(vars(parser.parse_known_args(argv)[0]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -221,15 +369,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_only = argparse.ArgumentParser(add_help=False)
     config_only.add_argument("--config")
     config_path = config_only.parse_known_args(argv)[0].config
+    config: dict[str, Any] = {}
     if config_path:
-        status = report_errors(lambda: apply_config_file(config_path, parser))
+        status = report_errors(lambda: config.update(config_file_defaults(config_path, parser)))
         if status:
             return status
+        for action in parser._actions:
+            if action.dest in config:
+                action.required = False  # the file provides it
     values = vars(parser.parse_args(argv))
+    given = _given(argv)
+    values.update({key: value for key, value in config.items() if key not in given})
 
     def body() -> None:
-        cfg = config_from(values)
-        ctx = RunContext.open(cfg.pipeline.run_dir, dry_run=cfg.run.dry_run, cancel=threading.Event())
+        checked = plan(values)
+        refuse(checked)
+        if values.get("dry_run"):
+            print(checked.describe())
+            return
+        cfg = config_from({**values, "seed": checked.facts["seed"]})
+        ctx = RunContext.open(cfg.run_dir, cancel=threading.Event())
         run(cfg, ctx=ctx)
 
     return report_errors(body)

@@ -17,8 +17,11 @@ import dataclasses
 import os
 import random
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -27,9 +30,10 @@ from ..core.config import upstream_commit
 from ..core.errors import StageFailed, UserError
 from ..core.gpu import Gpu, visible_gpus
 from ..core.options import as_dict
-from ..core.paths import absolute, ensure_not_inside
+from ..core.paths import absolute, check_output_file
+from ..core.planning import Plan, Problems
 from ..core.rundir import RunContext, describe_path, fingerprint
-from ..core.stage_cli import RunOptions
+from ..core.stage_cli import RunOptions, plan_stage
 from ..core.stage_cli import main as stage_main
 from ..media.ffmpeg import retime_trim_mux_argv
 from ..media.probe import probe_video
@@ -39,12 +43,13 @@ from ..upstream.wan import preprocess as wan_preprocess
 from ..upstream.wan import worker_client as workers
 from ..upstream.wan.color_drift import summary as drift_summary
 from ..upstream.wan.color_drift import video_drift
-from ..upstream.wan.generate import GenerateOptions, apply_preset, check_lora_file, lora_files, validate
+from ..upstream.wan.generate import GenerateOptions, apply_preset, check_lora_file, lora_files
 from ..upstream.wan.runtime import fastload as wan_fastload
 from ..upstream.wan.runtime.lora import format_lora_arg
 
 STAGE = "generate"
 BIG_GPU_MIB = 80 * 10**9 // 2**20  # 80 GB: T5 (11 GB) stays beside the DiT (35 GB) and its activations
+OPTION_CLASSES = (GenerateOptions, RunOptions)
 HOW_NOT_WHAT = ("worker",)  # options that change how a job runs, not its result: left out of the resume fingerprint
 
 
@@ -77,19 +82,111 @@ def choose_memory_profile(requested: str, gpus: list[Gpu], *, width: int, height
 def gpu_count(opts: GenerateOptions) -> int:
     if not opts.multi_gpu:
         return 1
-    nproc = opts.nproc_per_node or len(visible_gpus())
+    visible = len(visible_gpus())
+    nproc = opts.nproc_per_node or visible
     if nproc < 2:
         raise UserError("--multi_gpu needs at least 2 GPUs; pass --nproc_per_node N or drop --multi_gpu")
+    if visible and nproc > visible:
+        raise UserError(f"--nproc_per_node {nproc}: only {visible} GPU(s) visible (nvidia-smi, CUDA_VISIBLE_DEVICES)")
     return nproc
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What the checks resolved: the options as the run uses them (preset applied, seed drawn), the preprocessing
+    facts, the GPU count and the audio source."""
+
+    opts: GenerateOptions
+    fps: Fraction
+    frames: int
+    size: tuple[int, int]
+    nproc: int
+    audio: Path | None
+    record: dict[str, Any]
+    memory_profile: str  # resolved: full, balanced or low
+    memory_why: str
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        return {"seed": self.opts.seed}
+
+    def facts(self) -> dict[str, Any]:
+        return {"seed": self.opts.seed, "fps": self.fps, "frames": self.frames, "size": self.size, "nproc": self.nproc,
+                "clips": wan_generate.clip_count(self.frames, self.opts.frame_num, self.opts.refert_num),
+                "memory_profile": self.memory_profile}
+
+
+def check(opts: GenerateOptions, run_opts: RunOptions, problems: Problems, *, ctx: RunContext,
+          planned: dict | None = None, creates: Path | None = None) -> Checked | None:
+    """Every problem generating with `opts` would meet, added to `problems` (none is raised); what it resolved when
+    there is none. `planned` stands in for the record of a preprocessing folder an earlier step writes; `creates`
+    is the run directory the output may go into before it exists (default: this stage's)."""
+    before = len(problems)
+    for option, message in wan_generate.validation(opts):
+        problems.add(message, option=option, stage=STAGE)
+    opts = apply_preset(opts)
+    if opts.seed < 0:
+        opts = dataclasses.replace(opts, seed=random.randint(0, 2**31 - 1))  # drawn once, shown and recorded
+    wan22, ckpt = absolute(opts.wan22_dir), absolute(opts.ckpt_dir)
+    src_root, save_file = absolute(opts.src_root_path), absolute(opts.save_file)
+    with problems.check(option="wan22_dir", stage=STAGE):
+        wan_generate.check_wan22(wan22)
+    with problems.check(option="ckpt_dir", stage=STAGE):
+        wan_generate.check_checkpoint(ckpt, use_relighting_lora=opts.use_relighting_lora)
+    for path, _ in lora_files(opts):
+        with problems.check(option="lora", stage=STAGE):
+            check_lora_file(path)
+    record = None
+    with problems.check(option="src_root_path", stage=STAGE):
+        record = planned or read_preprocessing(src_root, replace=opts.replace)
+    audio = None
+    with problems.check(option="audio_from", stage=STAGE):
+        audio = resolve_audio(opts, record or {}, dry_run=planned is not None)
+    inputs = [src_root] + ([absolute(opts.audio_from)] if opts.audio_from else [])
+    with problems.check(option="save_file", stage=STAGE):
+        if not problems.mentions(str(save_file)):
+            check_output_file(save_file, inputs=inputs,
+                          may_replace=run_opts.overwrite or ctx.owns(STAGE, save_file), run_dir=creates or ctx.run_dir)
+    nproc = 1
+    with problems.check(option="nproc_per_node", stage=STAGE):
+        nproc = gpu_count(opts)
+    if record is None or problems.about("frame_num"):
+        return None
+    fps, frames, size = Fraction(record["fps"]), record["frames"], (record["width"], record["height"])
+    with problems.check(option="refert_num", stage=STAGE):
+        wan_generate.check_clip_frames(frames, opts.refert_num)
+    if not problems.about("nproc_per_node"):
+        with problems.check(option="nproc_per_node", stage=STAGE):
+            wan_generate.check_parallel(nproc, frame_num=opts.frame_num, width=size[0], height=size[1])
+    profile, why = (("full", "several GPUs: FSDP shards the weights") if nproc > 1 else
+                    choose_memory_profile(opts.memory_profile, visible_gpus(), width=size[0], height=size[1],
+                                          frame_num=opts.frame_num))
+    with problems.check(option="memory_profile", stage=STAGE):
+        wan_generate.check_memory_profile(profile, fp8=opts.fp8, multi_gpu=nproc > 1, why=why)
+    if len(problems) > before:
+        return None
+    return Checked(opts, fps, frames, size, nproc, audio, record, profile, why)
+
+
+def read_preprocessing(src_root: Path, *, replace: bool) -> dict[str, Any]:
+    """The facts of an existing preprocessing folder: our record, with the frame size and count of src_pose.mp4
+    (a folder preprocessed by hand has no record: its fps then is src_pose.mp4's)."""
+    wan_generate.check_src_root(src_root, replace=replace)
+    pose = probe_video(src_root / "src_pose.mp4", count_frames=True)
+    record = wan_preprocess.read_record(src_root) or {"has_audio": False, "fps": str(pose.fps)}
+    return {**record, "frames": pose.frames, "width": pose.width, "height": pose.height}
+
+
 def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume: bool = False,
-        planned: dict | None = None) -> Path:
+        planned: dict | None = None, creates: Path | None = None) -> Path:
     """Generate into `save_file`. With `resume`, a finished run of the same inputs and options in this
     run directory is kept. `planned` stands in for the preprocessing record when a dry-run pipeline
-    describes this stage before preprocessing has produced anything."""
-    validate(opts)
-    opts = apply_preset(opts)
+    describes this stage before preprocessing has produced anything; `creates` as for check()."""
+    problems = Problems()
+    checked = check(opts, run_opts, problems, ctx=ctx, planned=planned, creates=creates)
+    if checked is None:
+        raise UserError(problems.items[0].message)
+    opts, nproc, fps, frames, audio = checked.opts, checked.nproc, checked.fps, checked.frames, checked.audio
     wan22, ckpt = absolute(opts.wan22_dir), absolute(opts.ckpt_dir)
     src_root, save_file = absolute(opts.src_root_path), absolute(opts.save_file)
     loras = lora_files(opts)
@@ -97,38 +194,14 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
     if loras:
         inputs["lora"] = [describe_path(path) for path, _ in loras]
     upstream = {"Wan2.2": {"path": str(wan22), "commit": upstream_commit(wan22)}, "checkpoint": str(ckpt)}
-    fp = fingerprint([{k: v for k, v in as_dict(opts).items() if k not in HOW_NOT_WHAT}, inputs, upstream])
+    fingerprinted = {k: v for k, v in as_dict(opts).items() if k not in HOW_NOT_WHAT}
+    fp = fingerprint([fingerprinted, inputs, upstream])
     if resume and not ctx.dry_run and ctx.is_done(STAGE, fp):
         ctx.say(f"generate: up to date, keeping {save_file}")
         return save_file
     refuse_overwrite(save_file, run_opts.overwrite or ctx.owns(STAGE, save_file))
-    ensure_not_inside(save_file, [src_root] + ([absolute(opts.audio_from)] if opts.audio_from else []))
-    nproc = gpu_count(opts)
-    try:
-        wan_generate.check_wan22(wan22)
-        wan_generate.check_checkpoint(ckpt, use_relighting_lora=opts.use_relighting_lora)
-        wan_generate.check_src_root(src_root, replace=opts.replace)
-        for path, _ in loras:
-            check_lora_file(path)
-    except UserError as exc:
-        if not ctx.dry_run:
-            raise
-        ctx.say(f"warning: {exc}")
-
-    record = wan_preprocess.read_record(src_root) or planned or {}
-    pose = probe_video(src_root / "src_pose.mp4", count_frames=True) if (src_root / "src_pose.mp4").is_file() else None
-    if pose is not None:
-        wan_generate.check_parallel(nproc, frame_num=opts.frame_num, width=pose.width, height=pose.height)
-    fps = Fraction(record["fps"]) if record.get("fps") else (pose.fps if pose else Fraction(30))
-    frames = pose.frames if pose else record.get("frames", 0)
-    audio = resolve_audio(opts, record, dry_run=ctx.dry_run)
-    seed = opts.seed if opts.seed >= 0 else random.randint(0, 2**31 - 1)
     gpus = visible_gpus() if nproc == 1 else []
-    width, height = (pose.width, pose.height) if pose else (1280, 720)
-    profile, why = (("full", "several GPUs: FSDP shards the weights") if nproc > 1 else
-                    choose_memory_profile(opts.memory_profile, gpus, width=width, height=height,
-                                          frame_num=opts.frame_num))
-    wan_generate.check_memory_profile(profile, fp8=opts.fp8, multi_gpu=nproc > 1, why=why)
+    profile, why, width, height = checked.memory_profile, checked.memory_why, *checked.size
     ctx.say(f"generate: memory profile {profile} ({why})")
     need = memory_plan.needs_gib(profile, width, height, opts.frame_num)
     if gpus and gpus[0].free_mib is not None and need > gpus[0].free_mib / 1024:
@@ -142,19 +215,21 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
                 "(no --offload_model)")
     raw = ctx.scratch(STAGE) / "generated_30fps_raw.mp4"
     upstream_opts = dataclasses.replace(
-        opts, wan22_dir=str(wan22), ckpt_dir=str(ckpt), src_root_path=str(src_root), save_file=str(raw), seed=seed,
+        opts, wan22_dir=str(wan22), ckpt_dir=str(ckpt), src_root_path=str(src_root), save_file=str(raw),
         lora=" ".join(format_lora_arg(path, weight) for path, weight in loras) or None, memory_profile=profile,
         t5_cpu=t5_cpu)
     call = wan_generate.GenerateCall(upstream_opts, offload_model=offload, nproc=nproc)
-    finish = retime_trim_mux_argv(raw, save_file, fps=fps, frames=frames or 1, audio_from=audio)
     runner = worker_runner(opts.worker, call, ctx)
+    reads = [src_root, *(path for path, _ in loras)]
     if ctx.dry_run:
-        ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, runner=runner)
-        ctx.step(f"retime to {fps} fps, trim to {frames or 'the source'} frames"
-                 f"{', mux source audio' if audio else ''}", finish, stage=STAGE)
+        ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, runner=runner,
+                 inputs=reads, expected_outputs=[raw])
+        ctx.step(f"retime to {fps} fps, trim to {frames} frames{', mux source audio' if audio else ''}",
+                 retime_trim_mux_argv(raw, save_file, fps=fps, frames=frames, audio_from=audio), stage=STAGE,
+                 inputs=[raw, *([audio] if audio else [])], expected_outputs=[save_file])
         return save_file
 
-    resolved = {**as_dict(opts), "seed": seed, "nproc": nproc, "offload_model": offload, "t5_cpu": t5_cpu,
+    resolved = {**as_dict(opts), "nproc": nproc, "offload_model": offload, "t5_cpu": t5_cpu,
                 "memory_profile_used": profile, "memory_profile_why": why}
     with ctx.running(STAGE, options=resolved, inputs=inputs, upstream=upstream, fp=fp, outputs=[save_file]):
         raw.unlink(missing_ok=True)
@@ -162,11 +237,13 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
                  cwd=ctx.scratch(STAGE), runner=runner)
         wan_generate.check_generated(raw, expected_frames=frames)
         with atomic_file(save_file) as tmp:
-            ctx.step("retime, trim, mux audio", retime_trim_mux_argv(raw, tmp, fps=fps, frames=frames, audio_from=audio),
-                     stage=STAGE, expected_outputs=[tmp])
+            ctx.step("retime, trim, mux audio",
+                     retime_trim_mux_argv(raw, tmp, fps=fps, frames=frames, audio_from=audio), stage=STAGE,
+                     expected_outputs=[tmp])
             check_final(tmp, fps=fps, frames=frames, audio=audio is not None)
         record_drift(ctx, save_file, opts, src_root)
-    ctx.say(f"generation done: {save_file} ({frames} frames at {fps} fps{', with audio' if audio else ''}, seed {seed})")
+    ctx.say(f"generation done: {save_file} ({frames} frames at {fps} fps{', with audio' if audio else ''}, "
+            f"seed {opts.seed})")
     return save_file
 
 
@@ -243,9 +320,14 @@ def check_final(path: Path, *, fps: Fraction, frames: int, audio: bool) -> None:
         raise StageFailed(f"finishing the generated video went wrong: {', '.join(problems)}")
 
 
+def plan(values: Mapping[str, Any]) -> Plan:
+    """The plan of `run_generation.py` with these option values (core/stage_cli.plan_stage)."""
+    return plan_stage(STAGE, OPTION_CLASSES, values, check=check, run=run)
+
+
 def main(argv: list[str] | None = None) -> int:
     return stage_main(description="Stage 2: Wan2.2-Animate generation (official generate.py, animate-14B).",
-                      option_classes=[GenerateOptions, RunOptions], run=run, argv=argv, stage=STAGE)
+                      option_classes=OPTION_CLASSES, plan=plan, run=run, argv=argv, stage=STAGE)
 
 
 if __name__ == "__main__":

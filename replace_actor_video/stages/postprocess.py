@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from ..core import config
 from ..core.atomic import atomic_file, refuse_overwrite
@@ -21,9 +22,10 @@ from ..core.config import upstream_commit
 from ..core.errors import StageFailed, UserError
 from ..core.gpu import visible_gpus
 from ..core.options import as_dict, option, same_as
-from ..core.paths import absolute, ensure_not_inside
+from ..core.paths import absolute, check_output_file
+from ..core.planning import Plan, Problems
 from ..core.rundir import RunContext, describe_path, fingerprint
-from ..core.stage_cli import RunOptions
+from ..core.stage_cli import RunOptions, plan_stage
 from ..core.stage_cli import main as stage_main
 from ..media.ffmpeg import mux_audio_argv
 from ..media.frames import iter_frames, write_video
@@ -48,6 +50,7 @@ from ..upstream.wan.runtime import color_match
 
 STAGE = "postprocess"
 BACKENDS = ("auto", "ncnn", "cuda", "ffmpeg")
+MAX_TARGET_FPS = 240  # --target_fps: at most this (README "Limits")
 
 
 @dataclass(kw_only=True)
@@ -89,6 +92,9 @@ class PostprocessOptions:
     rife_pytorch_dir: str = config.PRACTICAL_RIFE.option(help="Practical-RIFE clone with the model in train_log/")
 
 
+OPTION_CLASSES = (PostprocessOptions, RunOptions)
+
+
 def validate(opts: PostprocessOptions) -> Fraction | None:
     """The target rate as a fraction (None: no interpolation); UserError for a bad rate, contradictory backend
     flags or nothing to do."""
@@ -103,7 +109,10 @@ def validate(opts: PostprocessOptions) -> Fraction | None:
         if opts.color_match == "off":
             raise UserError("--target_fps 0 with --color_match off: nothing to do; give a target rate or a method")
         return None
-    return fps_fraction(opts.target_fps)
+    target = fps_fraction(opts.target_fps)
+    if target > MAX_TARGET_FPS:
+        raise UserError(f"--target_fps {opts.target_fps:g}: at most {MAX_TARGET_FPS} fps")
+    return target
 
 
 @dataclass(frozen=True)
@@ -121,8 +130,10 @@ class Choice:
         return {}
 
 
-def _ncnn(opts: PostprocessOptions, *, requested: bool) -> Choice:
+def _ncnn(opts: PostprocessOptions, *, requested: bool, probe_device: bool = True) -> Choice:
     setup = rife_ncnn.locate(opts.rife_bin, opts.rife_model)
+    if not probe_device:  # planning runs no program: the run probes the Vulkan device before it commits to ncnn
+        return Choice("ncnn", "rife-ncnn-vulkan found (its Vulkan device is probed when the stage runs)", ncnn=setup)
     probe = rife_ncnn.probe(setup)
     if probe.problem:
         raise UserError(probe.problem)
@@ -133,7 +144,7 @@ def _ncnn(opts: PostprocessOptions, *, requested: bool) -> Choice:
     return Choice("ncnn", f"rife-ncnn-vulkan on {probe.device}", ncnn=setup)
 
 
-def _cuda(opts: PostprocessOptions, *, requested: bool) -> Choice:
+def _cuda(opts: PostprocessOptions, *, requested: bool, probe_device: bool = True) -> Choice:
     rife_dir = absolute(opts.rife_pytorch_dir)
     practical_rife.check_clone(rife_dir)
     practical_rife.check_python()
@@ -146,26 +157,22 @@ def _cuda(opts: PostprocessOptions, *, requested: bool) -> Choice:
                   rife_dir=rife_dir)
 
 
-def choose_backend(opts: PostprocessOptions, *, dry_run: bool = False) -> Choice:
-    """The backend to use and why. A requested backend that cannot run is a UserError (a warning in a dry
-    run); `auto` tries ncnn, then cuda, then falls back to ffmpeg, saying what each lacked."""
+def choose_backend(opts: PostprocessOptions, *, probe_device: bool = True) -> Choice:
+    """The backend to use and why. A requested backend that cannot run is a UserError; `auto` tries ncnn, then
+    cuda, then falls back to ffmpeg, saying what each lacked. Without `probe_device` (planning) rife-ncnn-vulkan
+    is not started to find its Vulkan device."""
     backend = "ffmpeg" if opts.fallback_ffmpeg else opts.backend
     if backend == "ffmpeg":
         return Choice("ffmpeg", "requested")
     if backend in ("ncnn", "cuda"):
         try:
-            return (_ncnn if backend == "ncnn" else _cuda)(opts, requested=True)
+            return (_ncnn if backend == "ncnn" else _cuda)(opts, requested=True, probe_device=probe_device)
         except UserError as exc:
-            if not dry_run:
-                raise UserError(f"--backend {backend}: {exc}") from None
-            placeholder = (Choice("ncnn", f"warning: {exc}", ncnn=rife_ncnn.NcnnSetup(
-                Path(opts.rife_bin or rife_ncnn.BINARY), Path(opts.rife_model)))
-                if backend == "ncnn" else Choice("cuda", f"warning: {exc}", rife_dir=absolute(opts.rife_pytorch_dir)))
-            return placeholder
+            raise UserError(f"--backend {backend}: {exc}") from None
     lacks = []
     for name, attempt in (("ncnn", _ncnn), ("cuda", _cuda)):
         try:
-            return attempt(opts, requested=False)
+            return attempt(opts, requested=False, probe_device=probe_device)
         except UserError as exc:
             lacks.append(f"{name}: {exc}")
     return Choice("ffmpeg", "auto fallback; " + "; ".join(lacks))
@@ -181,7 +188,8 @@ class Step:
     check: Callable[[], None] | None = None  # raises StageFailed when the step's result is wrong
 
 
-def plan(choice: Choice, source: VideoInfo, *, target: Fraction, frames: int, out: Path, work: Path) -> list[Step]:
+def backend_steps(choice: Choice, source: VideoInfo, *, target: Fraction, frames: int, out: Path,
+                  work: Path) -> list[Step]:
     """The commands that turn `source` into `out` with the chosen backend (scratch files under `work`)."""
     audio = source.path.resolve() if source.has_audio else None
     pad = pad_frames(source.fps, target)
@@ -226,25 +234,65 @@ def _expect_rife_frames(video: Path, expected: int) -> None:
         raise StageFailed(f"Practical-RIFE wrote {found} frames, expected {expected}; see the postprocess log")
 
 
+@dataclass(frozen=True)
+class Checked:
+    """The target rate (None: the colour match alone), the input's facts and the output's frame count."""
+
+    target: Fraction | None
+    source: VideoInfo
+    frames: int
+    resolved: dict = field(default_factory=dict)
+
+    def facts(self) -> dict:
+        return {"source_fps": self.source.fps, "target_fps": self.target, "frames": self.frames}
+
+
+def check(opts: PostprocessOptions, run_opts: RunOptions, problems: Problems, *, ctx: RunContext,
+          planned: VideoInfo | None = None) -> Checked | None:
+    """Every problem interpolating `input` would meet, added to `problems`; what it resolved when none."""
+    before = len(problems)
+    target = source = None
+    with problems.check(option="target_fps", stage=STAGE):
+        target = validate(opts)
+    with problems.check(option="input", stage=STAGE):
+        source = probe_input(opts.input, dry_run=ctx.dry_run, planned=planned)
+    input_path, output = absolute(opts.input), absolute(opts.output)
+    with problems.check(option="output", stage=STAGE):
+        if not problems.mentions(str(output)):
+            check_output_file(output, inputs=[input_path],
+                              may_replace=run_opts.overwrite or ctx.owns(STAGE, output), run_dir=ctx.run_dir)
+    if opts.target_fps != 0:
+        with problems.check(option="backend", stage=STAGE):
+            choose_backend(opts, probe_device=False)
+    if source is None or len(problems) > before:
+        return None
+    if target is None:  # --target_fps 0: the colour match alone, at the input's rate
+        return Checked(None, source, source.frames)
+    if target <= source.fps:
+        problems.add(f"--target_fps {opts.target_fps:g}: {input_path.name} already has {float(source.fps):g} fps; "
+                     "interpolation needs a higher target rate", option="target_fps", stage=STAGE)
+    if source.frames < 2:
+        problems.add(f"{input_path}: a single frame cannot be interpolated; pass a video", option="input", stage=STAGE)
+    if len(problems) > before:
+        return None
+    return Checked(target, source, target_frames(source.frames, source.fps, target))
+
+
 def run(opts: PostprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resume: bool = False,
         planned: VideoInfo | None = None) -> Path:
     """Interpolate `input` into `output`. With `resume`, a finished run of the same input and options in
     this run directory is kept; `planned` stands in for a not yet written input in a dry run."""
-    target = validate(opts)
-    source = probe_input(opts.input, dry_run=ctx.dry_run, planned=planned)
+    problems = Problems()
+    checked = check(opts, run_opts, problems, ctx=ctx, planned=planned)
+    if checked is None:
+        raise UserError(problems.items[0].message)
+    target, source, frames = checked.target, checked.source, checked.frames
     input_path, output = absolute(opts.input), absolute(opts.output)
-    ensure_not_inside(output, [input_path])
-    if target is not None and target <= source.fps:
-        raise UserError(f"--target_fps {opts.target_fps}: {input_path.name} already has {source.fps} fps; "
-                        "interpolation needs a higher target rate (--target_fps 0: colour match only)")
-    if target is not None and source.frames < 2:
-        raise UserError(f"{input_path}: a single frame cannot be interpolated; pass a video")
     inputs = {"input": describe_path(input_path)}
     if target is None:
         return _color_match_only(opts, run_opts, source, output, inputs, ctx=ctx, resume=resume)
-    frames = target_frames(source.frames, source.fps, target)
     duration = source.frames / float(source.fps)
-    choice = choose_backend(opts, dry_run=ctx.dry_run)
+    choice = choose_backend(opts, probe_device=not ctx.dry_run)
     ctx.say(f"postprocess backend: {choice.backend} ({choice.reason})")
     upstream = choice.upstream()
     fp = fingerprint([as_dict(opts), inputs, upstream, choice.backend])
@@ -257,8 +305,11 @@ def run(opts: PostprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resu
     if ctx.dry_run:
         if opts.color_match != "off":
             ctx.say(f"[dry-run] colour match the clips of {input_path} ({opts.color_match}), in Python")
-        for step in plan(choice, source, target=target, frames=frames, out=output, work=work):
-            ctx.step(step.label, step.argv, stage=STAGE)
+        steps = backend_steps(choice, source, target=target, frames=frames, out=output, work=work)
+        read = [input_path]
+        for step in steps:
+            ctx.step(step.label, step.argv, stage=STAGE, inputs=read, expected_outputs=step.expected)
+            read = step.expected
         return output
 
     resolved = {**as_dict(opts), "backend_used": choice.backend, "backend_reason": choice.reason,
@@ -269,7 +320,7 @@ def run(opts: PostprocessOptions, run_opts: RunOptions, *, ctx: RunContext, resu
                 if opts.color_match != "off":
                     source = probe_video(color_match_video(opts, source, work / "color_matched.mp4", ctx=ctx),
                                          count_frames=True)
-                steps = plan(choice, source, target=target, frames=frames, out=tmp, work=work)
+                steps = backend_steps(choice, source, target=target, frames=frames, out=tmp, work=work)
                 for n, step in enumerate(steps, 1):
                     ctx.say(f"postprocess {n}/{len(steps)}: {step.label}")
                     for folder in step.fresh_dirs:
@@ -341,10 +392,15 @@ def _color_match_only(opts: PostprocessOptions, run_opts: RunOptions, source: Vi
     return output
 
 
+def plan(values: Mapping[str, Any]) -> Plan:
+    """The plan of `run_postprocess.py` with these option values (core/stage_cli.plan_stage)."""
+    return plan_stage(STAGE, OPTION_CLASSES, values, check=check, run=run)
+
+
 def main(argv: list[str] | None = None) -> int:
     return stage_main(description="Stage 3 (optional): frame interpolation to an exact higher fps "
                       "(rife-ncnn-vulkan, Practical-RIFE or ffmpeg), audio kept.",
-                      option_classes=[PostprocessOptions, RunOptions], run=run, argv=argv, stage=STAGE)
+                      option_classes=OPTION_CLASSES, plan=plan, run=run, argv=argv, stage=STAGE)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..core import config
 from ..core.atomic import atomic_file, refuse_overwrite
@@ -16,9 +18,10 @@ from ..core.config import upstream_commit
 from ..core.errors import StageFailed, UserError
 from ..core.gpu import visible_gpus
 from ..core.options import as_dict, option
-from ..core.paths import absolute, ensure_not_inside
+from ..core.paths import absolute, check_output_file
+from ..core.planning import Plan, Problems
 from ..core.rundir import RunContext, describe_path, fingerprint
-from ..core.stage_cli import RunOptions
+from ..core.stage_cli import RunOptions, plan_stage
 from ..core.stage_cli import main as stage_main
 from ..media.ffmpeg import ffmpeg_bin
 from ..media.interpolate import check_result, finish_upscaled_argv, video_only_argv
@@ -72,6 +75,9 @@ class UpscaleOptions:
     realesrgan_dir: str = config.REALESRGAN.option()
 
 
+OPTION_CLASSES = (UpscaleOptions, RunOptions)
+
+
 def validate(opts: UpscaleOptions) -> None:
     for name in ("res_h", "res_w"):
         if getattr(opts, name) < 16:
@@ -98,16 +104,25 @@ UPSTREAM_NAMES = {"seedvr": "SeedVR", "realesrgan": "Real-ESRGAN"}
 
 def check_backend(opts: UpscaleOptions, ctx: RunContext) -> Path:
     """Check the chosen upstream (clone, checkpoints, Python packages, GPUs) and return its clone; the
-    UserError names what is missing and the fix (a warning in a dry run)."""
+    UserError names what is missing and the fix."""
     if opts.backend == "seedvr":
         clone = absolute(opts.seedvr_dir)
-        _checked(ctx, lambda: (seedvr.check_clone(clone, opts.model), seedvr.check_python(seedvr_python(opts))))
+        seedvr.check_clone(clone, opts.model)
+        seedvr.check_python(seedvr_python(opts))
         gpus = visible_gpus()
         if gpus and opts.num_gpus > len(gpus):
             raise UserError(f"--num_gpus {opts.num_gpus}: only {len(gpus)} GPU(s) visible")
         return clone
     clone = absolute(opts.realesrgan_dir)
-    _checked(ctx, lambda: (realesrgan.check_clone(clone), realesrgan.check_python(face_enhance=opts.face_enhance)))
+    realesrgan.check_clone(clone)
+    realesrgan.check_python(face_enhance=opts.face_enhance)
+    return clone
+
+
+def notes(opts: UpscaleOptions, clone: Path, ctx: RunContext) -> None:
+    """What may surprise about the chosen backend without stopping it."""
+    if opts.backend != "realesrgan":
+        return
     if opts.face_enhance and "anime" in opts.model_name:
         ctx.say(f"warning: --face_enhance does nothing with {opts.model_name} (upstream turns it off)")
     missing = realesrgan.missing_weights(clone, opts.model_name)
@@ -116,16 +131,37 @@ def check_backend(opts: UpscaleOptions, ctx: RunContext) -> Path:
                 "on its first run (needs internet)")
     if not visible_gpus():
         ctx.say("warning: no NVIDIA GPU visible; Real-ESRGAN's video script has no CPU path")
-    return clone
 
 
-def _checked(ctx: RunContext, check) -> None:
-    try:
-        check()
-    except UserError as exc:
-        if not ctx.dry_run:
-            raise
-        ctx.say(f"warning: {exc}")
+@dataclass(frozen=True)
+class Checked:
+    source: VideoInfo
+    clone: Path
+    resolved: dict = field(default_factory=dict)
+
+    def facts(self) -> dict:
+        return {"input_size": (self.source.width, self.source.height), "frames": self.source.frames}
+
+
+def check(opts: UpscaleOptions, run_opts: RunOptions, problems: Problems, *, ctx: RunContext,
+          planned: VideoInfo | None = None) -> Checked | None:
+    """Every problem upscaling `input` would meet, added to `problems`; what it resolved when none."""
+    before = len(problems)
+    with problems.check(stage=STAGE):
+        validate(opts)
+    source = clone = None
+    with problems.check(option="input", stage=STAGE):
+        source = probe_input(opts.input, dry_run=ctx.dry_run, planned=planned)
+    input_path, output = absolute(opts.input), absolute(opts.output)
+    with problems.check(option="output", stage=STAGE):
+        if not problems.mentions(str(output)):
+            check_output_file(output, inputs=[input_path],
+                          may_replace=run_opts.overwrite or ctx.owns(STAGE, output), run_dir=ctx.run_dir)
+    with problems.check(option=f"{opts.backend}_dir", stage=STAGE):
+        clone = check_backend(opts, ctx)
+    if len(problems) > before or source is None or clone is None:
+        return None
+    return Checked(source, clone)
 
 
 def build_job(opts: UpscaleOptions, source: VideoInfo, clone: Path, *, feed: Path, out_dir: Path) -> Job:
@@ -165,11 +201,13 @@ def run(opts: UpscaleOptions, run_opts: RunOptions, *, ctx: RunContext, resume: 
         planned: VideoInfo | None = None) -> Path:
     """Upscale `input` into `output`. With `resume`, a finished run of the same input and options in this
     run directory is kept; `planned` stands in for a not yet written input in a dry run."""
-    validate(opts)
-    source = probe_input(opts.input, dry_run=ctx.dry_run, planned=planned)
+    problems = Problems()
+    checked = check(opts, run_opts, problems, ctx=ctx, planned=planned)
+    if checked is None:
+        raise UserError(problems.items[0].message)
+    source, clone = checked.source, checked.clone
+    notes(opts, clone, ctx)
     input_path, output = absolute(opts.input), absolute(opts.output)
-    ensure_not_inside(output, [input_path])
-    clone = check_backend(opts, ctx)
     inputs = {"input": describe_path(input_path)}
     upstream = {UPSTREAM_NAMES[opts.backend]: {"path": str(clone), "commit": upstream_commit(clone)}}
     fp = fingerprint([as_dict(opts), inputs, upstream])
@@ -183,11 +221,12 @@ def run(opts: UpscaleOptions, run_opts: RunOptions, *, ctx: RunContext, resume: 
     feed = work / "in" / realesrgan.INPUT_NAME  # the same name for both backends (SeedVR reads its folder)
     job = build_job(opts, source, clone, feed=feed, out_dir=work / "out")
     if ctx.dry_run:
-        ctx.step("video-only copy for the upscaler", video_only_argv(input_path, feed), stage=STAGE)
-        ctx.step(job.label, job.argv, stage=STAGE)
+        ctx.step("video-only copy for the upscaler", video_only_argv(input_path, feed), stage=STAGE,
+                 inputs=[input_path], expected_outputs=[feed])
+        ctx.step(job.label, job.argv, stage=STAGE, inputs=[feed], expected_outputs=[job.output])
         ctx.step(f"H.264{' + source audio' if audio else ''} into {output.name}",
                  finish_upscaled_argv(job.output, output, copy=True, audio_from=audio, duration=duration),
-                 stage=STAGE)
+                 stage=STAGE, inputs=[job.output, *([audio] if audio else [])], expected_outputs=[output])
         return output
 
     try:
@@ -212,9 +251,14 @@ def run(opts: UpscaleOptions, run_opts: RunOptions, *, ctx: RunContext, resume: 
     return output
 
 
+def plan(values: Mapping[str, Any]) -> Plan:
+    """The plan of `run_upscale.py` with these option values (core/stage_cli.plan_stage)."""
+    return plan_stage(STAGE, OPTION_CLASSES, values, check=check, run=run)
+
+
 def main(argv: list[str] | None = None) -> int:
     return stage_main(description="Stage 4 (optional): upscale with SeedVR2 or Real-ESRGAN, audio kept.",
-                      option_classes=[UpscaleOptions, RunOptions], run=run, argv=argv, stage=STAGE)
+                      option_classes=OPTION_CLASSES, plan=plan, run=run, argv=argv, stage=STAGE)
 
 
 if __name__ == "__main__":

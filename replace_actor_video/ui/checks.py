@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..plan import Plan, check_pipeline, check_stage
 from .commands import Form, Resolved, Workspace, resolve, to_args
-from .plan_shim import Plan, check_pipeline, check_stage
 from .settings import ServerSettings
 
 JOB_FOLDER_SHOWN = "<job folder>"

@@ -22,7 +22,9 @@ both from the options, so an option declared here reaches the upstream process w
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,7 @@ SCRIPT = "generate.py"
 LAUNCHER_FILE = Path(__file__).with_name("runtime") / "launcher.py"
 GENERATE, LAUNCHER = "generate.py", "launcher"  # the two argvs options are passed to (`upstream=`)
 NUM_HEADS = 40  # wan/configs/wan_animate_14B.py
+MAX_FRAME_NUM = 161  # --frame_num: at most this (about twice the 77 Animate is trained on; memory grows with it)
 INPUTS_ANIMATE = ("src_pose.mp4", "src_face.mp4", "src_ref.png")
 INPUTS_REPLACE = INPUTS_ANIMATE + ("src_bg.mp4", "src_mask.mp4")
 CHECKPOINT_FILES = (
@@ -182,21 +185,40 @@ class GenerateOptions:
     ckpt_dir: str = config.CHECKPOINT.option(help="Wan2.2-Animate-14B checkpoint folder", upstream=GENERATE)
 
 
-def validate(opts: GenerateOptions) -> None:
-    check_frame_args(opts.frame_num, opts.refert_num)
+def validation(opts: GenerateOptions) -> Iterator[tuple[str, str]]:
+    """(option, one-line message) for every option value generation cannot run with."""
+    try:
+        check_frame_args(opts.frame_num, opts.refert_num)
+    except UserError as exc:
+        yield "frame_num", str(exc)
     if opts.use_relighting_lora and not opts.replace:
-        raise UserError("--use_relighting_lora only applies in replace mode; add --replace or drop it")
+        yield "use_relighting_lora", "--use_relighting_lora only applies in replace mode; add --replace or drop it"
     if opts.sample_steps is not None and opts.sample_steps < 1:
-        raise UserError(f"--sample_steps {opts.sample_steps}: must be at least 1")
+        yield "sample_steps", f"--sample_steps {opts.sample_steps}: must be at least 1"
     if opts.preset == "fast" and not opts.lora:
-        raise UserError(f"--preset fast samples 4 steps, which needs a step-distill LoRA: add --lora PATH "
-                        f"({FAST_LORA_HINT})")
+        yield "lora", (f"--preset fast samples 4 steps, which needs a step-distill LoRA: add --lora PATH "
+                       f"({FAST_LORA_HINT})")
     if not 0.0 <= opts.color_match_strength <= 1.0:
-        raise UserError(f"--color_match_strength {opts.color_match_strength:g}: must be between 0 and 1")
-    check_memory_profile(opts.memory_profile, fp8=opts.fp8, multi_gpu=opts.multi_gpu)
+        yield "color_match_strength", f"--color_match_strength {opts.color_match_strength:g}: must be between 0 and 1"
+    try:
+        check_memory_profile(opts.memory_profile, fp8=opts.fp8, multi_gpu=opts.multi_gpu)
+    except UserError as exc:
+        yield "memory_profile", str(exc)
     if opts.multi_gpu and (opts.compile or opts.fp8):
-        raise UserError("--compile and --fp8 are single-GPU options (FSDP shards the DiT blocks); drop them or "
-                        "--multi_gpu")
+        yield "multi_gpu", ("--compile and --fp8 are single-GPU options (FSDP shards the DiT blocks); drop them or "
+                            "--multi_gpu")
+    if opts.nproc_per_node < 0:
+        yield "nproc_per_node", f"--nproc_per_node {opts.nproc_per_node}: a GPU count, or 0 for every visible GPU"
+    elif opts.multi_gpu and opts.nproc_per_node:
+        try:
+            check_heads(opts.nproc_per_node)
+        except UserError as exc:
+            yield "nproc_per_node", str(exc)
+
+
+def validate(opts: GenerateOptions) -> None:
+    for _, message in validation(opts):
+        raise UserError(message)
 
 
 def check_memory_profile(profile: str, *, fp8: bool, multi_gpu: bool, why: str = "") -> None:
@@ -281,12 +303,25 @@ def check_src_root(src_root: Path, *, replace: bool) -> None:
 
 
 def check_frame_args(frame_num: int, refert_num: int) -> None:
-    if frame_num < 5 or (frame_num - 1) % 4:
-        raise UserError(f"--frame_num {frame_num}: must be 4n+1 (e.g. 77, 81, 49)")
+    if frame_num < 5 or (frame_num - 1) % 4 or frame_num > MAX_FRAME_NUM:
+        raise UserError(f"--frame_num {frame_num}: must be 4n+1 from 5 to {MAX_FRAME_NUM} (e.g. 77, 81, 49)")
     if refert_num not in (1, 5):
         raise UserError(f"--refert_num {refert_num}: must be 1 or 5 (upstream asserts it)")
     if refert_num >= frame_num:
         raise UserError(f"--refert_num {refert_num} must be smaller than --frame_num {frame_num}")
+
+
+def check_clip_frames(frames: int, refert_num: int) -> None:
+    """WanAnimate.generate needs more frames than it carries over between clips: with `frames` <= refert_num its
+    clip loop never runs and it dies on torch.cat([]) after loading 14B weights (wan/animate.py)."""
+    if frames <= refert_num:
+        raise UserError(f"the preprocessing gives {frames} frame(s); generation needs at least {refert_num + 1} "
+                        f"(more than --refert_num {refert_num}): use a longer video or a higher --fps")
+
+
+def clip_count(frames: int, frame_num: int, refert_num: int) -> int:
+    """How many clips WanAnimate.generate samples for `frames` frames (get_valid_len pads the last one)."""
+    return max(1, math.ceil((frames - refert_num) / (frame_num - refert_num)))
 
 
 def sequence_length(frame_num: int, width: int, height: int) -> int:
@@ -294,12 +329,19 @@ def sequence_length(frame_num: int, width: int, height: int) -> int:
     return ((frame_num - 1) // 4 + 2) * (height // 16) * (width // 16)
 
 
+def check_heads(nproc: int) -> None:
+    """generate.py asserts num_heads % ulysses_size == 0 (and ulysses_size == the GPU count)."""
+    if nproc > 1 and NUM_HEADS % nproc:
+        good = ", ".join(str(n) for n in range(2, NUM_HEADS + 1) if NUM_HEADS % n == 0)
+        raise UserError(f"--nproc_per_node {nproc}: Ulysses needs a divisor of the 40 attention heads ({good})")
+
+
 def check_parallel(nproc: int, *, frame_num: int, width: int, height: int) -> None:
+    """The heads rule, and the sequence one: the face blocks regroup the gathered tokens by latent frame, which
+    only works when the token count splits evenly over the GPUs (no padding)."""
     if nproc <= 1:
         return
-    if NUM_HEADS % nproc:
-        good = [n for n in range(2, NUM_HEADS + 1) if NUM_HEADS % n == 0]
-        raise UserError(f"--nproc_per_node {nproc}: Ulysses needs a divisor of the 40 attention heads ({good})")
+    check_heads(nproc)
     tokens = sequence_length(frame_num, width, height)
     if tokens % nproc:
         raise UserError(f"--nproc_per_node {nproc}: the sequence of {tokens} tokens ({width}x{height}, "

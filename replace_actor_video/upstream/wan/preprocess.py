@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -44,6 +45,8 @@ FLUX_DIR = "FLUX.1-Kontext-dev"
 REFERENCE_COPY = "src_ref.png"
 RECORD = "rav_preprocess.json"  # ours: what later steps need (fps, frame count, source video for the audio)
 DIVISOR = 16  # resize_by_area(..., divisor=16): each side floored to a multiple of 16
+MAX_RESOLUTION_SIDE = 4096  # --resolution: at most this per side (Animate is trained at 1280x720; README "Limits")
+MAX_FPS = 120
 
 
 @dataclass(kw_only=True)
@@ -89,15 +92,41 @@ class PreprocessOptions:
     ckpt_dir: str = config.CHECKPOINT.option(help="Wan2.2-Animate-14B checkpoint folder")
 
 
-def validate(opts: PreprocessOptions) -> None:
-    if opts.fps != -1 and not 1 <= opts.fps <= 120:
-        raise UserError(f"--fps {opts.fps}: use a value from 1 to 120, or -1 for the source fps")
+def validation(opts: PreprocessOptions) -> Iterator[tuple[str, str]]:
+    """(option, one-line message) for every option value preprocessing cannot run with."""
+    if opts.fps != -1 and not 1 <= opts.fps <= MAX_FPS:
+        yield "fps", f"--fps {opts.fps}: use a value from 1 to {MAX_FPS}, or -1 for the source fps"
     if opts.use_flux and (opts.replace or not opts.retarget):
-        raise UserError("--use_flux only works in animate mode with --retarget; drop --use_flux or --replace")
+        yield "use_flux", "--use_flux only works in animate mode with --retarget; drop --use_flux or --replace"
+    if max(opts.resolution) > MAX_RESOLUTION_SIDE:
+        yield "resolution", (f"--resolution {opts.resolution[0]}x{opts.resolution[1]}: at most {MAX_RESOLUTION_SIDE} "
+                             "px per side (Wan2.2-Animate is trained at 1280x720)")
     for name in ("iterations", "k", "w_len", "h_len"):
         minimum = 0 if name == "iterations" else 1
         if getattr(opts, name) < minimum:
-            raise UserError(f"--{name} {getattr(opts, name)}: must be at least {minimum}")
+            yield name, f"--{name} {getattr(opts, name)}: must be at least {minimum}"
+
+
+def validate(opts: PreprocessOptions) -> None:
+    for _, message in validation(opts):
+        raise UserError(message)
+
+
+def frame_size(opts: PreprocessOptions, *, video: tuple[int, int], reference: tuple[int, int]) -> tuple[int, int]:
+    """The frame size preprocessing writes: the --resolution area in the aspect of the video (replace mode) or of
+    the reference image (animate mode), each side floored to 16; UserError when a side would be under 16 px."""
+    source, (width, height) = ("video", video) if opts.replace else ("reference image", reference)
+    size = upstream_size(width, height, opts.resolution[0] * opts.resolution[1])
+    if min(size) < DIVISOR:
+        raise UserError(f"--resolution {opts.resolution[0]}x{opts.resolution[1]}: the {source}'s {width}x{height} "
+                        f"aspect gives {size[0]}x{size[1]} frames; raise --resolution")
+    return size
+
+
+def sampled_frames(frames: int, video_fps: Fraction, fps: int, duration: float) -> tuple[Fraction, int]:
+    """(fps, frame count) of the preprocessing of a video with `frames` at `video_fps` sampled at --fps `fps`."""
+    rate = video_fps if fps == -1 else Fraction(fps)
+    return rate, len(frame_indices(frames, float(video_fps), float(fps), duration))
 
 
 @dataclass(frozen=True)
@@ -191,7 +220,15 @@ def write_record(folder: Path, *, video: Path, has_audio: bool, fps: Fraction, f
 
 def read_record(folder: Path) -> dict[str, Any] | None:
     path = folder / RECORD
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable preprocessing record ({exc}); rerun run_preprocessing.py") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{path}: not a preprocessing record; rerun run_preprocessing.py")
+    return record
 
 
 # ---- how upstream samples and resizes the driving video ----------------------------------------------------------
