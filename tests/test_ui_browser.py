@@ -88,6 +88,9 @@ def shot(page, name: str, *, top: bool = False, full: bool = False) -> None:
     if top:
         page.evaluate("window.scrollTo(0, 0)")
         page.wait_for_timeout(200)
+    if page.locator(".toast-close").count():  # notices off, once they have faded
+        page.evaluate("() => document.querySelectorAll('.toast-close').forEach(b => b.click())")
+        page.wait_for_timeout(600)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full)
     if os.environ.get("RAV_UI_SCREENSHOTS") == "docs":
         DOCS.mkdir(parents=True, exist_ok=True)
@@ -217,7 +220,7 @@ def test_preview_commands_answers_while_a_job_runs_and_creates_no_run(page, serv
         expect(commands).to_contain_text("--attention flash")
         assert job_folders(server.runs) == running  # no run folder appeared
         assert json.loads((server.runs / job["id"] / "job.json").read_text())["status"] == "running"
-        commands.scroll_into_view_if_needed()
+        commands.evaluate("e => e.scrollIntoView({block: 'start'})")
         shot(page, "preview-commands-1280")
         page.locator("#now-cancel").click()
         expect(row(page, job["id"])).to_contain_text("cancelled", timeout=30_000)

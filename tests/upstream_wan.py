@@ -16,15 +16,23 @@ WAN22 = Path(os.environ.get("WAN22_DIR", REPO / "Wan2.2"))
 PACKAGES = ("wan", "wan.modules", "wan.modules.animate", "wan.distributed", "wan.utils")
 
 
+NO_CLONE = f"needs the Wan2.2 clone ({WAN22}; install.sh clones it)"
+
+
+def has_wan22() -> bool:
+    return (WAN22 / "wan" / "animate.py").is_file()
+
+
 def needs_wan22():
-    return pytest.mark.skipif(not (WAN22 / "wan" / "animate.py").is_file(),
-                              reason=f"needs the Wan2.2 clone ({WAN22}; install.sh clones it)")
+    return pytest.mark.skipif(not has_wan22(), reason=NO_CLONE)
 
 
 def stub_packages(monkeypatch: pytest.MonkeyPatch) -> None:
     """Package stubs pointing at the clone; t5.py's import-time torch.cuda.current_device() answered with 0."""
     import torch
 
+    if not has_wan22():  # fixtures call this too: skip with the reason instead of a ModuleNotFoundError
+        pytest.skip(NO_CLONE)
     for dep in ("diffusers", "einops", "ftfy", "regex", "transformers"):
         pytest.importorskip(dep, reason=f"the upstream modules import {dep}", exc_type=ImportError)
     for name in [n for n in sys.modules if n == "wan" or n.startswith("wan.")]:

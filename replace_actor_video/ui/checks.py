@@ -87,4 +87,6 @@ def preview_text(check: FormCheck, job_dir: Path) -> str:
     facts = check.plan.facts if check.plan else {}
     if facts:
         parts += ["", "# resolved: " + ", ".join(f"{k}={v}" for k, v in facts.items())]
+        if "seed" in facts and check.resolved.values.get("seed", -1) == -1:
+            parts.append("# (a random seed, -1, is drawn again when the job starts; its manifest records it)")
     return "\n".join(parts).replace(str(job_dir), JOB_FOLDER_SHOWN)
