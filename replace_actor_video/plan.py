@@ -23,8 +23,12 @@ from .stages import generate, mask, postprocess, preprocess, upscale
 __all__ = ["Plan", "PlannedStep", "Problem", "check_pipeline", "check_stage"]
 
 STAGE_PLANS: dict[str, Callable[[Mapping[str, Any]], Plan]] = {
-    "preprocess": preprocess.plan, "mask": mask.plan, "generate": generate.plan, "refine": refine.plan,
-    "postprocess": postprocess.plan, "upscale": upscale.plan,
+    "preprocess": preprocess.plan,
+    "mask": mask.plan,
+    "generate": generate.plan,
+    "refine": refine.plan,
+    "postprocess": postprocess.plan,
+    "upscale": upscale.plan,
 }
 
 

@@ -76,26 +76,81 @@ def rows_table() -> dict[str, Row]:
     fast = ("--preset", "fast", "--lora", "{distill_lora}")
     rows = []
     for steps, dit in ((4, 4 * 19), (20, 20 * 19)):
-        rows.append(Row(f"official-{steps}", "official", steps, expect_s=130 + dit,
-                        note="upstream generate.py as users run it; flash_attn EMULATED (PyTorch's FA2 kernel)"))
+        rows.append(
+            Row(
+                f"official-{steps}",
+                "official",
+                steps,
+                expect_s=130 + dit,
+                note="upstream generate.py as users run it; flash_attn EMULATED (PyTorch's FA2 kernel)",
+            )
+        )
     for steps, dit in ((4, 4 * 12.9), (20, 20 * 12.9)):
-        rows += [Row(f"default-{steps}", "pipeline", steps, ("--worker", "off"), expect_s=70 + dit,
-                     note="pipeline.py defaults (attention auto, fast loading), fresh process"),
-                 Row(f"nofastload-{steps}", "pipeline", steps, ("--worker", "off"), env={"RAV_FASTLOAD": "0"},
-                     expect_s=130 + dit, note="default with RAV_FASTLOAD=0: upstream's model loading"),
-                 Row(f"lossless-{steps}", "pipeline", steps, ("--worker", "off", "--compile"), expect_s=150 + dit,
-                     note="fastest lossless: default + --compile"),
-                 Row(f"default-2gpu-{steps}", "pipeline", steps, ("--worker", "off", "--multi_gpu",
-                                                                  "--nproc_per_node", "2"),
-                     gpus=2, expect_s=120 + dit / 1.9, note="default on 2 GPUs (FSDP + Ulysses)")]
-    rows += [Row("fast-cold", "pipeline", 4, (*fast, "--worker", "off"), expect_s=130,
-                 note="--preset fast + distill LoRA, fresh process"),
-             Row("fast-warm", "pipeline", 4, (*fast, "--compile", "--worker", "start"), jobs=2, expect_s=300,
-                 note="--preset fast + distill LoRA + --compile on a warm worker: job 1 starts it, job 2 is warm"),
-             Row("fast-warm-lossy", "pipeline", 4, (*fast, "--compile", "--attention", "fast", "--vae_bf16",
-                                                    "--worker", "start"), jobs=2, expect_s=300,
-                 note="fast-warm + --attention fast --vae_bf16 (LOSSY)"),
-             Row("postprocess", "postprocess", 0, expect_s=120, note="run_postprocess.py --backend ffmpeg 16 → 30 fps")]
+        rows += [
+            Row(
+                f"default-{steps}",
+                "pipeline",
+                steps,
+                ("--worker", "off"),
+                expect_s=70 + dit,
+                note="pipeline.py defaults (attention auto, fast loading), fresh process",
+            ),
+            Row(
+                f"nofastload-{steps}",
+                "pipeline",
+                steps,
+                ("--worker", "off"),
+                env={"RAV_FASTLOAD": "0"},
+                expect_s=130 + dit,
+                note="default with RAV_FASTLOAD=0: upstream's model loading",
+            ),
+            Row(
+                f"lossless-{steps}",
+                "pipeline",
+                steps,
+                ("--worker", "off", "--compile"),
+                expect_s=150 + dit,
+                note="fastest lossless: default + --compile",
+            ),
+            Row(
+                f"default-2gpu-{steps}",
+                "pipeline",
+                steps,
+                ("--worker", "off", "--multi_gpu", "--nproc_per_node", "2"),
+                gpus=2,
+                expect_s=120 + dit / 1.9,
+                note="default on 2 GPUs (FSDP + Ulysses)",
+            ),
+        ]
+    rows += [
+        Row(
+            "fast-cold",
+            "pipeline",
+            4,
+            (*fast, "--worker", "off"),
+            expect_s=130,
+            note="--preset fast + distill LoRA, fresh process",
+        ),
+        Row(
+            "fast-warm",
+            "pipeline",
+            4,
+            (*fast, "--compile", "--worker", "start"),
+            jobs=2,
+            expect_s=300,
+            note="--preset fast + distill LoRA + --compile on a warm worker: job 1 starts it, job 2 is warm",
+        ),
+        Row(
+            "fast-warm-lossy",
+            "pipeline",
+            4,
+            (*fast, "--compile", "--attention", "fast", "--vae_bf16", "--worker", "start"),
+            jobs=2,
+            expect_s=300,
+            note="fast-warm + --attention fast --vae_bf16 (LOSSY)",
+        ),
+        Row("postprocess", "postprocess", 0, expect_s=120, note="run_postprocess.py --backend ffmpeg 16 → 30 fps"),
+    ]
     return {r.name: r for r in rows}
 
 
@@ -105,21 +160,38 @@ def parse_args(argv=None):
     p.add_argument("--work", type=Path, default=Path("/tmp/bench_job"), help="inputs, run directory, outputs")
     p.add_argument("--ckpt", type=Path, default=Path("/tmp/bench_ckpt"), help="synthetic checkpoint folder")
     p.add_argument("--ckpt_profile", choices=("full", "tiny"), default="full")
-    p.add_argument("--onnx_from", type=Path, default=REPO / ".e2e" / "onnx",
-                   help="the carried ONNX graphs (the GPU image has no onnx package)")
+    p.add_argument(
+        "--onnx_from",
+        type=Path,
+        default=REPO / ".e2e" / "onnx",
+        help="the carried ONNX graphs (the GPU image has no onnx package)",
+    )
     p.add_argument("--wan22_dir", type=Path, default=Path(os.environ.get("WAN22_DIR", REPO / "Wan2.2")))
     p.add_argument("--rows", default="default-4,fast-cold", help="comma list of rows (see --list)")
     p.add_argument("--repeat", type=int, default=1, help="runs per row (the report shows min and median)")
-    p.add_argument("--budget_s", type=float, default=520.0,
-                   help="skip a row that would end after this many seconds of this call (device calls: 600 s)")
+    p.add_argument(
+        "--budget_s",
+        type=float,
+        default=520.0,
+        help="skip a row that would end after this many seconds of this call (device calls: 600 s)",
+    )
     p.add_argument("--fa3_site", type=Path, help="FlashAttention-3 site folder to put on PYTHONPATH for OUR rows")
-    p.add_argument("--evict", action="store_true",
-                   help="drop the checkpoint from the page cache before each row (no effect on tmpfs)")
-    p.add_argument("--plumbing", action="store_true",
-                   help="CPU plumbing run against contract stand-ins: small clip, no GPU, any checkpoint layout")
+    p.add_argument(
+        "--evict",
+        action="store_true",
+        help="drop the checkpoint from the page cache before each row (no effect on tmpfs)",
+    )
+    p.add_argument(
+        "--plumbing",
+        action="store_true",
+        help="CPU plumbing run against contract stand-ins: small clip, no GPU, any checkpoint layout",
+    )
     p.add_argument("--list", action="store_true", help="print the rows and exit")
-    p.add_argument("--reparse", action="store_true",
-                   help="only re-read the timing of every job in --out from its saved log and rewrite the report")
+    p.add_argument(
+        "--reparse",
+        action="store_true",
+        help="only re-read the timing of every job in --out from its saved log and rewrite the report",
+    )
     args = p.parse_args(argv)
     if not args.list and args.out is None:
         p.error("--out is required")
@@ -143,8 +215,15 @@ def run(argv, *, log_path: Path, env=None, timeout=None, cwd=None) -> tuple[int,
         out.write("$ " + " ".join(map(str, argv)) + "\n")
         out.flush()
         try:
-            code = subprocess.run([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                  timeout=timeout, check=False).returncode
+            code = subprocess.run(
+                [str(a) for a in argv],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=cwd,
+                timeout=timeout,
+                check=False,
+            ).returncode
         except subprocess.TimeoutExpired:
             code = 124
     return code, round(time.perf_counter() - started, 2)
@@ -152,8 +231,16 @@ def run(argv, *, log_path: Path, env=None, timeout=None, cwd=None) -> tuple[int,
 
 def gpu_info() -> dict:
     try:
-        lines = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                               capture_output=True, text=True, check=False).stdout.strip().splitlines()
+        lines = (
+            subprocess.run(
+                ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            .stdout.strip()
+            .splitlines()
+        )
     except OSError:
         lines = []
     return {"gpus": len(lines), "names": lines}
@@ -165,6 +252,7 @@ def median(values):
 
 # ---- the checkpoint and the inputs -------------------------------------------------------------------------------
 
+
 def checkpoint(args, report, save) -> None:
     marker = args.ckpt / "process_checkpoint" / "sam2" / "sam2_hiera_large.pt"  # written last
     if marker.is_file():
@@ -175,10 +263,21 @@ def checkpoint(args, report, save) -> None:
     free_gb = shutil.disk_usage(args.ckpt.parent).free / 1e9
     need = FULL_CKPT_GB if args.ckpt_profile == "full" else 16
     if free_gb < need * 1.05:
-        sys.exit(f"bench_job.py: {args.ckpt.parent} has {free_gb:.0f} GB free, the {args.ckpt_profile} checkpoint "
-                 f"needs ~{need} GB; pass --ckpt on a larger disk (or /dev/shm if it has room)")
-    argv = [sys.executable, REPO / "scripts" / "make_synthetic_checkpoint.py", "--out", args.ckpt, "--profile",
-            args.ckpt_profile, "--distill_lora", "--pose2d_layout", "folder"]
+        sys.exit(
+            f"bench_job.py: {args.ckpt.parent} has {free_gb:.0f} GB free, the {args.ckpt_profile} checkpoint "
+            f"needs ~{need} GB; pass --ckpt on a larger disk (or /dev/shm if it has room)"
+        )
+    argv = [
+        sys.executable,
+        REPO / "scripts" / "make_synthetic_checkpoint.py",
+        "--out",
+        args.ckpt,
+        "--profile",
+        args.ckpt_profile,
+        "--distill_lora",
+        "--pose2d_layout",
+        "folder",
+    ]
     argv += ["--device", "cpu", "--skip_heavy"] if args.plumbing else ["--device", "cuda"]
     if args.onnx_from and args.onnx_from.is_dir():
         argv += ["--onnx_from", args.onnx_from]
@@ -188,13 +287,21 @@ def checkpoint(args, report, save) -> None:
     if code != 0:
         sys.exit(f"bench_job.py: writing the checkpoint failed; see {args.out / 'logs' / 'checkpoint.log'}")
     if args.plumbing:  # the contract stand-ins never read the heavy encoders: placeholders, SAM2's last
-        for name in ("models_t5_umt5-xxl-enc-bf16.pth", "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth",
-                     "Wan2.1_VAE.pth", "process_checkpoint/sam2/sam2_hiera_large.pt"):
+        for name in (
+            "models_t5_umt5-xxl-enc-bf16.pth",
+            "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth",
+            "Wan2.1_VAE.pth",
+            "process_checkpoint/sam2/sam2_hiera_large.pt",
+        ):
             (args.ckpt / name).parent.mkdir(parents=True, exist_ok=True)
             (args.ckpt / name).write_bytes(b"stand-in")
     parts = re.findall(r"^\[synthetic\] (.+?): ([0-9.]+) GB in ([0-9.]+) s", text, re.M)
-    report["checkpoint"] = {"path": str(args.ckpt), "profile": args.ckpt_profile, "seconds": seconds,
-                            "parts": {name: {"gb": float(gb), "s": float(s)} for name, gb, s in parts}}
+    report["checkpoint"] = {
+        "path": str(args.ckpt),
+        "profile": args.ckpt_profile,
+        "seconds": seconds,
+        "parts": {name: {"gb": float(gb), "s": float(s)} for name, gb, s in parts},
+    }
     save()
     log(f"checkpoint written in {seconds:.0f} s: " + ", ".join(f"{n} {gb} GB {s} s" for n, gb, s in parts))
 
@@ -206,13 +313,52 @@ def inputs(args) -> dict:
     size = "320x240" if args.plumbing else "1280x720"
     clip, ref = folder / f"clip_{size}.mp4", folder / f"ref_{size}.png"
     if not clip.is_file():
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=16",
-                        "-f", "lavfi", "-i", "sine=frequency=330", "-frames:v", "77", "-t", str(77 / 16),
-                        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(clip) + ".tmp.mp4"], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc2=size={size}:rate=16",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=330",
+                "-frames:v",
+                "77",
+                "-t",
+                str(77 / 16),
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                str(clip) + ".tmp.mp4",
+            ],
+            check=True,
+        )
         os.replace(str(clip) + ".tmp.mp4", clip)
     if not ref.is_file():
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size={size}", "-frames:v", "1",
-                        str(ref) + ".tmp.png"], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                f"testsrc=size={size}",
+                "-frames:v",
+                "1",
+                str(ref) + ".tmp.png",
+            ],
+            check=True,
+        )
         os.replace(str(ref) + ".tmp.png", ref)
     return {"clip": clip, "ref": ref, "resolution": size}
 
@@ -229,6 +375,7 @@ def evict(ckpt: Path) -> None:
 
 
 # ---- parsing a job ---------------------------------------------------------------------------------------------
+
 
 def parse_timing(text: str) -> dict:
     parts: dict[str, list[float]] = {}
@@ -270,14 +417,30 @@ def psnr(a: Path, b: Path) -> float | None:
     """Average PSNR of two videos frame by frame (index, not timestamp: 30 fps upstream vs 16 fps ours)."""
     if not (a.is_file() and b.is_file()):
         return None
-    res = subprocess.run(["ffmpeg", "-hide_banner", "-i", str(a), "-i", str(b), "-lavfi",
-                          "[0:v]setpts=N/TB[x];[1:v]setpts=N/TB[y];[x][y]psnr", "-f", "null", "-"],
-                         capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-i",
+            str(a),
+            "-i",
+            str(b),
+            "-lavfi",
+            "[0:v]setpts=N/TB[x];[1:v]setpts=N/TB[y];[x][y]psnr",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     m = re.search(r"average:([0-9.]+|inf)", res.stderr)
     return None if not m else (float("inf") if m.group(1) == "inf" else float(m.group(1)))
 
 
 # ---- rows -------------------------------------------------------------------------------------------------------
+
 
 class Bench:
     def __init__(self, args):
@@ -311,28 +474,88 @@ class Bench:
         return env
 
     def common(self, row: Row, media: dict) -> list:
-        return ["--video_path", media["clip"], "--refer_path", media["ref"], "--replace", "--use_relighting_lora",
-                "--resolution", media["resolution"], "--fps", "16", "--seed", str(SEED),
-                "--wan22_dir", self.args.wan22_dir, "--ckpt_dir", self.args.ckpt, "--runs_dir", self.args.work / "runs",
-                "--run_dir", self.run_dir, "--overwrite",
-                # plumbing: the contour mask runs the real SAM2, which needs real SAM2 weights: the stand-in's mask
-                *(["--mask_mode", "official"] if self.args.plumbing else [])]
+        return [
+            "--video_path",
+            media["clip"],
+            "--refer_path",
+            media["ref"],
+            "--replace",
+            "--use_relighting_lora",
+            "--resolution",
+            media["resolution"],
+            "--fps",
+            "16",
+            "--seed",
+            str(SEED),
+            "--wan22_dir",
+            self.args.wan22_dir,
+            "--ckpt_dir",
+            self.args.ckpt,
+            "--runs_dir",
+            self.args.work / "runs",
+            "--run_dir",
+            self.run_dir,
+            "--overwrite",
+            # plumbing: the contour mask runs the real SAM2, which needs real SAM2 weights: the stand-in's mask
+            *(["--mask_mode", "official"] if self.args.plumbing else []),
+        ]
 
     def argv(self, row: Row, media: dict, output: Path) -> list:
-        options = [o.replace("{distill_lora}", str(self.args.ckpt / "synthetic_lightx2v_4step_lora.safetensors"))
-                   for o in row.options]
+        options = [
+            o.replace("{distill_lora}", str(self.args.ckpt / "synthetic_lightx2v_4step_lora.safetensors"))
+            for o in row.options
+        ]
         if row.kind == "official":
-            return [sys.executable, REPO / "scripts" / "bench_official.py", "--wan22_dir", self.args.wan22_dir, "--",
-                    "--task", "animate-14B", "--ckpt_dir", self.args.ckpt, "--src_root_path", self.preprocess_dir,
-                    "--refert_num", "1", "--save_file", output, "--sample_steps", str(row.steps),
-                    "--base_seed", str(SEED), "--replace_flag", "--use_relighting_lora"]
+            return [
+                sys.executable,
+                REPO / "scripts" / "bench_official.py",
+                "--wan22_dir",
+                self.args.wan22_dir,
+                "--",
+                "--task",
+                "animate-14B",
+                "--ckpt_dir",
+                self.args.ckpt,
+                "--src_root_path",
+                self.preprocess_dir,
+                "--refert_num",
+                "1",
+                "--save_file",
+                output,
+                "--sample_steps",
+                str(row.steps),
+                "--base_seed",
+                str(SEED),
+                "--replace_flag",
+                "--use_relighting_lora",
+            ]
         if row.kind == "postprocess":
             last = self.report.get("last_output")
-            return [sys.executable, REPO / "run_postprocess.py", "--input", last, "--output", output,
-                    "--target_fps", "30", "--backend", "ffmpeg", "--runs_dir", self.args.work / "runs", "--overwrite"]
+            return [
+                sys.executable,
+                REPO / "run_postprocess.py",
+                "--input",
+                last,
+                "--output",
+                output,
+                "--target_fps",
+                "30",
+                "--backend",
+                "ffmpeg",
+                "--runs_dir",
+                self.args.work / "runs",
+                "--overwrite",
+            ]
         steps = [] if "--preset" in options else ["--sample_steps", str(row.steps)]
-        return [sys.executable, REPO / "pipeline.py", *self.common(row, media), *steps, *options,
-                "--output_path", output]
+        return [
+            sys.executable,
+            REPO / "pipeline.py",
+            *self.common(row, media),
+            *steps,
+            *options,
+            "--output_path",
+            output,
+        ]
 
     def skip(self, row: Row, why: str) -> None:
         log(f"{row.name}: skipped ({why})")
@@ -363,24 +586,34 @@ class Bench:
                 output.parent.mkdir(parents=True, exist_ok=True)  # pipeline.py refuses an output in a missing folder
                 output.unlink(missing_ok=True)
                 started_iso = time.strftime("%Y-%m-%dT%H:%M:%S")
-                code, wall = run(self.argv(row, media, output), log_path=self.out / "logs" / f"{tag}.log",
-                                 env=self.env(row), timeout=max(self.args.budget_s - self.elapsed(), 1),
-                                 cwd=self.args.work)
+                code, wall = run(
+                    self.argv(row, media, output),
+                    log_path=self.out / "logs" / f"{tag}.log",
+                    env=self.env(row),
+                    timeout=max(self.args.budget_s - self.elapsed(), 1),
+                    cwd=self.args.work,
+                )
                 text = (self.out / "logs" / f"{tag}.log").read_text(errors="replace")
                 manifest_path = self.run_dir / "manifest.json"
-                manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() and \
-                    row.kind == "pipeline" else None
+                manifest = (
+                    json.loads(manifest_path.read_text())
+                    if manifest_path.is_file() and row.kind == "pipeline"
+                    else None
+                )
                 parts = job_parts(text, wall, manifest, started_iso[:19] if manifest else None)
                 parts.update(job=job, exit_code=code, output=str(output), log=f"logs/{tag}.log")
                 if code == 124:
                     parts["error"] = "cut at the time budget"
                 elif code != 0:
-                    parts["error"] = next((line for line in reversed(text.splitlines()) if "rror" in line),
-                                          f"exit {code}")[:300]
+                    parts["error"] = next(
+                        (line for line in reversed(text.splitlines()) if "rror" in line), f"exit {code}"
+                    )[:300]
                 record["jobs"].append(parts)
-                log(f"{tag}: exit {code} after {wall:.1f} s" + (f", DiT {parts.get('dit_steps_s')} s"
-                                                                if "dit_steps_s" in parts else "")
-                    + (", warm (models already loaded)" if parts["warm_skip"] else ""))
+                log(
+                    f"{tag}: exit {code} after {wall:.1f} s"
+                    + (f", DiT {parts.get('dit_steps_s')} s" if "dit_steps_s" in parts else "")
+                    + (", warm (models already loaded)" if parts["warm_skip"] else "")
+                )
                 if code == 0 and row.kind == "pipeline":
                     self.report["last_output"] = str(output)
                 if code != 0:
@@ -409,11 +642,17 @@ class Bench:
 
     def stop_workers(self) -> None:
         env = {**os.environ, "RAV_WORKER_DIR": str(self.args.work / "workers")}
-        subprocess.run([sys.executable, "-m", "replace_actor_video.upstream.wan.worker_client", "stop", "--all"],
-                       cwd=REPO, env=env, capture_output=True, check=False)
+        subprocess.run(
+            [sys.executable, "-m", "replace_actor_video.upstream.wan.worker_client", "stop", "--all"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            check=False,
+        )
 
 
 # ---- report -----------------------------------------------------------------------------------------------------
+
 
 def _mm(values, digits=1) -> str:
     values = [v for v in values if v is not None]
@@ -426,23 +665,34 @@ def _mm(values, digits=1) -> str:
 
 def markdown(report: dict) -> str:
     env = report.get("env", {})
-    lines = ["# Whole-job benchmark (scripts/bench_job.py)", "",
-             f"Machine: {env.get('gpu', '?')}; Python {env.get('python', '?')}; checkpoint: "
-             f"{report.get('checkpoint', {}).get('path', '?')} ({report.get('checkpoint', {}).get('profile', '?')})"
-             f"; page cache: {'evicted before each cold row' if env.get('evict') else 'as left by earlier reads'}.",
-             ""]
+    lines = [
+        "# Whole-job benchmark (scripts/bench_job.py)",
+        "",
+        f"Machine: {env.get('gpu', '?')}; Python {env.get('python', '?')}; checkpoint: "
+        f"{report.get('checkpoint', {}).get('path', '?')} ({report.get('checkpoint', {}).get('profile', '?')})"
+        f"; page cache: {'evicted before each cold row' if env.get('evict') else 'as left by earlier reads'}.",
+        "",
+    ]
     ck = report.get("checkpoint", {})
     if ck.get("parts"):
-        lines += ["Checkpoint written in " + f"{ck['seconds']:.0f} s: " + ", ".join(
-            f"{n} {p['gb']:.1f} GB in {p['s']:.0f} s" for n, p in ck["parts"].items()) + ".", ""]
-    lines += ["Seconds, min / median over the runs when repeated. `load` = WanAnimate.__init__ (every model); T5 = "
-              "to the GPU + two encodes + upstream's offload; VAE = its encodes and the decode. DERIVED columns "
-              "(differences of measured figures): first-forward extra (the compilation of compiled rows), overhead "
-              "beyond the DiT steps = wall − steps × median forward.", "",
-              "| row | job | runs | wall | import | load | T5 / CLIP / VAE / DiT / LoRA+configure load | T5 | "
-              "DiT forwards (n × median) | VAE | save | retime+mux | first-forward extra (derived) | overhead beyond "
-              "DiT (derived) | preprocess | PSNR vs official (dB) | note |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "Checkpoint written in "
+            + f"{ck['seconds']:.0f} s: "
+            + ", ".join(f"{n} {p['gb']:.1f} GB in {p['s']:.0f} s" for n, p in ck["parts"].items())
+            + ".",
+            "",
+        ]
+    lines += [
+        "Seconds, min / median over the runs when repeated. `load` = WanAnimate.__init__ (every model); T5 = "
+        "to the GPU + two encodes + upstream's offload; VAE = its encodes and the decode. DERIVED columns "
+        "(differences of measured figures): first-forward extra (the compilation of compiled rows), overhead "
+        "beyond the DiT steps = wall − steps × median forward.",
+        "",
+        "| row | job | runs | wall | import | load | T5 / CLIP / VAE / DiT / LoRA+configure load | T5 | "
+        "DiT forwards (n × median) | VAE | save | retime+mux | first-forward extra (derived) | overhead beyond "
+        "DiT (derived) | preprocess | PSNR vs official (dB) | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, entry in report.get("rows", {}).items():
         row = entry.get("row", {})
         if entry.get("skipped") and not entry.get("runs"):
@@ -453,8 +703,11 @@ def markdown(report: dict) -> str:
             got = [r["jobs"][j] for r in entry["runs"] if len(r["jobs"]) > j]
             ok = [g for g in got if g.get("exit_code") == 0]
             if not ok:
-                lines.append(f"| {name} | {j + 1} | {len(got)} | failed: {got[-1].get('error', '')} |" + " |" * 12
-                             + f" {row.get('note', '')} |")
+                lines.append(
+                    f"| {name} | {j + 1} | {len(got)} | failed: {got[-1].get('error', '')} |"
+                    + " |" * 12
+                    + f" {row.get('note', '')} |"
+                )
                 continue
             t = [g["timing"] for g in ok]
             loads = " / ".join(_mm([x.get(k) for x in t]) or "–" for k in LOAD_PARTS)
@@ -470,7 +723,8 @@ def markdown(report: dict) -> str:
                 f"{vae} | {_mm([x.get('save_video') for x in t])} | {_mm([g.get('retime_mux_s') for g in ok])} | "
                 f"{_mm([g.get('derived_first_forward_extra_s') for g in ok])} | "
                 f"{_mm([g.get('derived_overhead_beyond_dit_s') for g in ok])} | {pre} | "
-                f"{_mm([g.get('psnr_vs_official_db') for g in ok])} | {note} |")
+                f"{_mm([g.get('psnr_vs_official_db') for g in ok])} | {note} |"
+            )
     skipped = {n: w for c in report.get("calls", []) for n, w in c.get("skipped", {}).items()}
     if skipped:
         lines += ["", "Skipped in a call: " + "; ".join(f"{n} ({w})" for n, w in skipped.items()) + "."]
@@ -494,7 +748,8 @@ def reparse(out: Path) -> int:
                 text = log_path.read_text(errors="replace")
                 fresh = job_parts(text, job["wall_s"], None, None)
                 if {k: v for k, v in fresh["timing"].items() if k != "dit.forward"} != {
-                        k: v for k, v in job["timing"].items() if k != "dit.forward"}:
+                    k: v for k, v in job["timing"].items() if k != "dit.forward"
+                }:
                     continue
                 job.update({k: v for k, v in fresh.items() if k == "timing" or k.startswith(("dit_", "derived_"))})
                 updated += 1
@@ -524,8 +779,12 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
     bench = Bench(args)
-    bench.report["env"] = {"gpu": "; ".join(gpu_info()["names"]) or "none (plumbing)",
-                           "python": platform.python_version(), "evict": args.evict, "plumbing": args.plumbing}
+    bench.report["env"] = {
+        "gpu": "; ".join(gpu_info()["names"]) or "none (plumbing)",
+        "python": platform.python_version(),
+        "evict": args.evict,
+        "plumbing": args.plumbing,
+    }
     bench.save()
     checkpoint(args, bench.report, bench.save)
     media = inputs(args)

@@ -70,8 +70,12 @@ def load_by_path(stem: str):
 
 
 def import_wan(wan22_dir: Path):
-    for name, sub in (("wan", "wan"), ("wan.modules", "wan/modules"), ("wan.modules.animate", "wan/modules/animate"),
-                      ("wan.distributed", "wan/distributed")):
+    for name, sub in (
+        ("wan", "wan"),
+        ("wan.modules", "wan/modules"),
+        ("wan.modules.animate", "wan/modules/animate"),
+        ("wan.distributed", "wan/distributed"),
+    ):
         module = types.ModuleType(name)
         module.__path__ = [str(wan22_dir / sub)]
         sys.modules[name] = module
@@ -112,11 +116,16 @@ def dit_inputs(width, height, frames, device, text_dim):
         return torch.randn(*shape, device=device, generator=g, dtype=dtype)
 
     half = torch.bfloat16 if device.type == "cuda" else torch.float32  # as generate() has them on the GPU
-    return dict(x=[rand(16, lat_t + 1, lh, lw)], t=torch.tensor([500.0], device=device),
-                clip_fea=rand(1, 257, 1280, dtype=half), context=[rand(60, text_dim, dtype=half)],
-                seq_len=(lat_t + 1) * (lh // 2) * (lw // 2), y=[rand(20, lat_t + 1, lh, lw, dtype=half)],
-                pose_latents=rand(1, 16, lat_t, lh, lw),
-                face_pixel_values=rand(1, 3, frames, 512, 512, dtype=half))
+    return dict(
+        x=[rand(16, lat_t + 1, lh, lw)],
+        t=torch.tensor([500.0], device=device),
+        clip_fea=rand(1, 257, 1280, dtype=half),
+        context=[rand(60, text_dim, dtype=half)],
+        seq_len=(lat_t + 1) * (lh // 2) * (lw // 2),
+        y=[rand(20, lat_t + 1, lh, lw, dtype=half)],
+        pose_latents=rand(1, 16, lat_t, lh, lw),
+        face_pixel_values=rand(1, 3, frames, 512, 512, dtype=half),
+    )
 
 
 class Bench:
@@ -131,10 +140,18 @@ class Bench:
         self.out.mkdir(parents=True, exist_ok=True)
         self.rows: list[dict] = []
         self.total = torch.cuda.get_device_properties(self.device).total_memory if self.cuda else 0
-        self.report = {"env": {"gpu": torch.cuda.get_device_name(self.device) if self.cuda else "cpu",
-                               "gpu_gib": round(self.total / GIB, 1), "torch": torch.__version__,
-                               "python": platform.python_version(), "tiny": args.tiny},
-                       "frames": 5 if args.tiny else args.frames, "rows": self.rows, "blocks": None}
+        self.report = {
+            "env": {
+                "gpu": torch.cuda.get_device_name(self.device) if self.cuda else "cpu",
+                "gpu_gib": round(self.total / GIB, 1),
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "tiny": args.tiny,
+            },
+            "frames": 5 if args.tiny else args.frames,
+            "rows": self.rows,
+            "blocks": None,
+        }
         self.warm: set[str] = set()
 
     def log(self, message: str) -> None:
@@ -152,8 +169,11 @@ class Bench:
         torch.cuda.set_per_process_memory_fraction(fraction, self.device)
 
     def forward(self, model, inputs):
-        ctx = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.cuda else torch.autocast("cpu",
-                                                                                                      enabled=False)
+        ctx = (
+            torch.autocast(self.device.type, dtype=torch.bfloat16)
+            if self.cuda
+            else torch.autocast("cpu", enabled=False)
+        )
         with torch.no_grad(), ctx:
             return model(**inputs)[0]
 
@@ -193,15 +213,24 @@ class Bench:
             record["oom"] = str(exc).split("\n")[0][:200]
         if self.cuda and "oom" not in record:
             record["peak_gib"] = round(torch.cuda.max_memory_allocated(self.device) / GIB, 2)
-        self.log(f"{profile} @ {cap} GiB, {size}: " + (f"out of memory ({record['oom'][:80]})" if "oom" in record else
-                 f"{record['s_per_forward']:.2f} s/forward, peak {record.get('peak_gib', 'n/a')} GiB"
-                 + (f", {record['resident_blocks']} blocks kept" if "resident_blocks" in record else "")))
+        self.log(
+            f"{profile} @ {cap} GiB, {size}: "
+            + (
+                f"out of memory ({record['oom'][:80]})"
+                if "oom" in record
+                else f"{record['s_per_forward']:.2f} s/forward, peak {record.get('peak_gib', 'n/a')} GiB"
+                + (f", {record['resident_blocks']} blocks kept" if "resident_blocks" in record else "")
+            )
+        )
         self.save(record)
 
     def save(self, record: dict) -> None:
         self.rows.append(record)
-        base = {(r["size"]): r["s_per_forward"] for r in self.rows
-                if r["profile"] == "full" and r["cap_gib"] == "none" and "s_per_forward" in r}
+        base = {
+            (r["size"]): r["s_per_forward"]
+            for r in self.rows
+            if r["profile"] == "full" and r["cap_gib"] == "none" and "s_per_forward" in r
+        }
         for r in self.rows:
             if "s_per_forward" in r and r["size"] in base:
                 r["vs_uncapped_full"] = round(r["s_per_forward"] / base[r["size"]], 3)
@@ -212,24 +241,34 @@ class Bench:
 
 def markdown(report: dict) -> str:
     env = report["env"]
-    lines = [f"# Memory profiles: Wan2.2-Animate-14B DiT per forward, {env['gpu']} ({env['gpu_gib']} GiB)", "",
-             f"torch {env['torch']}, Python {env['python']}; {report['frames']} frames; caps by "
-             "torch.cuda.set_per_process_memory_fraction; cuDNN attention route; random bf16 weights"
-             + (" (TINY dims: a script check, not a measurement)" if env["tiny"] else "") + ".", "",
-             "| profile | cap GiB | size | s / forward | × uncapped full | target | peak GiB | blocks kept | note |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Memory profiles: Wan2.2-Animate-14B DiT per forward, {env['gpu']} ({env['gpu_gib']} GiB)",
+        "",
+        f"torch {env['torch']}, Python {env['python']}; {report['frames']} frames; caps by "
+        "torch.cuda.set_per_process_memory_fraction; cuDNN attention route; random bf16 weights"
+        + (" (TINY dims: a script check, not a measurement)" if env["tiny"] else "")
+        + ".",
+        "",
+        "| profile | cap GiB | size | s / forward | × uncapped full | target | peak GiB | blocks kept | note |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in report["rows"]:
         target = f"≤ {TARGETS[r['cap_gib']]}×" if r["cap_gib"] in TARGETS else ""
         if "s_per_forward" in r:
-            lines.append(f"| {r['profile']} | {r['cap_gib']} | {r['size']} | {r['s_per_forward']:.2f} | "
-                         f"{r.get('vs_uncapped_full', '')} | {target} | {r.get('peak_gib', 'n/a')} | "
-                         f"{r.get('resident_blocks', report['blocks'] if r['profile'] == 'full' else '')} | "
-                         f"{r.get('note', '')} |")
+            lines.append(
+                f"| {r['profile']} | {r['cap_gib']} | {r['size']} | {r['s_per_forward']:.2f} | "
+                f"{r.get('vs_uncapped_full', '')} | {target} | {r.get('peak_gib', 'n/a')} | "
+                f"{r.get('resident_blocks', report['blocks'] if r['profile'] == 'full' else '')} | "
+                f"{r.get('note', '')} |"
+            )
         else:
             what = f"out of memory: {r['oom'][:60]}" if "oom" in r else r.get("skipped", "")
             lines.append(f"| {r['profile']} | {r['cap_gib']} | {r['size']} | | | {target} | | | {what} |")
-    lines += ["", f"Total {report.get('total_s', '')} s. Ratios are measured in this run against the uncapped full "
-              "row of the same size."]
+    lines += [
+        "",
+        f"Total {report.get('total_s', '')} s. Ratios are measured in this run against the uncapped full "
+        "row of the same size.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -243,9 +282,11 @@ def main(argv=None) -> int:
     bench = Bench(args)
     rows = len(profiles) * len(caps) * len(sizes)
     budget = sum(EXPECTED_S[s] * (2 if p == "balanced" else 1) for p in profiles for _ in caps for s in sizes)
-    bench.log(f"{rows} rows ({','.join(profiles)} × caps {','.join(caps)} × {','.join(sizes)}); expected "
-              f"~{budget + 60:.0f} s on an H200 (forwards ~{budget:.0f} s, building ~60 s); rows past --budget_s "
-              f"{args.budget_s:.0f} are skipped; the report is rewritten after every row")
+    bench.log(
+        f"{rows} rows ({','.join(profiles)} × caps {','.join(caps)} × {','.join(sizes)}); expected "
+        f"~{budget + 60:.0f} s on an H200 (forwards ~{budget:.0f} s, building ~60 s); rows past --budget_s "
+        f"{args.budget_s:.0f} are skipped; the report is rewritten after every row"
+    )
     wan22_dir = Path(args.wan22_dir).resolve()
     missing = load_by_path("patch_sites").missing_sites(str(wan22_dir))
     if missing:  # what the launcher refuses: the streamer would not follow this upstream's DiT loop
@@ -286,11 +327,13 @@ def main(argv=None) -> int:
             for profile in streamed:
                 for cap in caps:
                     for size in sizes:
+
                         def run(profile=profile, cap=cap, size=size):
                             budget = None if cap == "none" else int(float(cap) * GIB)
                             if profile == "balanced":
-                                streamer.configure("fit", budget if budget is not None else
-                                                   (bench.total if bench.cuda else 64 * GIB))
+                                streamer.configure(
+                                    "fit", budget if budget is not None else (bench.total if bench.cuda else 64 * GIB)
+                                )
                                 bench.forward(model, inputs[size])  # streamed: measures its own peak, then fits
                                 if bench.cuda:
                                     torch.cuda.reset_peak_memory_stats(bench.device)

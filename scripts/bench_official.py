@@ -28,13 +28,14 @@ def main() -> None:
     if argv[:1] != ["--wan22_dir"] or "--" not in argv:
         sys.exit("usage: bench_official.py --wan22_dir DIR -- <generate.py arguments>")
     wan22 = os.path.abspath(argv[1])
-    upstream = argv[argv.index("--") + 1:]
+    upstream = argv[argv.index("--") + 1 :]
     sys.path.insert(0, str(REPO / "scripts" / "bench_shims"))
     sys.path.insert(0, wan22)
     if importlib.util.find_spec("dashscope") is None:
         sys.modules["dashscope"] = types.ModuleType("dashscope")
-    spec = importlib.util.spec_from_file_location("rav_timing", REPO / "replace_actor_video" / "upstream" / "wan" /
-                                                  "runtime" / "timing.py")
+    spec = importlib.util.spec_from_file_location(
+        "rav_timing", REPO / "replace_actor_video" / "upstream" / "wan" / "runtime" / "timing.py"
+    )
     timing = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(timing)
     import wan  # noqa: F401
@@ -44,8 +45,11 @@ def main() -> None:
     attention = sys.modules.get("wan.modules.attention")
     if attention is not None:
         emulated = getattr(sys.modules.get("flash_attn"), "EMULATED", False)
-        print(f"[rav-bench] official path: flash_attn {'EMULATED (PyTorch FA2 kernel)' if emulated else 'installed'}"
-              f", FA3 in the DiT: {getattr(attention, 'FLASH_ATTN_3_AVAILABLE', False)}", flush=True)
+        print(
+            f"[rav-bench] official path: flash_attn {'EMULATED (PyTorch FA2 kernel)' if emulated else 'installed'}"
+            f", FA3 in the DiT: {getattr(attention, 'FLASH_ATTN_3_AVAILABLE', False)}",
+            flush=True,
+        )
     generate_py = os.path.join(wan22, "generate.py")
     sys.argv = [generate_py, *upstream]
     runpy.run_path(generate_py, run_name="__main__")

@@ -62,9 +62,14 @@ def main() -> int:
         raise SystemExit(f"{world} GPUs do not divide the 40 heads and the {inputs['seq_len']} tokens")
     log(f"{world} GPUs, {inputs['seq_len']} tokens, {flops / 1e15:.2f} PFLOP per forward")
 
-    report: dict = {"gpu": torch.cuda.get_device_name(device), "torch": torch.__version__, "world": world,
-                    "attention": route,
-                    "size": [args.width, args.height, args.frames], "tokens": inputs["seq_len"]}
+    report: dict = {
+        "gpu": torch.cuda.get_device_name(device),
+        "torch": torch.__version__,
+        "world": world,
+        "attention": route,
+        "size": [args.width, args.height, args.frames],
+        "tokens": inputs["seq_len"],
+    }
     single_out = None
     if rank == 0:
         row, single_out = bench.run_route(model, inputs, context, flops, args)
@@ -82,8 +87,10 @@ def main() -> int:
         report[f"ulysses_{world}"] = row
         report["speedup"] = round(report["single_gpu"]["s_per_forward"] / row["s_per_forward"], 3)
         report["vs_single_gpu"] = bench.compare(sp_out, single_out)
-        log(f"Ulysses {world}: {row['s_per_forward']} s/forward ({time.perf_counter() - t0:.0f} s with warm-up), "
-            f"speed-up {report['speedup']}x, max|diff| {report['vs_single_gpu']['max_abs_diff']:.3g}")
+        log(
+            f"Ulysses {world}: {row['s_per_forward']} s/forward ({time.perf_counter() - t0:.0f} s with warm-up), "
+            f"speed-up {report['speedup']}x, max|diff| {report['vs_single_gpu']['max_abs_diff']:.3g}"
+        )
     if args.profile:
         profile = bench.profile_forward(model, inputs, context)  # every rank runs it: the collectives need all
         if rank == 0:

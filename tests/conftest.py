@@ -23,10 +23,38 @@ def ffmpeg(*args: str) -> None:
 def media(tmp_path_factory) -> dict[str, Path]:
     """A 2 s 24 fps 320x240 clip with audio, a silent one, a reference PNG and a corrupt 'video'."""
     d = tmp_path_factory.mktemp("media")
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=24", "-f", "lavfi", "-i", "sine=frequency=440",
-           "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(d / "dance.mp4"))
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=24", "-t", "2", "-c:v", "libx264", "-pix_fmt",
-           "yuv420p", str(d / "silent.mp4"))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=24",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        str(d / "dance.mp4"),
+    )
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=24",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(d / "silent.mp4"),
+    )
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=256x320", "-frames:v", "1", str(d / "ref.png"))
     (d / "corrupt.mp4").write_bytes(os.urandom(4096))
     (d / "not_an_image.png").write_text("hello")
@@ -47,11 +75,17 @@ def fake_wan22(tmp_path, monkeypatch) -> Path:
 
 
 CKPT_FILES = (
-    "config.json", "diffusion_pytorch_model.safetensors.index.json",
-    "diffusion_pytorch_model-00001-of-00001.safetensors", "models_t5_umt5-xxl-enc-bf16.pth",
-    "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth", "Wan2.1_VAE.pth", "relighting_lora.ckpt",
-    "google/umt5-xxl/tokenizer.json", "xlm-roberta-large/tokenizer.json",
-    "process_checkpoint/det/yolov10m.onnx", "process_checkpoint/pose2d/vitpose_h_wholebody.onnx/end2end.onnx",
+    "config.json",
+    "diffusion_pytorch_model.safetensors.index.json",
+    "diffusion_pytorch_model-00001-of-00001.safetensors",
+    "models_t5_umt5-xxl-enc-bf16.pth",
+    "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth",
+    "Wan2.1_VAE.pth",
+    "relighting_lora.ckpt",
+    "google/umt5-xxl/tokenizer.json",
+    "xlm-roberta-large/tokenizer.json",
+    "process_checkpoint/det/yolov10m.onnx",
+    "process_checkpoint/pose2d/vitpose_h_wholebody.onnx/end2end.onnx",
     "process_checkpoint/sam2/sam2_hiera_large.pt",
 )
 
@@ -67,5 +101,11 @@ def fake_ckpt(tmp_path) -> Path:
 
 def run_cli(script: str, *args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run one of our entry points as a user would."""
-    return subprocess.run([sys.executable, str(REPO / script), *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(REPO / script), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )

@@ -14,7 +14,9 @@ def upstream_arguments(source: Path) -> dict[str, dict[str, str]]:
     for node in ast.walk(ast.parse(source.read_text())):
         if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument":
             flags = [a.value for a in node.args if isinstance(a, ast.Constant)]
-            keywords = {k.arg: ast.unparse(k.value) for k in node.keywords if k.arg in ("type", "default", "action", "nargs")}
+            keywords = {
+                k.arg: ast.unparse(k.value) for k in node.keywords if k.arg in ("type", "default", "action", "nargs")
+            }
             found[flags[0]] = keywords
     return found
 

@@ -38,8 +38,18 @@ def test_preprocess_rejects(case, media, fake_wan22, fake_ckpt, tmp_path):
         else:
             extra.append(flag)
     before = files_under(media["dance"].parent)
-    res = run_cli("run_preprocessing.py", *[x for kv in args.items() for x in kv], *extra, "--wan22_dir", fake_wan22,
-                  "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    res = run_cli(
+        "run_preprocessing.py",
+        *[x for kv in args.items() for x in kv],
+        *extra,
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert res.returncode == 2, res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.stderr
@@ -49,17 +59,50 @@ def test_preprocess_rejects(case, media, fake_wan22, fake_ckpt, tmp_path):
 
 def test_missing_checkpoint_file_is_named(media, fake_wan22, fake_ckpt, tmp_path):
     (fake_ckpt / "process_checkpoint" / "sam2" / "sam2_hiera_large.pt").unlink()
-    args = ["--video_path", media["dance"], "--refer_path", media["ref"], "--save_path", tmp_path / "pp",
-            "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs"]
+    args = [
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--save_path",
+        tmp_path / "pp",
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--runs_dir",
+        tmp_path / "runs",
+    ]
     assert run_cli("run_preprocessing.py", *args, cwd=tmp_path).returncode == 0  # animate mode does not need SAM2
-    res = run_cli("run_preprocessing.py", *args[:4], "--save_path", tmp_path / "pp2", *args[6:], "--replace",
-                  "--mask_mode", "official", cwd=tmp_path)
+    res = run_cli(
+        "run_preprocessing.py",
+        *args[:4],
+        "--save_path",
+        tmp_path / "pp2",
+        *args[6:],
+        "--replace",
+        "--mask_mode",
+        "official",
+        cwd=tmp_path,
+    )
     assert res.returncode == 2 and "sam2/sam2_hiera_large.pt" in res.stderr
 
 
 def test_existing_results_are_not_overwritten(media, fake_wan22, fake_ckpt, tmp_path):
-    args = ["--video_path", media["dance"], "--refer_path", media["ref"], "--save_path", tmp_path / "pp",
-            "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs"]
+    args = [
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--save_path",
+        tmp_path / "pp",
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--runs_dir",
+        tmp_path / "runs",
+    ]
     assert run_cli("run_preprocessing.py", *args, cwd=tmp_path).returncode == 0
     stamp = (tmp_path / "pp" / "src_pose.mp4").stat().st_mtime_ns
     res = run_cli("run_preprocessing.py", *args, cwd=tmp_path)
@@ -85,8 +128,22 @@ GENERATE_CASES = {
 @pytest.mark.parametrize("case", sorted(GENERATE_CASES))
 def test_generate_rejects(case, media, fake_wan22, fake_ckpt, tmp_path):
     loc = ["--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs"]
-    assert run_cli("run_preprocessing.py", "--video_path", media["dance"], "--refer_path", media["ref"],
-                   "--save_path", tmp_path / "pp", "--resolution", "640x368", *loc, cwd=tmp_path).returncode == 0
+    assert (
+        run_cli(
+            "run_preprocessing.py",
+            "--video_path",
+            media["dance"],
+            "--refer_path",
+            media["ref"],
+            "--save_path",
+            tmp_path / "pp",
+            "--resolution",
+            "640x368",
+            *loc,
+            cwd=tmp_path,
+        ).returncode
+        == 0
+    )
     existing = tmp_path / "done.mp4"
     existing.write_bytes(b"finished video")
     override, message = GENERATE_CASES[case]

@@ -24,14 +24,23 @@ pytest.importorskip("onnx", reason="the checkpoint writer builds the ONNX graphs
 
 
 def test_job_parts_measured_and_derived():
-    text = "\n".join(["[rav-timing] import 9.5 s (launcher setup and import wan)",
-                      "[rav-timing] load.t5 1.2 s (models_t5_umt5-xxl-enc-bf16.pth, 11.36 GB)",
-                      "[rav-timing] load.total 20.0 s", "[rav-timing] t5.to_device 2.0 s",
-                      "[rav-timing] t5.encode 0.05 s", "[rav-timing] t5.encode 0.04 s",
-                      "[rav-timing] vae.encode 3.9 s", "[rav-timing] vae.decode 6.2 s",
-                      "[rav-timing] dit.forward 80.0 s (#1)", "[rav-timing] dit.forward 9.7 s (#2)",
-                      "\r 50%|#####     | 2/4 [00:10<00:10]\r[rav-timing] dit.forward 9.8 s (#3)",
-                      "[rav-timing] dit.forward 9.6 s (#4)", "[rav-worker] models already loaded"])
+    text = "\n".join(
+        [
+            "[rav-timing] import 9.5 s (launcher setup and import wan)",
+            "[rav-timing] load.t5 1.2 s (models_t5_umt5-xxl-enc-bf16.pth, 11.36 GB)",
+            "[rav-timing] load.total 20.0 s",
+            "[rav-timing] t5.to_device 2.0 s",
+            "[rav-timing] t5.encode 0.05 s",
+            "[rav-timing] t5.encode 0.04 s",
+            "[rav-timing] vae.encode 3.9 s",
+            "[rav-timing] vae.decode 6.2 s",
+            "[rav-timing] dit.forward 80.0 s (#1)",
+            "[rav-timing] dit.forward 9.7 s (#2)",
+            "\r 50%|#####     | 2/4 [00:10<00:10]\r[rav-timing] dit.forward 9.8 s (#3)",
+            "[rav-timing] dit.forward 9.6 s (#4)",
+            "[rav-worker] models already loaded",
+        ]
+    )
     parts = bench_job.job_parts(text, 150.0, None, None)
     assert parts["timing"]["load.t5"] == 1.2 and parts["t5_s"] == pytest.approx(2.09)
     assert parts["dit_forwards"] == [80.0, 9.7, 9.8, 9.6] and parts["dit_median_s"] == 9.7
@@ -52,11 +61,29 @@ def wan22_standin(tmp_path_factory) -> Path:
 
 
 def bench(tmp: Path, wan22: Path, *args: str) -> subprocess.CompletedProcess:
-    argv = [sys.executable, str(REPO / "scripts" / "bench_job.py"), "--plumbing", "--out", str(tmp / "out"),
-            "--work", str(tmp / "work"), "--ckpt", str(tmp / "ckpt"), "--ckpt_profile", "tiny",
-            "--wan22_dir", str(wan22)]
-    return subprocess.run([*argv, *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "RAV_REPO": str(REPO)}, check=False)
+    argv = [
+        sys.executable,
+        str(REPO / "scripts" / "bench_job.py"),
+        "--plumbing",
+        "--out",
+        str(tmp / "out"),
+        "--work",
+        str(tmp / "work"),
+        "--ckpt",
+        str(tmp / "ckpt"),
+        "--ckpt_profile",
+        "tiny",
+        "--wan22_dir",
+        str(wan22),
+    ]
+    return subprocess.run(
+        [*argv, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "RAV_REPO": str(REPO)},
+        check=False,
+    )
 
 
 def test_plumbing_two_calls_append_to_one_report(wan22_standin):
@@ -89,26 +116,40 @@ def test_plumbing_two_calls_append_to_one_report(wan22_standin):
         assert len(report["calls"]) == 2 and "fast-warm" in report["rows"]  # the first call's rows stay
         assert report["calls"][1]["skipped"]["lossless-20"].startswith("time budget")
     finally:
-        subprocess.run([sys.executable, "-m", "replace_actor_video.upstream.wan.worker_client", "stop", "--all"],
-                       cwd=REPO, env={**os.environ, "RAV_WORKER_DIR": str(tmp / "work" / "workers")},
-                       capture_output=True, check=False)
+        subprocess.run(
+            [sys.executable, "-m", "replace_actor_video.upstream.wan.worker_client", "stop", "--all"],
+            cwd=REPO,
+            env={**os.environ, "RAV_WORKER_DIR": str(tmp / "work" / "workers")},
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_unknown_rows_and_missing_gpu_are_refused(tmp_path):
-    res = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_job.py"), "--out", str(tmp_path),
-                          "--rows", "default-4,warp-9"], capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "bench_job.py"), "--out", str(tmp_path), "--rows", "default-4,warp-9"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert res.returncode != 0 and "unknown row(s) warp-9" in res.stderr
     if shutil.which("nvidia-smi") is None:
-        res = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_job.py"), "--out", str(tmp_path)],
-                             capture_output=True, text=True, check=False)
+        res = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "bench_job.py"), "--out", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert res.returncode != 0 and "needs a CUDA GPU" in res.stderr
 
 
 def test_timing_lines_behind_a_tqdm_bar_are_read():
     """On the H200 (2026-12-01) every DiT forward's timing line came right after tqdm's bar on the same line; the
     first parser, anchored at the line start, saw none of them."""
-    text = (" 25%|██▌       | 1/4 [00:11<00:35, 11.74s/it][rav-timing] dit.forward 11.740 s (#6)\n"
-            "[rav-timing] vae.decode 6.256 s\n")
+    text = (
+        " 25%|██▌       | 1/4 [00:11<00:35, 11.74s/it][rav-timing] dit.forward 11.740 s (#6)\n"
+        "[rav-timing] vae.decode 6.256 s\n"
+    )
     parts = bench_job.parse_timing(text)
     assert parts == {"dit.forward": [11.74], "vae.decode": [6.256]}

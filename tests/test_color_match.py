@@ -30,19 +30,27 @@ from replace_actor_video.upstream.wan.runtime import clip_color
 from replace_actor_video.upstream.wan.runtime import color_match as cm
 
 WAN22 = Path(os.environ.get("WAN22_DIR", REPO / "Wan2.2"))
-needs_wan22 = pytest.mark.skipif(not (WAN22 / "wan" / "animate.py").is_file(),
-                                 reason=f"needs the Wan2.2 clone ({WAN22}; install.sh clones it)")
+needs_wan22 = pytest.mark.skipif(
+    not (WAN22 / "wan" / "animate.py").is_file(), reason=f"needs the Wan2.2 clone ({WAN22}; install.sh clones it)"
+)
 
 
 # ---- synthetic videos with a known per-clip colour shift ------------------------------------------------------------
+
 
 def content(t: int, height: int = 72, width: int = 128) -> np.ndarray:
     """A colourful pattern moving over time whose colour statistics do not change (whole periods in x and y), as a
     Wan-Animate clip of one subject on one background: what moves is content, not colour."""
     y, x = np.mgrid[0:height, 0:width].astype(np.float64)
     px, py = 2 * np.pi * x / width, 2 * np.pi * y / height
-    return np.stack([0.5 + 0.3 * np.sin(2 * px + 0.15 * t), 0.5 + 0.3 * np.sin(py - 0.1 * t + 1),
-                     0.45 + 0.25 * np.cos(px + 2 * py + 0.07 * t)], axis=-1)
+    return np.stack(
+        [
+            0.5 + 0.3 * np.sin(2 * px + 0.15 * t),
+            0.5 + 0.3 * np.sin(py - 0.1 * t + 1),
+            0.45 + 0.25 * np.cos(px + 2 * py + 0.07 * t),
+        ],
+        axis=-1,
+    )
 
 
 def shifted(rgb: np.ndarray, k: int) -> np.ndarray:
@@ -79,8 +87,8 @@ def test_each_method_removes_a_per_clip_shift(method, anchor):
     def spread(clip):
         return np.std(np.stack(clip).reshape(-1, 3) / 255, axis=0)
 
-    first, last = spread(matched[:starts[1]]), spread(matched[starts[-1]:])
-    assert np.abs(last / first - 1).max() < 0.1, (first, last, spread(frames[starts[-1]:]))  # unmatched: 0.2
+    first, last = spread(matched[: starts[1]]), spread(matched[starts[-1] :])
+    assert np.abs(last / first - 1).max() < 0.1, (first, last, spread(frames[starts[-1] :]))  # unmatched: 0.2
 
 
 def test_default_method_reduces_join_delta_e_five_times():
@@ -95,8 +103,10 @@ def test_join_anchor_keeps_a_real_colour_change():
     joins leaves it; matching to the first clip pulls every clip back and makes jumps at the joins."""
     frames = 61
     starts = cm.clip_starts(frames, 21, 1)
-    video = [np.round(np.clip(content(t) + 0.0015 * t * np.array([1.0, -0.5, -0.8]), 0, 1) * 255).astype(np.uint8)
-             for t in range(frames)]
+    video = [
+        np.round(np.clip(content(t) + 0.0015 * t * np.array([1.0, -0.5, -0.8]), 0, 1) * 255).astype(np.uint8)
+        for t in range(frames)
+    ]
     before = drift(video, starts)
     join = drift(list(cm.match_video(video, starts, COLOR_MATCH_DEFAULT, 1.0, "join")), starts)
     first = drift(list(cm.match_video(video, starts, COLOR_MATCH_DEFAULT, 1.0, "first")), starts)
@@ -137,6 +147,7 @@ def test_feather_keeps_inside_and_outside():
 
 # ---- upstream's clip loop on the CPU -------------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def upstream_wan_animate():
     """wan.animate from the clone, importable on the CPU: decord and torchvision (import-time only: videos and
@@ -144,8 +155,11 @@ def upstream_wan_animate():
     torch.cuda.current_device (a default argument in wan/modules/t5.py) answers 0 while the module loads."""
     torch = pytest.importorskip("torch")
     pytest.importorskip("diffusers")
-    saved = {name: module for name, module in sys.modules.items()
-             if name.split(".")[0] in ("wan", "decord", "peft", "torchvision")}
+    saved = {
+        name: module
+        for name, module in sys.modules.items()
+        if name.split(".")[0] in ("wan", "decord", "peft", "torchvision")
+    }
 
     def stub(name, **attrs):
         module = types.ModuleType(name)
@@ -160,8 +174,12 @@ def upstream_wan_animate():
     try:
         stub("torchvision", transforms=stub("torchvision.transforms"))
         stub("decord", VideoReader=None)
-        for name, sub in (("wan", "wan"), ("wan.modules", "wan/modules"), ("wan.utils", "wan/utils"),
-                          ("wan.distributed", "wan/distributed")):
+        for name, sub in (
+            ("wan", "wan"),
+            ("wan.modules", "wan/modules"),
+            ("wan.utils", "wan/utils"),
+            ("wan.distributed", "wan/distributed"),
+        ):
             package = types.ModuleType(name)
             package.__path__ = [str(WAN22 / sub)]
             sys.modules[name] = package
@@ -199,7 +217,7 @@ class TinyModels:
 
     def person(self):
         mask = np.zeros((self.size, self.size))
-        mask[self.size // 4:3 * self.size // 4, self.size // 4:3 * self.size // 4] = 1
+        mask[self.size // 4 : 3 * self.size // 4, self.size // 4 : 3 * self.size // 4] = 1
         return mask
 
     def clean(self, t):
@@ -223,8 +241,9 @@ class TinyModels:
         return [out.clamp_(-1, 1)]
 
 
-def run_upstream_generate(wan_animate, *, frames, clip_len, refert_num, replace=False, method=None, strength=1.0,
-                          logs=None):
+def run_upstream_generate(
+    wan_animate, *, frames, clip_len, refert_num, replace=False, method=None, strength=1.0, logs=None
+):
     """Upstream's WanAnimate.generate (unchanged) over `frames` driving frames of 32×32, 1 sampling step."""
     import torch
 
@@ -244,12 +263,22 @@ def run_upstream_generate(wan_animate, *, frames, clip_len, refert_num, replace=
     self.vae = types.SimpleNamespace(encode=models.encode, decode=models.decode)
     self.noise_model = lambda x, t, **kwargs: [torch.zeros_like(x[0])]
     pose = np.zeros((frames, size, size, 3), np.uint8)
-    self.prepare_source = lambda **kwargs: (list(pose), list(np.zeros((frames, 8, 8, 3), np.uint8)),
-                                            np.zeros((size, size, 3), np.uint8))
+    self.prepare_source = lambda **kwargs: (
+        list(pose),
+        list(np.zeros((frames, 8, 8, 3), np.uint8)),
+        np.zeros((size, size, 3), np.uint8),
+    )
     self.prepare_source_for_replace = lambda *a: (list(pose), np.stack([models.person()] * frames))
     try:
-        video = self.generate("unused", replace_flag=replace, clip_len=clip_len, refert_num=refert_num,
-                              sample_solver="unipc", sampling_steps=1, seed=0)
+        video = self.generate(
+            "unused",
+            replace_flag=replace,
+            clip_len=clip_len,
+            refert_num=refert_num,
+            sample_solver="unipc",
+            sampling_steps=1,
+            seed=0,
+        )
     finally:
         cls.generate = original
     assert "decode" not in vars(self.vae) or vars(self.vae)["decode"] == models.decode  # the hook put things back
@@ -275,16 +304,20 @@ def test_in_loop_match_reduces_join_delta_e_and_corrects_the_guide():
     logs: list[str] = []
     with upstream_wan_animate() as wan_animate:
         plain, _ = run_upstream_generate(wan_animate, frames=25, clip_len=9, refert_num=1)
-        matched, models = run_upstream_generate(wan_animate, frames=25, clip_len=9, refert_num=1,
-                                                method=COLOR_MATCH_DEFAULT, logs=logs)
+        matched, models = run_upstream_generate(
+            wan_animate, frames=25, clip_len=9, refert_num=1, method=COLOR_MATCH_DEFAULT, logs=logs
+        )
     starts = cm.clip_starts(25, 9, 1)
     before, after = drift(plain, starts), drift(matched, starts)
     assert before["clips"] == 3
     assert after["join_delta_e_mean"] * 5 <= before["join_delta_e_mean"], (before, after)
     assert np.array_equal(plain[0], matched[0])  # the anchor clip is left as generated
     # clips 2 and 3 were guided by the corrected last frame of the clip before (upstream stores it in bf16)
-    guides = [call[0][:, 0] for call in models.encoded  # y_reft of animate mode: the guide, then zeros
-              if call[0].shape[1] == 9 and call[0][:, 1:].abs().max() == 0 and call[0][:, 0].abs().max() > 0]
+    guides = [
+        call[0][:, 0]
+        for call in models.encoded  # y_reft of animate mode: the guide, then zeros
+        if call[0].shape[1] == 9 and call[0][:, 1:].abs().max() == 0 and call[0][:, 0].abs().max() > 0
+    ]
     assert len(guides) == 2
     for guide, start in zip(guides, starts[1:]):
         expect = matched[start - 1].astype(np.float32) / 255 * 2 - 1
@@ -297,8 +330,7 @@ def test_in_loop_match_reduces_join_delta_e_and_corrects_the_guide():
 def test_replace_mode_changes_only_the_person():
     with upstream_wan_animate() as wan_animate:
         plain, models = run_upstream_generate(wan_animate, frames=25, clip_len=9, refert_num=1, replace=True)
-        matched, _ = run_upstream_generate(wan_animate, frames=25, clip_len=9, refert_num=1, replace=True,
-                                           method="mkl")
+        matched, _ = run_upstream_generate(wan_animate, frames=25, clip_len=9, refert_num=1, replace=True, method="mkl")
     person = models.person()
     far = np.ones_like(person, dtype=bool)
     far[10:54, 10:54] = False  # beyond the feathered border of the person square [16, 48)
@@ -314,13 +346,28 @@ def test_replace_mode_changes_only_the_person():
 
 # ---- post hoc and in the stages ------------------------------------------------------------------------------------
 
+
 def test_postprocess_color_match_on_a_video_file(tmp_path):
     frames, starts = synthetic_video(clips=3, clip_len=21)
     source = tmp_path / "drifting.mp4"
     write_video(source, frames, 16, crf=8)
     out = tmp_path / "matched.mp4"
-    res = run_cli("run_postprocess.py", "--input", source, "--output", out, "--color_match", "mkl", "--target_fps", "0",
-                  "--frame_num", "21", "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    res = run_cli(
+        "run_postprocess.py",
+        "--input",
+        source,
+        "--output",
+        out,
+        "--color_match",
+        "mkl",
+        "--target_fps",
+        "0",
+        "--frame_num",
+        "21",
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     before, after = drift(read_frames(source), starts), drift(read_frames(out), starts)
     assert after["join_delta_e_mean"] * 5 <= before["join_delta_e_mean"]
@@ -331,13 +378,39 @@ def test_postprocess_color_match_on_a_video_file(tmp_path):
 
 
 def test_generation_records_the_drift_metric(media, fake_wan22, fake_ckpt, tmp_path):
-    pre = run_cli("run_preprocessing.py", "--video_path", media["dance"], "--refer_path", media["ref"], "--save_path",
-                  tmp_path / "pp", "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs",
-                  cwd=tmp_path)
+    pre = run_cli(
+        "run_preprocessing.py",
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--save_path",
+        tmp_path / "pp",
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert pre.returncode == 0, pre.stderr
-    gen = run_cli("run_generation.py", "--src_root_path", tmp_path / "pp", "--save_file", tmp_path / "out.mp4",
-                  "--frame_num", "21", "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir",
-                  tmp_path / "runs", cwd=tmp_path)
+    gen = run_cli(
+        "run_generation.py",
+        "--src_root_path",
+        tmp_path / "pp",
+        "--save_file",
+        tmp_path / "out.mp4",
+        "--frame_num",
+        "21",
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert gen.returncode == 0, gen.stderr
     manifest = json.loads(next((tmp_path / "runs").glob("*generate/manifest.json")).read_text())
     record = manifest["stages"]["generate"]

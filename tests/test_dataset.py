@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import ffmpeg, run_cli
+
 from replace_actor_video.media.probe import probe_video
 from replace_actor_video.training.clips import clip_ranges
 from replace_actor_video.training.resample import resample
@@ -22,8 +22,19 @@ REPLACE_COLUMNS = ANIMATE_COLUMNS + ["animate_inpaint_video", "animate_mask_vide
 
 
 def video(path: Path, *, seconds: float, rate: int, size: str = "320x240") -> Path:
-    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}", "-t", str(seconds), "-c:v", "libx264",
-           "-pix_fmt", "yuv420p", str(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={size}:rate={rate}",
+        "-t",
+        str(seconds),
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(path),
+    )
     return path
 
 
@@ -34,9 +45,27 @@ def read_metadata(dataset: Path) -> tuple[list[str], list[dict]]:
 
 
 def build(src, out: Path, fake_wan22: Path, fake_ckpt: Path, tmp_path: Path, *extra: str):
-    return run_cli("run_dataset.py", "--input", src, "--output", out, "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt,
-                   "--runs_dir", tmp_path / "runs", "--resolution", "320x240", "--clip_frames", "33",
-                   "--gpus_per_video", "0", *extra, cwd=tmp_path)
+    return run_cli(
+        "run_dataset.py",
+        "--input",
+        src,
+        "--output",
+        out,
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--runs_dir",
+        tmp_path / "runs",
+        "--resolution",
+        "320x240",
+        "--clip_frames",
+        "33",
+        "--gpus_per_video",
+        "0",
+        *extra,
+        cwd=tmp_path,
+    )
 
 
 def check_clips(dataset: Path, rows: list[dict], keys: list[str], frames: int) -> None:
@@ -52,7 +81,7 @@ def videos(tmp_path, media) -> Path:
     folder = tmp_path / "videos"
     folder.mkdir()
     video(folder / "long.mp4", seconds=4, rate=24)  # 4 s at 30 fps = 120 frames = 3 clips of 33
-    (folder / "long.txt").write_text("a dancer in red, \"spinning\"\n")
+    (folder / "long.txt").write_text('a dancer in red, "spinning"\n')
     video(folder / "short.mp4", seconds=1.2, rate=25, size="240x320")  # 36 frames: one clip, portrait
     shutil.copy(media["corrupt"], folder / "broken.mp4")
     return folder
@@ -96,7 +125,7 @@ def test_csv_to_replace_dataset(media, fake_wan22, fake_ckpt, tmp_path):
     src.mkdir()
     video(src / "a.mp4", seconds=2.3, rate=30)  # 69 frames: 2 clips of 33, the tail dropped
     shutil.copy(media["ref"], src / "a_ref.png")
-    (src / "list.csv").write_text("video,prompt,reference\na.mp4,\"a man, walking\",a_ref.png\n")
+    (src / "list.csv").write_text('video,prompt,reference\na.mp4,"a man, walking",a_ref.png\n')
     out = tmp_path / "dataset"
     # The official mask: the contour mask needs SAM2 weights, which the stand-in run has not.
     result = build(src / "list.csv", out, fake_wan22, fake_ckpt, tmp_path, "--replace", "--mask_mode", "official")
@@ -159,13 +188,31 @@ UPSTREAM_25_TO_30 = [0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 8, 9, 10, 11, 12, 12, 13, 14,
 def test_target_video_holds_the_frames_preprocessing_sampled(tmp_path, rate, expected):
     # Each source frame's brightness encodes its index, losslessly.
     src = tmp_path / "numbered.mp4"
-    ffmpeg("-f", "lavfi", "-i", f"color=black:size=64x64:rate={rate}", "-frames:v", str(rate * 2),
-           "-vf", "geq=lum='16+N*3':cb=128:cr=128", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p", str(src))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"color=black:size=64x64:rate={rate}",
+        "-frames:v",
+        str(rate * 2),
+        "-vf",
+        "geq=lum='16+N*3':cb=128:cr=128",
+        "-c:v",
+        "libx264",
+        "-qp",
+        "0",
+        "-pix_fmt",
+        "yuv444p",
+        str(src),
+    )
     out = tmp_path / "sampled.mp4"
     assert resample(src, out, width=64, height=64, fps=30) == 60
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
-                         capture_output=True, check=True).stdout
-    frames = [raw[i:i + 4096] for i in range(0, len(raw), 4096)]
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(out), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    frames = [raw[i : i + 4096] for i in range(0, len(raw), 4096)]
     assert len(frames) == 60
     # ffmpeg's gray is full range: back to the limited-range luma step of 3 per index.
     got = [round(sum(f) / 4096 * 219 / 255 / 3) for f in frames[:20]]

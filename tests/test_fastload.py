@@ -1,5 +1,5 @@
-"""The launcher's fast model loading (upstream/wan/runtime/fastload.py) loads exactly what upstream's own loading does, on the CPU
-with the real upstream classes: T5EncoderModel built on the meta device and loaded by assignment from a
+"""The launcher's fast model loading (upstream/wan/runtime/fastload.py) loads exactly what upstream's own loading
+does, on the CPU with the real upstream classes: T5EncoderModel built on the meta device and loaded by assignment from a
 memory-mapped file, the VAE and the relighting LoRA through memory-mapped torch.load, the DiT of the tiny
 synthetic checkpoint through diffusers' parallel shard loader; and the prefetch order. Timings are GPU work:
 scripts/bench_job.py."""
@@ -63,11 +63,23 @@ def mapped_from(tensor: torch.Tensor, path: Path) -> bool:
 
 def small_umt5(t5_module):
     """umt5_xxl's code path (_t5 → T5Encoder) at small dims: the meta build must not care about the size."""
+
     def umt5_xxl(**kwargs):
-        cfg = {"vocab_size": 300, "dim": 64, "dim_attn": 64, "dim_ffn": 96, "num_heads": 4, "encoder_layers": 2,
-               "decoder_layers": 2, "num_buckets": 32, "shared_pos": False, "dropout": 0.1}
+        cfg = {
+            "vocab_size": 300,
+            "dim": 64,
+            "dim_attn": 64,
+            "dim_ffn": 96,
+            "num_heads": 4,
+            "encoder_layers": 2,
+            "decoder_layers": 2,
+            "num_buckets": 32,
+            "shared_pos": False,
+            "dropout": 0.1,
+        }
         cfg.update(**kwargs)
         return t5_module._t5("umt5-xxl", **cfg)
+
     return umt5_xxl
 
 
@@ -82,8 +94,13 @@ def test_t5_meta_build_and_mmap_load_equal_upstream(wan_modules, tmp_path, monke
     path = tmp_path / layout.T5_FILE
     torch.save(reference_model.state_dict(), path)
     tokenizer_files.write_tokenizer(tmp_path / "umt5", "umt5")
-    args = {"text_len": 16, "dtype": torch.bfloat16, "device": torch.device("cpu"), "checkpoint_path": str(path),
-            "tokenizer_path": str(tmp_path / "umt5")}
+    args = {
+        "text_len": 16,
+        "dtype": torch.bfloat16,
+        "device": torch.device("cpu"),
+        "checkpoint_path": str(path),
+        "tokenizer_path": str(tmp_path / "umt5"),
+    }
     upstream = t5.T5EncoderModel(**args)
 
     inits = []
@@ -155,8 +172,9 @@ def test_dit_parallel_shard_loading_equals_sequential(wan_modules, tiny_ckpt, mo
     parallel = model_animate.WanAnimateModel.from_pretrained(str(tiny_ckpt), torch_dtype=torch.bfloat16)
     same_state(parallel, sequential)
     # WanAnimate passes device_map (its GPU): accelerate's dispatch path, here to the CPU
-    mapped = model_animate.WanAnimateModel.from_pretrained(str(tiny_ckpt), torch_dtype=torch.bfloat16,
-                                                           device_map=torch.device("cpu"))
+    mapped = model_animate.WanAnimateModel.from_pretrained(
+        str(tiny_ckpt), torch_dtype=torch.bfloat16, device_map=torch.device("cpu")
+    )
     same_state(mapped, sequential)
     gains = [v for k, v in parallel.state_dict().items() if k.endswith("self_attn.norm_q.weight")]
     assert gains and all(torch.all(g == specs.QK_GAIN) for g in gains)  # the structured weights arrived
@@ -185,14 +203,25 @@ def test_relighting_lora_mmap_load_equals_upstream(wan_modules, tiny_ckpt):
 
 
 def test_prefetch_follows_upstream_load_order(tmp_path):
-    names = [layout.T5_FILE, layout.CLIP_FILE, layout.VAE_FILE, "diffusion_pytorch_model-00002-of-00002.safetensors",
-             "diffusion_pytorch_model-00001-of-00002.safetensors", layout.LORA_FILE]
+    names = [
+        layout.T5_FILE,
+        layout.CLIP_FILE,
+        layout.VAE_FILE,
+        "diffusion_pytorch_model-00002-of-00002.safetensors",
+        "diffusion_pytorch_model-00001-of-00002.safetensors",
+        layout.LORA_FILE,
+    ]
     for name in names:
         (tmp_path / name).write_bytes(b"x" * 10)
     files = [Path(p).name for p in fastload.checkpoint_files(str(tmp_path), relighting=True)]
-    assert files == [layout.T5_FILE, layout.CLIP_FILE, layout.VAE_FILE,
-                     "diffusion_pytorch_model-00001-of-00002.safetensors",
-                     "diffusion_pytorch_model-00002-of-00002.safetensors", layout.LORA_FILE]
+    assert files == [
+        layout.T5_FILE,
+        layout.CLIP_FILE,
+        layout.VAE_FILE,
+        "diffusion_pytorch_model-00001-of-00002.safetensors",
+        "diffusion_pytorch_model-00002-of-00002.safetensors",
+        layout.LORA_FILE,
+    ]
     assert layout.LORA_FILE not in [Path(p).name for p in fastload.checkpoint_files(str(tmp_path))]
     thread = fastload.prefetch(fastload.checkpoint_files(str(tmp_path)))
     thread.join(timeout=10)

@@ -42,30 +42,41 @@ launcher = load_launcher()
 
 # ---- attention route ------------------------------------------------------------------------------------------
 
+
 def importable(*names):
     return lambda module: module in names
 
 
-@pytest.mark.parametrize("requested,modules,route", [
-    ("auto", (), "cudnn"),
-    ("auto", ("flash_attn",), "cudnn"),  # FA2 is slower than cuDNN SDPA on Hopper: auto does not pick it
-    ("auto", ("flash_attn_interface",), "fa3"),
-    ("auto", ("flash_attn", "flash_attn_interface", "sageattention"), "fa3"),  # lossless only
-    ("cudnn", (), "cudnn"),
-    ("sdpa", (), "sdpa"),
-    ("flash", ("flash_attn",), "flash"),
-    ("fa3", ("flash_attn_interface",), "fa3"),
-    ("sage", ("sageattention",), "sage"),
-    ("fast", (), "cudnn"),  # nothing lossy importable: fast is the lossless route
-    ("fast", ("flash_attn_interface",), "fa3-fp8"),
-    ("fa3-fp8", ("flash_attn_interface",), "fa3-fp8"),
-])
+@pytest.mark.parametrize(
+    "requested,modules,route",
+    [
+        ("auto", (), "cudnn"),
+        ("auto", ("flash_attn",), "cudnn"),  # FA2 is slower than cuDNN SDPA on Hopper: auto does not pick it
+        ("auto", ("flash_attn_interface",), "fa3"),
+        ("auto", ("flash_attn", "flash_attn_interface", "sageattention"), "fa3"),  # lossless only
+        ("cudnn", (), "cudnn"),
+        ("sdpa", (), "sdpa"),
+        ("flash", ("flash_attn",), "flash"),
+        ("fa3", ("flash_attn_interface",), "fa3"),
+        ("sage", ("sageattention",), "sage"),
+        ("fast", (), "cudnn"),  # nothing lossy importable: fast is the lossless route
+        ("fast", ("flash_attn_interface",), "fa3-fp8"),
+        ("fa3-fp8", ("flash_attn_interface",), "fa3-fp8"),
+    ],
+)
 def test_attention_route_choice(requested, modules, route):
     assert launcher.choose_attention(requested, importable(*modules)) == route
 
 
-@pytest.mark.parametrize("requested,missing", [("flash", "flash_attn"), ("fa3", "flash_attn_interface"),
-                                               ("fa3-fp8", "flash_attn_interface"), ("sage", "sageattention")])
+@pytest.mark.parametrize(
+    "requested,missing",
+    [
+        ("flash", "flash_attn"),
+        ("fa3", "flash_attn_interface"),
+        ("fa3-fp8", "flash_attn_interface"),
+        ("sage", "sageattention"),
+    ],
+)
 def test_attention_route_without_its_package_says_what_is_missing(requested, missing):
     with pytest.raises(launcher.LauncherError, match=f"needs the {missing} module.*--attention auto"):
         launcher.choose_attention(requested, importable("flash_attn" if requested != "flash" else "x"))
@@ -73,17 +84,38 @@ def test_attention_route_without_its_package_says_what_is_missing(requested, mis
 
 def test_quantized_routes_are_marked_lossy():
     assert set(launcher.LOSSY_ROUTES) == {"sage", "fa3-fp8"}
-    assert set(launcher.ROUTES) == set(wan_generate.GenerateOptions.__dataclass_fields__["attention"]
-                                       .metadata["option"].choices)
+    assert set(launcher.ROUTES) == set(
+        wan_generate.GenerateOptions.__dataclass_fields__["attention"].metadata["option"].choices
+    )
 
 
 def test_launcher_arguments():
-    own, upstream = launcher._split_argv(["--wan22_dir", "/w", "--lora", "/a.safetensors:0.5", "--lora", "/b.pt",
-                                          "--compile", "--fp8", "--vae_bf16", "--attention", "fa3", "--", "--task",
-                                          "animate-14B"])
+    own, upstream = launcher._split_argv(
+        [
+            "--wan22_dir",
+            "/w",
+            "--lora",
+            "/a.safetensors:0.5",
+            "--lora",
+            "/b.pt",
+            "--compile",
+            "--fp8",
+            "--vae_bf16",
+            "--attention",
+            "fa3",
+            "--",
+            "--task",
+            "animate-14B",
+        ]
+    )
     args = launcher.build_parser().parse_args(own)
     assert (args.lora, args.compile, args.fp8, args.vae_bf16, args.attention) == (
-        ["/a.safetensors:0.5", "/b.pt"], True, True, True, "fa3")
+        ["/a.safetensors:0.5", "/b.pt"],
+        True,
+        True,
+        True,
+        "fa3",
+    )
     assert upstream == ["--task", "animate-14B"]
     with pytest.raises(SystemExit):
         launcher._split_argv(["--wan22_dir", "/w"])
@@ -103,57 +135,121 @@ def test_model_options_are_checked_before_anything_loads(tmp_path):
 
 # ---- LoRA: arguments and key mapping (names only, no torch) ----------------------------------------------------
 
-@pytest.mark.parametrize("text,expect", [
-    ("a.safetensors", ("a.safetensors", 1.0)),
-    ("a.safetensors:0.8", ("a.safetensors", 0.8)),
-    ("/x/y.safetensors:-1", ("/x/y.safetensors", -1.0)),
-    (r"C:\loras\l.safetensors", (r"C:\loras\l.safetensors", 1.0)),
-    (r"C:\loras\l.safetensors:1.2", (r"C:\loras\l.safetensors", 1.2)),
-    ("dir:with:colons/l.safetensors", ("dir:with:colons/l.safetensors", 1.0)),
-])
+
+@pytest.mark.parametrize(
+    "text,expect",
+    [
+        ("a.safetensors", ("a.safetensors", 1.0)),
+        ("a.safetensors:0.8", ("a.safetensors", 0.8)),
+        ("/x/y.safetensors:-1", ("/x/y.safetensors", -1.0)),
+        (r"C:\loras\l.safetensors", (r"C:\loras\l.safetensors", 1.0)),
+        (r"C:\loras\l.safetensors:1.2", (r"C:\loras\l.safetensors", 1.2)),
+        ("dir:with:colons/l.safetensors", ("dir:with:colons/l.safetensors", 1.0)),
+    ],
+)
 def test_lora_argument(text, expect):
     assert lora.parse_lora_arg(text) == expect
 
 
 def official_names(num_blocks: int = 2) -> list[str]:
     """Module names of WanAnimateModel (checked against the real class in test_names_match_the_official_model)."""
-    names = ["", "patch_embedding", "pose_patch_embedding", "text_embedding", "text_embedding.0", "text_embedding.2",
-             "time_embedding", "time_embedding.0", "time_embedding.2", "time_projection", "time_projection.1",
-             "blocks", "head", "head.norm", "head.head", "img_emb", "img_emb.proj", "img_emb.proj.0", "img_emb.proj.1",
-             "img_emb.proj.3", "img_emb.proj.4"]
+    names = [
+        "",
+        "patch_embedding",
+        "pose_patch_embedding",
+        "text_embedding",
+        "text_embedding.0",
+        "text_embedding.2",
+        "time_embedding",
+        "time_embedding.0",
+        "time_embedding.2",
+        "time_projection",
+        "time_projection.1",
+        "blocks",
+        "head",
+        "head.norm",
+        "head.head",
+        "img_emb",
+        "img_emb.proj",
+        "img_emb.proj.0",
+        "img_emb.proj.1",
+        "img_emb.proj.3",
+        "img_emb.proj.4",
+    ]
     for i in range(num_blocks):
         b = f"blocks.{i}"
-        names += [b, f"{b}.norm1", f"{b}.norm2", f"{b}.norm3", f"{b}.self_attn", f"{b}.cross_attn", f"{b}.ffn",
-                  f"{b}.ffn.0", f"{b}.ffn.2"]
+        names += [
+            b,
+            f"{b}.norm1",
+            f"{b}.norm2",
+            f"{b}.norm3",
+            f"{b}.self_attn",
+            f"{b}.cross_attn",
+            f"{b}.ffn",
+            f"{b}.ffn.0",
+            f"{b}.ffn.2",
+        ]
         names += [f"{b}.self_attn.{m}" for m in ("q", "k", "v", "o", "norm_q", "norm_k")]
-        names += [f"{b}.cross_attn.{m}" for m in ("q", "k", "v", "o", "norm_q", "norm_k", "k_img", "v_img",
-                                                  "norm_k_img")]
+        names += [
+            f"{b}.cross_attn.{m}" for m in ("q", "k", "v", "o", "norm_q", "norm_k", "k_img", "v_img", "norm_k_img")
+        ]
     return names
 
 
-@pytest.mark.parametrize("down,up,alpha,module", [
-    # LightX2V / ComfyUI / Kijai files
-    ("diffusion_model.blocks.1.self_attn.q.lora_down.weight", "diffusion_model.blocks.1.self_attn.q.lora_up.weight",
-     "diffusion_model.blocks.1.self_attn.q.alpha", "blocks.1.self_attn.q"),
-    # kohya / musubi-tuner
-    ("lora_unet_blocks_0_cross_attn_k_img.lora_down.weight", "lora_unet_blocks_0_cross_attn_k_img.lora_up.weight",
-     "lora_unet_blocks_0_cross_attn_k_img.alpha", "blocks.0.cross_attn.k_img"),
-    # diffusers (WanTransformer3DModel names)
-    ("transformer.blocks.0.attn2.add_v_proj.lora_A.weight", "transformer.blocks.0.attn2.add_v_proj.lora_B.weight",
-     None, "blocks.0.cross_attn.v_img"),
-    ("transformer.blocks.1.ffn.net.0.proj.lora_A.weight", "transformer.blocks.1.ffn.net.0.proj.lora_B.weight", None,
-     "blocks.1.ffn.0"),
-    ("transformer.blocks.1.attn1.to_out.0.lora_A.weight", "transformer.blocks.1.attn1.to_out.0.lora_B.weight", None,
-     "blocks.1.self_attn.o"),
-    ("transformer.condition_embedder.time_proj.lora_A.weight", "transformer.condition_embedder.time_proj.lora_B.weight",
-     None, "time_projection.1"),
-    ("transformer.proj_out.lora_A.weight", "transformer.proj_out.lora_B.weight", None, "head.head"),
-    # PEFT with the adapter name (the relighting LoRA's spelling)
-    ("base_model.model.blocks.0.ffn.2.lora_A.default.weight", "base_model.model.blocks.0.ffn.2.lora_B.default.weight",
-     None, "blocks.0.ffn.2"),
-    # official names without a prefix
-    ("img_emb.proj.1.lora_A.weight", "img_emb.proj.1.lora_B.weight", None, "img_emb.proj.1"),
-])
+@pytest.mark.parametrize(
+    "down,up,alpha,module",
+    [
+        # LightX2V / ComfyUI / Kijai files
+        (
+            "diffusion_model.blocks.1.self_attn.q.lora_down.weight",
+            "diffusion_model.blocks.1.self_attn.q.lora_up.weight",
+            "diffusion_model.blocks.1.self_attn.q.alpha",
+            "blocks.1.self_attn.q",
+        ),
+        # kohya / musubi-tuner
+        (
+            "lora_unet_blocks_0_cross_attn_k_img.lora_down.weight",
+            "lora_unet_blocks_0_cross_attn_k_img.lora_up.weight",
+            "lora_unet_blocks_0_cross_attn_k_img.alpha",
+            "blocks.0.cross_attn.k_img",
+        ),
+        # diffusers (WanTransformer3DModel names)
+        (
+            "transformer.blocks.0.attn2.add_v_proj.lora_A.weight",
+            "transformer.blocks.0.attn2.add_v_proj.lora_B.weight",
+            None,
+            "blocks.0.cross_attn.v_img",
+        ),
+        (
+            "transformer.blocks.1.ffn.net.0.proj.lora_A.weight",
+            "transformer.blocks.1.ffn.net.0.proj.lora_B.weight",
+            None,
+            "blocks.1.ffn.0",
+        ),
+        (
+            "transformer.blocks.1.attn1.to_out.0.lora_A.weight",
+            "transformer.blocks.1.attn1.to_out.0.lora_B.weight",
+            None,
+            "blocks.1.self_attn.o",
+        ),
+        (
+            "transformer.condition_embedder.time_proj.lora_A.weight",
+            "transformer.condition_embedder.time_proj.lora_B.weight",
+            None,
+            "time_projection.1",
+        ),
+        ("transformer.proj_out.lora_A.weight", "transformer.proj_out.lora_B.weight", None, "head.head"),
+        # PEFT with the adapter name (the relighting LoRA's spelling)
+        (
+            "base_model.model.blocks.0.ffn.2.lora_A.default.weight",
+            "base_model.model.blocks.0.ffn.2.lora_B.default.weight",
+            None,
+            "blocks.0.ffn.2",
+        ),
+        # official names without a prefix
+        ("img_emb.proj.1.lora_A.weight", "img_emb.proj.1.lora_B.weight", None, "img_emb.proj.1"),
+    ],
+)
 def test_lora_key_formats_map_onto_official_modules(down, up, alpha, module):
     keys = [down, up] + ([alpha] if alpha else [])
     plan = lora.plan_merge(keys, official_names())
@@ -162,28 +258,48 @@ def test_lora_key_formats_map_onto_official_modules(down, up, alpha, module):
 
 
 def test_lora_deltas_and_unmatched_keys():
-    keys = ["diffusion_model.blocks.0.norm3.diff", "diffusion_model.blocks.0.norm3.diff_b",
-            "diffusion_model.blocks.1.diff_m", "diffusion_model.head.head.diff_b",
-            "diffusion_model.blocks.0.modulation.diff",  # ComfyUI's spelling of a parameter delta
-            "transformer.blocks.0.attn1.to_q.lora_B.bias",  # diffusers' spelling of a bias delta
-            "diffusion_model.blocks.7.self_attn.q.lora_down.weight", "diffusion_model.blocks.7.self_attn.q.lora_up.weight",
-            "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight", "blocks.0.self_attn.q.weight"]
+    keys = [
+        "diffusion_model.blocks.0.norm3.diff",
+        "diffusion_model.blocks.0.norm3.diff_b",
+        "diffusion_model.blocks.1.diff_m",
+        "diffusion_model.head.head.diff_b",
+        "diffusion_model.blocks.0.modulation.diff",  # ComfyUI's spelling of a parameter delta
+        "transformer.blocks.0.attn1.to_q.lora_B.bias",  # diffusers' spelling of a bias delta
+        "diffusion_model.blocks.7.self_attn.q.lora_down.weight",
+        "diffusion_model.blocks.7.self_attn.q.lora_up.weight",
+        "lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight",
+        "blocks.0.self_attn.q.weight",
+    ]
     plan = lora.plan_merge(keys, official_names(), ["blocks.0.modulation", "blocks.1.modulation"])
     assert {(d.module, d.param) for d in plan.diffs} == {
-        ("blocks.0.norm3", "weight"), ("blocks.0.norm3", "bias"), ("blocks.1", "modulation"), ("head.head", "bias"),
-        ("blocks.0", "modulation"), ("blocks.0.self_attn.q", "bias")}
+        ("blocks.0.norm3", "weight"),
+        ("blocks.0.norm3", "bias"),
+        ("blocks.1", "modulation"),
+        ("head.head", "bias"),
+        ("blocks.0", "modulation"),
+        ("blocks.0.self_attn.q", "bias"),
+    }
     assert len(plan.unmatched) == 3  # a block this model lacks, a text-encoder key
     assert plan.ignored == ["blocks.0.self_attn.q.weight"]
     assert lora.lora_key_count(keys) == 9
 
 
-@pytest.mark.parametrize("keys,message", [
-    (["blocks.0.self_attn.q.lora_down.weight"], "incomplete"),
-    (["blocks.0.ffn.0.lora_down.weight", "blocks.0.ffn.0.lora_up.weight", "lora_unet_blocks_0_ffn_0.lora_up.weight"],
-     "patch the same weight"),
-    (["blocks.0.ffn.0.lora_mid.weight"], "not supported"),
-    (["blocks.0.ffn.0.dora_scale"], "not supported"),
-])
+@pytest.mark.parametrize(
+    "keys,message",
+    [
+        (["blocks.0.self_attn.q.lora_down.weight"], "incomplete"),
+        (
+            [
+                "blocks.0.ffn.0.lora_down.weight",
+                "blocks.0.ffn.0.lora_up.weight",
+                "lora_unet_blocks_0_ffn_0.lora_up.weight",
+            ],
+            "patch the same weight",
+        ),
+        (["blocks.0.ffn.0.lora_mid.weight"], "not supported"),
+        (["blocks.0.ffn.0.dora_scale"], "not supported"),
+    ],
+)
 def test_lora_plan_refuses_broken_files(keys, message):
     with pytest.raises(lora.LoraError, match=message):
         lora.plan_merge(keys, official_names())
@@ -197,8 +313,9 @@ def test_diffusers_aliases_cover_every_mapped_official_name():
     assert aliases["blocks_0_attn1_to_q"] == "blocks.0.self_attn.q"  # onetrainer-style underscores of diffusers
 
 
-@pytest.mark.skipif(not (WAN22 / "wan" / "modules" / "animate" / "model_animate.py").is_file(),
-                    reason=f"no Wan2.2 clone at {WAN22}")
+@pytest.mark.skipif(
+    not (WAN22 / "wan" / "modules" / "animate" / "model_animate.py").is_file(), reason=f"no Wan2.2 clone at {WAN22}"
+)
 def test_names_match_the_official_model():
     """Every module name the mapping knows exists in the real WanAnimateModel (built on the meta device)."""
     for module in ("torch", "diffusers", "einops"):
@@ -206,8 +323,8 @@ def test_names_match_the_official_model():
     script = textwrap.dedent("""
         import json, os, sys, types
         root = sys.argv[1]
-        for name, sub in [("wan", "wan"), ("wan.modules", "wan/modules"), ("wan.modules.animate", "wan/modules/animate"),
-                          ("wan.distributed", "wan/distributed")]:
+        for name, sub in [("wan", "wan"), ("wan.modules", "wan/modules"),
+                          ("wan.modules.animate", "wan/modules/animate"), ("wan.distributed", "wan/distributed")]:
             m = types.ModuleType(name); m.__path__ = [os.path.join(root, sub)]; sys.modules[name] = m
         import torch
         from wan.modules.animate.model_animate import WanAnimateModel
@@ -275,8 +392,11 @@ def test_merged_linear_equals_the_lora_forward(fmt):
     layer = model.blocks[1].cross_attn.k_img
     rank, alpha, weight = 4, 2.0, 0.7
     down, up = torch.randn(rank, 16), torch.randn(16, rank)
-    name = {"lightx2v": "diffusion_model.blocks.1.cross_attn.k_img", "kohya": "lora_unet_blocks_1_cross_attn_k_img",
-            "diffusers": "transformer.blocks.1.attn2.add_k_proj"}[fmt]
+    name = {
+        "lightx2v": "diffusion_model.blocks.1.cross_attn.k_img",
+        "kohya": "lora_unet_blocks_1_cross_attn_k_img",
+        "diffusers": "transformer.blocks.1.attn2.add_k_proj",
+    }[fmt]
     a, b = (".lora_A.weight", ".lora_B.weight") if fmt == "diffusers" else (".lora_down.weight", ".lora_up.weight")
     sd = {name + a: down, name + b: up, name + ".alpha": torch.tensor(alpha)}
     x = torch.randn(3, 16)
@@ -294,11 +414,14 @@ def test_merge_without_alpha_scales_by_one_and_adds_deltas():
     block = model.blocks[0]
     before = {k: v.clone() for k, v in model.state_dict().items()}
     down, up = torch.randn(2, 16), torch.randn(24, 2)
-    sd = {"diffusion_model.blocks.0.ffn.0.lora_down.weight": down, "diffusion_model.blocks.0.ffn.0.lora_up.weight": up,
-          "diffusion_model.blocks.0.ffn.0.diff_b": torch.ones(24),
-          "diffusion_model.blocks.0.norm3.diff": torch.full((16,), 0.5),
-          "diffusion_model.blocks.0.diff_m": torch.ones(6, 16),  # stored without the leading 1
-          "diffusion_model.head.modulation.diff": torch.ones(1, 2, 16)}
+    sd = {
+        "diffusion_model.blocks.0.ffn.0.lora_down.weight": down,
+        "diffusion_model.blocks.0.ffn.0.lora_up.weight": up,
+        "diffusion_model.blocks.0.ffn.0.diff_b": torch.ones(24),
+        "diffusion_model.blocks.0.norm3.diff": torch.full((16,), 0.5),
+        "diffusion_model.blocks.0.diff_m": torch.ones(6, 16),  # stored without the leading 1
+        "diffusion_model.head.modulation.diff": torch.ones(1, 2, 16),
+    }
     report = lora.merge_state_dict(model, sd, 2.0)
     assert (report.pairs, report.diffs) == (1, 4)
     assert torch.allclose(block.ffn[0].weight, before["blocks.0.ffn.0.weight"] + 2.0 * up @ down, atol=1e-5)
@@ -306,8 +429,11 @@ def test_merge_without_alpha_scales_by_one_and_adds_deltas():
     assert torch.allclose(block.norm3.weight, before["blocks.0.norm3.weight"] + 1.0)
     assert torch.allclose(block.modulation, before["blocks.0.modulation"] + 2.0)
     assert torch.allclose(model.head.modulation, before["head.modulation"] + 2.0)
-    untouched = [k for k in before if not k.startswith(("blocks.0.ffn.0.", "blocks.0.norm3.weight",
-                                                        "blocks.0.modulation", "head.modulation"))]
+    untouched = [
+        k
+        for k in before
+        if not k.startswith(("blocks.0.ffn.0.", "blocks.0.norm3.weight", "blocks.0.modulation", "head.modulation"))
+    ]
     assert all(torch.equal(before[k], model.state_dict()[k]) for k in untouched)
 
 
@@ -338,16 +464,23 @@ def test_merge_goes_through_a_peft_wrapper():
     model.blocks[0].self_attn.q = PeftLike(base)
     w0 = base.weight.detach().clone()
     down, up = torch.randn(2, 16), torch.randn(16, 2)
-    lora.merge_state_dict(model, {"blocks.0.self_attn.q.lora_A.weight": down, "blocks.0.self_attn.q.lora_B.weight": up},
-                          1.0)
+    lora.merge_state_dict(
+        model, {"blocks.0.self_attn.q.lora_A.weight": down, "blocks.0.self_attn.q.lora_B.weight": up}, 1.0
+    )
     assert torch.allclose(base.weight, w0 + up @ down, atol=1e-5)
 
 
 @needs_torch
-@pytest.mark.parametrize("sd,message", [
-    ({"blocks.0.self_attn.q.lora_down.weight": "down8", "blocks.0.self_attn.q.lora_up.weight": "up8"}, "another model"),
-    ({"lora_te_x.lora_down.weight": "down", "lora_te_x.lora_up.weight": "up"}, "no key names a module"),
-])
+@pytest.mark.parametrize(
+    "sd,message",
+    [
+        (
+            {"blocks.0.self_attn.q.lora_down.weight": "down8", "blocks.0.self_attn.q.lora_up.weight": "up8"},
+            "another model",
+        ),
+        ({"lora_te_x.lora_down.weight": "down", "lora_te_x.lora_up.weight": "up"}, "no key names a module"),
+    ],
+)
 def test_merge_refuses_loras_for_other_models(sd, message):
     shapes = {"down8": (2, 8), "up8": (8, 2), "down": (2, 16), "up": (16, 2)}
     sd = {k: torch.randn(*shapes[v]) for k, v in sd.items()}
@@ -359,10 +492,17 @@ def test_merge_refuses_loras_for_other_models(sd, message):
 def test_merge_file_reads_safetensors_and_headers(tmp_path):
     st = pytest.importorskip("safetensors.torch", exc_type=ImportError)
     path = tmp_path / "l.safetensors"
-    st.save_file({"diffusion_model.blocks.0.self_attn.v.lora_down.weight": torch.randn(2, 16),
-                  "diffusion_model.blocks.0.self_attn.v.lora_up.weight": torch.zeros(16, 2)}, str(path))
-    assert sorted(lora.safetensors_keys(path)) == ["diffusion_model.blocks.0.self_attn.v.lora_down.weight",
-                                                   "diffusion_model.blocks.0.self_attn.v.lora_up.weight"]
+    st.save_file(
+        {
+            "diffusion_model.blocks.0.self_attn.v.lora_down.weight": torch.randn(2, 16),
+            "diffusion_model.blocks.0.self_attn.v.lora_up.weight": torch.zeros(16, 2),
+        },
+        str(path),
+    )
+    assert sorted(lora.safetensors_keys(path)) == [
+        "diffusion_model.blocks.0.self_attn.v.lora_down.weight",
+        "diffusion_model.blocks.0.self_attn.v.lora_up.weight",
+    ]
     report = lora.merge_file(tiny_wan(), path, 1.0)
     assert report.pairs == 1 and "merged 1 low-rank pairs" in report.summary()
 
@@ -376,7 +516,7 @@ def test_compile_blocks_wraps_every_block():
 
 # ---- the launcher end to end on the CPU (a fake Wan2.2 whose WanAnimate builds a tiny torch model) -------------
 
-FAKE_ANIMATE = '''
+FAKE_ANIMATE = """
 import torch
 
 from .modules.animate.model_animate import WanAnimateModel
@@ -435,15 +575,15 @@ class WanAnimate:
             out_frames = torch.stack(self.vae.decode([]))
             print(out_frames[0, :, -refert_num:].shape)
             start += clip_len - refert_num
-'''
-FAKE_GENERATE = '''
+"""
+FAKE_GENERATE = """
 import wan
 from wan.utils.utils import save_video
 
 video = wan.WanAnimate(config=None).generate(input_prompt="")
 if video is not None:  # the fake generates nothing to save; upstream saves here
     save_video(video, save_file="out.mp4")
-'''
+"""
 
 
 @pytest.fixture
@@ -456,21 +596,29 @@ def fake_torch_wan22(tmp_path):
 
 
 def run_launcher(wan22: Path, *own: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(LAUNCHER), "--wan22_dir", str(wan22), *own, "--"], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(LAUNCHER), "--wan22_dir", str(wan22), *own, "--"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @needs_torch
 def test_launcher_merges_loras_and_compiles_when_the_model_is_built(fake_torch_wan22, tmp_path):
     st = pytest.importorskip("safetensors.torch", exc_type=ImportError)
     path = tmp_path / "one.safetensors"
-    st.save_file({"diffusion_model.blocks.0.self_attn.q.lora_down.weight": torch.ones(1, 4),
-                  "diffusion_model.blocks.0.self_attn.q.lora_up.weight": torch.ones(4, 1)}, str(path))
+    st.save_file(
+        {
+            "diffusion_model.blocks.0.self_attn.q.lora_down.weight": torch.ones(1, 4),
+            "diffusion_model.blocks.0.self_attn.q.lora_up.weight": torch.ones(4, 1),
+        },
+        str(path),
+    )
     res = run_launcher(fake_torch_wan22, "--lora", f"{path}:0.5", "--lora", str(path), "--compile", "--vae_bf16")
     assert res.returncode == 0, res.stderr
     assert "fake: weight_sum=24.0000 compiled=True attention=_sdpa_flash_attention" in res.stdout  # 16·(0.5+1)
-    assert ("rope=rav_rope.rope_apply,sequence_parallel_rope_apply motion_cache=True vae=torch.bfloat16"
-            in res.stdout)
+    assert "rope=rav_rope.rope_apply,sequence_parallel_rope_apply motion_cache=True vae=torch.bfloat16" in res.stdout
     assert "merged 1 low-rank pairs" in res.stdout and "attention route: cudnn (requested auto)" in res.stdout
 
 
@@ -480,12 +628,14 @@ def test_launcher_refuses_what_it_cannot_do(fake_torch_wan22, tmp_path):
     assert res.returncode != 0 and "needs the sageattention module" in res.stderr
     bad = tmp_path / "other.safetensors"
     pytest.importorskip("safetensors.torch", exc_type=ImportError).save_file(
-        {"lora_te_x.lora_down.weight": torch.ones(1, 4), "lora_te_x.lora_up.weight": torch.ones(4, 1)}, str(bad))
+        {"lora_te_x.lora_down.weight": torch.ones(1, 4), "lora_te_x.lora_up.weight": torch.ones(4, 1)}, str(bad)
+    )
     res = run_launcher(fake_torch_wan22, "--lora", str(bad))
     assert res.returncode != 0 and "no key names a module of this model" in res.stderr
 
 
 # ---- the generation stage -------------------------------------------------------------------------------------
+
 
 def write_safetensors(path: Path, names: list[str]) -> Path:
     """A valid safetensors file of 1-element float32 tensors, written without torch or numpy."""
@@ -517,23 +667,38 @@ def test_fast_preset_fills_unset_sampling_and_needs_a_lora():
         wan_generate.validate(wan_generate.GenerateOptions(multi_gpu=True, compile=True))
 
 
-@pytest.mark.parametrize("no_offload,nproc,gpus,offload", [
-    (False, 1, [], True),  # no nvidia-smi: upstream's default
-    (False, 1, [Gpu(0, "NVIDIA H200", 143771)], False),
-    (False, 1, [Gpu(0, "NVIDIA H100 80GB HBM3", 81559)], False),
-    (False, 1, [Gpu(0, "NVIDIA L40S", 46068)], True),
-    (True, 1, [Gpu(0, "NVIDIA L40S", 46068)], False),
-    (False, 2, [], False),
-])
+@pytest.mark.parametrize(
+    "no_offload,nproc,gpus,offload",
+    [
+        (False, 1, [], True),  # no nvidia-smi: upstream's default
+        (False, 1, [Gpu(0, "NVIDIA H200", 143771)], False),
+        (False, 1, [Gpu(0, "NVIDIA H100 80GB HBM3", 81559)], False),
+        (False, 1, [Gpu(0, "NVIDIA L40S", 46068)], True),
+        (True, 1, [Gpu(0, "NVIDIA L40S", 46068)], False),
+        (False, 2, [], False),
+    ],
+)
 def test_t5_offload_only_where_memory_is_short(no_offload, nproc, gpus, offload):
     assert generate.offload_t5(wan_generate.GenerateOptions(no_offload=no_offload), nproc, gpus) is offload
 
 
 def test_speed_options_reach_the_launcher_and_upstream_still_parses():
     opts = wan_generate.GenerateOptions(
-        wan22_dir="/w", ckpt_dir="/ck", src_root_path="/pp", save_file="/o.mp4", sample_steps=4, sample_guide_scale=1.0,
-        sample_shift=5.0, seed=5, attention="fa3", lora="/l/a.safetensors:0.8 /l/b:c.pt:1", compile=True, fp8=True,
-        vae_bf16=True, memory_profile="full")
+        wan22_dir="/w",
+        ckpt_dir="/ck",
+        src_root_path="/pp",
+        save_file="/o.mp4",
+        sample_steps=4,
+        sample_guide_scale=1.0,
+        sample_shift=5.0,
+        seed=5,
+        attention="fa3",
+        lora="/l/a.safetensors:0.8 /l/b:c.pt:1",
+        compile=True,
+        fp8=True,
+        vae_bf16=True,
+        memory_profile="full",
+    )
     call = wan_generate.GenerateCall(opts, offload_model=False, nproc=1)
     argv = call.argv("python")
     cut = argv.index("--")
@@ -541,37 +706,77 @@ def test_speed_options_reach_the_launcher_and_upstream_still_parses():
     assert own.lora == ["/l/a.safetensors:0.8", "/l/b:c.pt:1"] and own.compile and own.fp8 and own.attention == "fa3"
     assert own.vae_bf16
     assert [lora.parse_lora_arg(a) for a in own.lora] == [("/l/a.safetensors", 0.8), ("/l/b:c.pt", 1.0)]
-    args = gen_mirror.build_parser().parse_args(argv[cut + 1:])
+    args = gen_mirror.build_parser().parse_args(argv[cut + 1 :])
     assert (args.sample_steps, args.sample_guide_scale, args.sample_shift, args.offload_model) == (4, 1.0, 5.0, False)
 
 
 def test_stage_dry_run_shows_the_fast_preset_and_the_lora(media, fake_wan22, fake_ckpt, tmp_path):
-    path = write_safetensors(tmp_path / "distill.safetensors",
-                             ["diffusion_model.blocks.0.self_attn.q.lora_down.weight",
-                              "diffusion_model.blocks.0.self_attn.q.lora_up.weight"])
+    path = write_safetensors(
+        tmp_path / "distill.safetensors",
+        [
+            "diffusion_model.blocks.0.self_attn.q.lora_down.weight",
+            "diffusion_model.blocks.0.self_attn.q.lora_up.weight",
+        ],
+    )
     loc = ["--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs"]
-    assert run_cli("run_preprocessing.py", "--video_path", media["dance"], "--refer_path", media["ref"],
-                   "--resolution", "320x240", *loc, cwd=tmp_path).returncode == 0  # ./process_results
-    res = run_cli("run_generation.py", "--dry-run", "--preset", "fast", "--lora", f"{path}:0.8", "--compile",
-                  "--attention", "fast", "--vae_bf16", *loc, cwd=tmp_path)
+    assert (
+        run_cli(
+            "run_preprocessing.py",
+            "--video_path",
+            media["dance"],
+            "--refer_path",
+            media["ref"],
+            "--resolution",
+            "320x240",
+            *loc,
+            cwd=tmp_path,
+        ).returncode
+        == 0
+    )  # ./process_results
+    res = run_cli(
+        "run_generation.py",
+        "--dry-run",
+        "--preset",
+        "fast",
+        "--lora",
+        f"{path}:0.8",
+        "--compile",
+        "--attention",
+        "fast",
+        "--vae_bf16",
+        *loc,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     line = next(line for line in res.stdout.splitlines() if line.startswith("[dry-run]") and "generate.py" in line)
-    for needle in ("--sample_steps 4", "--sample_shift 5.0", "--sample_guide_scale 1.0", f"--lora {path}:0.8",
-                   "--compile", "--attention fast", "--vae_bf16"):
+    for needle in (
+        "--sample_steps 4",
+        "--sample_shift 5.0",
+        "--sample_guide_scale 1.0",
+        f"--lora {path}:0.8",
+        "--compile",
+        "--attention fast",
+        "--vae_bf16",
+    ):
         assert needle in line
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--preset", "fast"], "--preset fast samples 4 steps"),
-    (["--lora", "missing.safetensors"], "file not found"),
-    (["--lora", "NOTLORA"], "no LoRA weights in it"),
-    (["--lora", "BROKEN"], "not a safetensors file"),
-    (["--lora", "weights.bin"], "expected one of"),
-    (["--compile", "--multi_gpu", "--nproc_per_node", "2"], "single-GPU"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--preset", "fast"], "--preset fast samples 4 steps"),
+        (["--lora", "missing.safetensors"], "file not found"),
+        (["--lora", "NOTLORA"], "no LoRA weights in it"),
+        (["--lora", "BROKEN"], "not a safetensors file"),
+        (["--lora", "weights.bin"], "expected one of"),
+        (["--compile", "--multi_gpu", "--nproc_per_node", "2"], "single-GPU"),
+    ],
+)
 def test_stage_bad_speed_options_exit_2_with_one_line(media, fake_wan22, fake_ckpt, tmp_path, extra, message):
-    names = {"NOTLORA": write_safetensors(tmp_path / "full.safetensors", ["blocks.0.self_attn.q.weight"]),
-             "BROKEN": tmp_path / "broken.safetensors"}
+    names = {
+        "NOTLORA": write_safetensors(tmp_path / "full.safetensors", ["blocks.0.self_attn.q.weight"]),
+        "BROKEN": tmp_path / "broken.safetensors",
+    }
     (tmp_path / "broken.safetensors").write_bytes(b"\xff" * 16)
     (tmp_path / "weights.bin").write_bytes(b"x")
     extra = [str(names.get(a, a)) for a in extra]
@@ -580,14 +785,28 @@ def test_stage_bad_speed_options_exit_2_with_one_line(media, fake_wan22, fake_ck
     for name in ("src_pose.mp4", "src_face.mp4"):
         shutil.copy(media["dance"], pp / name)
     shutil.copy(media["ref"], pp / "src_ref.png")
-    res = run_cli("run_generation.py", "--src_root_path", pp, "--save_file", tmp_path / "o.mp4", *extra,
-                  "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    res = run_cli(
+        "run_generation.py",
+        "--src_root_path",
+        pp,
+        "--save_file",
+        tmp_path / "o.mp4",
+        *extra,
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert res.returncode == 2, (res.stdout, res.stderr)
     assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o.mp4").exists()
 
 
 # ---- the launcher's attention functions and the bench report (CPU) ---------------------------------------------
+
 
 @needs_torch
 def test_sdpa_drop_in_masks_padded_keys_like_the_varlen_kernel():
@@ -607,19 +826,35 @@ def test_bench_report_marks_skipped_routes_and_derives_clip_time():
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     args = bench.parse_args(["--out", "x"])
-    parts = {"vae_encode_pose_s": 4.0, "vae_encode_ref_s": 0.1, "vae_encode_reft_s": 4.0, "vae_decode_s": 6.0,
-             "vae_peak_gib": 21.0, "vae_bf16_encode_pose_s": 3.0, "vae_bf16_encode_ref_s": 0.1,
-             "vae_bf16_encode_reft_s": 3.0, "vae_bf16_decode_s": 4.0,
-             "vae_bf16_psnr_db": {"encode": 90.0, "decode": 55.0}, "clip_visual_s": 0.1, "clip_peak_gib": 1.5,
-             "t5_two_forwards_s": 0.2, "t5_peak_gib": 11.5, "t5_offload_to_cpu_s": 3.0}
+    parts = {
+        "vae_encode_pose_s": 4.0,
+        "vae_encode_ref_s": 0.1,
+        "vae_encode_reft_s": 4.0,
+        "vae_decode_s": 6.0,
+        "vae_peak_gib": 21.0,
+        "vae_bf16_encode_pose_s": 3.0,
+        "vae_bf16_encode_ref_s": 0.1,
+        "vae_bf16_encode_reft_s": 3.0,
+        "vae_bf16_decode_s": 4.0,
+        "vae_bf16_psnr_db": {"encode": 90.0, "decode": 55.0},
+        "clip_visual_s": 0.1,
+        "clip_peak_gib": 1.5,
+        "t5_two_forwards_s": 0.2,
+        "t5_peak_gib": 11.5,
+        "t5_offload_to_cpu_s": 3.0,
+    }
     row = {"s_per_forward": 10.0, "tflops": 654.0, "pct_of_peak": 82.8, "peak_gib": 46.0, "note": "n"}
-    report = {"env": {"gpu": "G", "torch": "t", "cudnn": 1, "python": "3", "optional_modules": {"torchao": False}},
-              "dit": {"params_b": 17.27, "tokens": 75600, "pflop_per_forward": 6.54, "motion_encoder_s": 1.0},
-              "parts": parts,
-              "routes": {"official-fa2": dict(row, s_per_forward=20.0),
-                         "cudnn": dict(row, vs_official={"max_abs_diff": 0.01, "psnr_db": 60.0}),
-                         "fast": dict(row, s_per_forward=8.0, vae="bf16"),
-                         "cudnn+fp8": {"note": "fp8", "skipped": "not available (torchao not importable)"}}}
+    report = {
+        "env": {"gpu": "G", "torch": "t", "cudnn": 1, "python": "3", "optional_modules": {"torchao": False}},
+        "dit": {"params_b": 17.27, "tokens": 75600, "pflop_per_forward": 6.54, "motion_encoder_s": 1.0},
+        "parts": parts,
+        "routes": {
+            "official-fa2": dict(row, s_per_forward=20.0),
+            "cudnn": dict(row, vs_official={"max_abs_diff": 0.01, "psnr_db": 60.0}),
+            "fast": dict(row, s_per_forward=8.0, vae="bf16"),
+            "cudnn+fp8": {"note": "fp8", "skipped": "not available (torchao not importable)"},
+        },
+    }
     bench.derive(report, args)
     # official: steps × forward + VAE/CLIP; ours also pays the face motion encoder once (1.0 s)
     assert report["routes"]["official-fa2"]["clip_s"] == round(20 * 20.0 + 14.2, 1)

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from conftest import REPO
+
 from replace_actor_video.upstream.wan.pin import COMMIT as PIN
 
 SCRIPT = REPO / "scripts" / "build_gpu_carry.sh"

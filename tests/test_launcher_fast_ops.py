@@ -30,8 +30,10 @@ def needs_wan22(*packages: str) -> pytest.MarkDecorator:
     if not (WAN22 / "wan" / "modules" / "model.py").is_file():
         return pytest.mark.skipif(True, reason=f"needs the Wan2.2 clone ({WAN22}; install.sh clones it)")
     missing = [name for name in packages if importlib.util.find_spec(name) is None]
-    return pytest.mark.skipif(bool(missing), reason=f"the Wan2.2 code under test imports {', '.join(missing)}, "
-                                                    "not installed (requirements-dev.txt)")
+    return pytest.mark.skipif(
+        bool(missing),
+        reason=f"the Wan2.2 code under test imports {', '.join(missing)}, not installed (requirements-dev.txt)",
+    )
 
 
 def load(stem: str):
@@ -48,10 +50,14 @@ launcher = load("launcher")
 
 def rope_freqs(head_dim: int = 128, positions: int = 64) -> torch.Tensor:
     """Wan's frequency table: three bands (frames, rows, columns) of e^{i·p·θ_k}, complex128 [positions, D/2]."""
+
     def band(dim):
         theta = 1.0 / 10000 ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim)
-        return torch.polar(torch.ones(positions, dim // 2, dtype=torch.float64),
-                           torch.outer(torch.arange(positions, dtype=torch.float64), theta))
+        return torch.polar(
+            torch.ones(positions, dim // 2, dtype=torch.float64),
+            torch.outer(torch.arange(positions, dtype=torch.float64), theta),
+        )
+
     d = head_dim
     return torch.cat([band(d - 4 * (d // 6)), band(2 * (d // 6)), band(2 * (d // 6))], dim=1)
 
@@ -95,7 +101,7 @@ def test_rope_sequence_parallel_slices_join_to_the_whole(monkeypatch):
     parts = []
     for rank in (0, 1):
         monkeypatch.setattr(dist, "get_rank", lambda rank=rank: rank)
-        parts.append(rope.sequence_parallel_rope_apply(x[:, rank * 32:(rank + 1) * 32], grid, freqs))
+        parts.append(rope.sequence_parallel_rope_apply(x[:, rank * 32 : (rank + 1) * 32], grid, freqs))
     joined = torch.cat(parts, dim=1)
     assert torch.allclose(joined, whole, atol=1e-6, rtol=0)
     assert torch.equal(joined[:, 60:], x[:, 60:].float())  # upstream pads the table with 1: identity
@@ -116,8 +122,14 @@ def load_upstream_rope():
 def test_rope_agrees_with_upstream_to_the_bf16_attention_inputs():
     model = load_upstream_rope()
     d = 128
-    freqs = torch.cat([model.rope_params(1024, d - 4 * (d // 6)), model.rope_params(1024, 2 * (d // 6)),
-                       model.rope_params(1024, 2 * (d // 6))], dim=1)
+    freqs = torch.cat(
+        [
+            model.rope_params(1024, d - 4 * (d // 6)),
+            model.rope_params(1024, 2 * (d // 6)),
+            model.rope_params(1024, 2 * (d // 6)),
+        ],
+        dim=1,
+    )
     x = torch.randn(1, 5 * 6 * 8 + 3, 8, d).bfloat16()
     grid = torch.tensor([[5, 6, 8]])
     ours, theirs = rope.rope_apply(x, grid, freqs), model.rope_apply(x, grid, freqs)
@@ -127,6 +139,7 @@ def test_rope_agrees_with_upstream_to_the_bf16_attention_inputs():
 
 
 # ---- face motion cache -------------------------------------------------------------------------------------------
+
 
 class TinyAnimate(torch.nn.Module):
     """The parts of WanAnimateModel that after_patch_embedding touches, with a counting motion encoder."""
@@ -160,8 +173,9 @@ def upstream_after_patch_embedding():
 
     source = WAN22 / "wan" / "modules" / "animate" / "model_animate.py"
     text = source.read_text()
-    node = next(n for n in ast.walk(ast.parse(text))
-                if isinstance(n, ast.FunctionDef) and n.name == "after_patch_embedding")
+    node = next(
+        n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.FunctionDef) and n.name == "after_patch_embedding"
+    )
     namespace = {"math": math, "torch": torch, "rearrange": rearrange, "List": list}
     exec(compile(textwrap.dedent(ast.get_source_segment(text, node)), str(source), "exec"), namespace)  # noqa: S102
     return namespace["after_patch_embedding"]
@@ -190,13 +204,16 @@ def test_motion_cache_gives_the_same_result_and_encodes_each_face_video_once(ref
             assert model.encoded_frames - before == (17 if step == 0 else 0)
     other = torch.randn(1, 3, 17, 8, 8)  # the next clip: new face crops are encoded, the oldest entry dropped
     before = model.encoded_frames
-    assert torch.equal(cached(model, [torch.zeros(1, 8, 5, 3, 3)], pose, other)[1],
-                       upstream(model, [torch.zeros(1, 8, 5, 3, 3)], pose, other)[1])
+    assert torch.equal(
+        cached(model, [torch.zeros(1, 8, 5, 3, 3)], pose, other)[1],
+        upstream(model, [torch.zeros(1, 8, 5, 3, 3)], pose, other)[1],
+    )
     assert model.encoded_frames - before == 2 * 17
     assert len(model._rav_motion_cache) == launcher.MOTION_CACHE_SIZE
 
 
 # ---- fa3-fp8 quantization ----------------------------------------------------------------------------------------
+
 
 def test_fp8_per_head_scales_and_centring():
     x = torch.randn(2, 300, 4, 128, dtype=torch.bfloat16) * torch.tensor([0.01, 1.0, 30.0, 500.0]).view(1, 1, 4, 1)

@@ -18,8 +18,19 @@ for _dep in ("diffusers", "einops", "transformers"):
 sys.path.insert(0, str(REPO / "scripts"))
 import lossless_check  # noqa: E402
 
-SMALL = {"device": "cpu", "dim": 128, "heads": 2, "layers": 5, "ffn": 256, "steps": 3, "frames": 5, "height": 128,
-         "width": 128, "vae_dim": 8, "log": print}
+SMALL = {
+    "device": "cpu",
+    "dim": 128,
+    "heads": 2,
+    "layers": 5,
+    "ffn": 256,
+    "steps": 3,
+    "frames": 5,
+    "height": 128,
+    "width": 128,
+    "vae_dim": 8,
+    "log": print,
+}
 LOSSLESS_DB = 50.0  # bf16 rounding differences through 3 steps and the decoder: measured ~59 dB
 FAULT_DB = 42.0  # a fault: measured ~36 dB (a drop of more than 20 dB)
 

@@ -22,20 +22,24 @@ from replace_actor_video.media.probe import probe_video
 from replace_actor_video.upstream.wan.preprocess import upstream_resize, upstream_size
 
 WAN_UTILS = Path(__file__).resolve().parents[1] / "Wan2.2/wan/modules/animate/preprocess/utils.py"
-AREA = (64, 48)      # --resolution_area of the stand-in preprocessing
+AREA = (64, 48)  # --resolution_area of the stand-in preprocessing
 SRC_FPS, FPS, SRC_FRAMES = 24, 30, 10
-FRAMES = 12          # int(10 / 24 * 30): upstream's sample count for the stand-in clip
+FRAMES = 12  # int(10 / 24 * 30): upstream's sample count for the stand-in clip
 
 
 # --- the reproduced upstream resize -------------------------------------------------------------
 
-@pytest.mark.parametrize("src, area, out", [
-    ((1920, 1080), (1280, 720), (1280, 720)),
-    ((1080, 1920), (1280, 720), (720, 1280)),
-    ((640, 480), (1280, 720), (1104, 816)),
-    ((1279, 720), (1280, 720), (1264, 720)),
-    ((128, 96), AREA, (64, 48)),
-])
+
+@pytest.mark.parametrize(
+    "src, area, out",
+    [
+        ((1920, 1080), (1280, 720), (1280, 720)),
+        ((1080, 1920), (1280, 720), (720, 1280)),
+        ((640, 480), (1280, 720), (1104, 816)),
+        ((1279, 720), (1280, 720), (1264, 720)),
+        ((128, 96), AREA, (64, 48)),
+    ],
+)
 def test_upstream_size(src: tuple[int, int], area: tuple[int, int], out: tuple[int, int]) -> None:
     assert upstream_size(*src, area[0] * area[1]) == out
 
@@ -65,6 +69,7 @@ def test_upstream_resize_matches_wan22_code(shape: tuple[int, int]) -> None:
 
 # --- empty frames -------------------------------------------------------------------------------
 
+
 def test_fill_empty_takes_the_nearest_earlier_on_ties() -> None:
     a, b = np.array([1], np.uint8), np.array([2], np.uint8)
     packed = [None, a, None, None, b, None]
@@ -79,6 +84,7 @@ def test_fill_empty_takes_the_nearest_earlier_on_ties() -> None:
 
 
 # --- the whole step -----------------------------------------------------------------------------
+
 
 def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
@@ -102,8 +108,19 @@ def folder(tmp_path: Path) -> tuple[Path, Path]:
     """A driving clip (128x96, 24 fps, 10 frames) and what replace-mode preprocessing leaves for it at
     --resolution_area 64 48 --fps 30: 12 frames of 64x48 with a rectangle mask, a skeleton pose video."""
     video = tmp_path / "dance.mp4"
-    ffmpeg("-f", "lavfi", "-i", f"testsrc=size=128x96:rate={SRC_FPS}", "-frames:v", str(SRC_FRAMES),
-           "-c:v", "libx264", "-pix_fmt", "yuv420p", str(video))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc=size=128x96:rate={SRC_FPS}",
+        "-frames:v",
+        str(SRC_FRAMES),
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(video),
+    )
     out = tmp_path / "process_results"
     out.mkdir()
     rect = np.zeros((FRAMES, 48, 64), bool)
@@ -119,12 +136,27 @@ def folder(tmp_path: Path) -> tuple[Path, Path]:
     return video, out
 
 
-def contour(folder: Path, video: Path, ckpt: Path | None, *, resolution: tuple[int, int] = AREA,
-            fps: int | None = None, **kw: object) -> ContourResult:
+def contour(
+    folder: Path,
+    video: Path,
+    ckpt: Path | None,
+    *,
+    resolution: tuple[int, int] = AREA,
+    fps: int | None = None,
+    **kw: object,
+) -> ContourResult:
     """The contour step as the worker runs it: the mask options as parsed, the preprocessing's --resolution
     and --fps, SAM2 on the CPU at a small input size."""
-    mask = MaskOptions(**{"sam2_checkpoint": str(ckpt) if ckpt else None, "sam2_image_size": 128,
-                          "mask_chunk_frames": 5, "mask_grow": 2, "mask_block": 8, **kw})  # type: ignore[arg-type]
+    mask = MaskOptions(
+        **{
+            "sam2_checkpoint": str(ckpt) if ckpt else None,
+            "sam2_image_size": 128,
+            "mask_chunk_frames": 5,
+            "mask_grow": 2,
+            "mask_block": 8,
+            **kw,
+        }
+    )  # type: ignore[arg-type]
     return build_contour_mask(folder, video, mask, resolution=resolution, fps=fps, device="cpu")
 
 
@@ -139,9 +171,17 @@ def test_contour_step_with_points_file(tiny_checkpoint: Path, folder: tuple[Path
     official_mask = (out / "src_mask.mp4").read_bytes()
     official_bg = (out / "src_bg.mp4").read_bytes()
     points = out.parent / "clicks.json"
-    points.write_text(json.dumps({"coords": "normalized", "frames": [
-        {"frame": 0, "positive": [[0.5, 0.5]], "negative": [[0.05, 0.05]]},
-        {"frame": 7, "positive": [[0.5, 0.4]]}]}))
+    points.write_text(
+        json.dumps(
+            {
+                "coords": "normalized",
+                "frames": [
+                    {"frame": 0, "positive": [[0.5, 0.5]], "negative": [[0.05, 0.05]]},
+                    {"frame": 7, "positive": [[0.5, 0.4]]},
+                ],
+            }
+        )
+    )
     result = contour(out, video, tiny_checkpoint, points=str(points))
 
     assert (result.frames, result.width, result.height) == (FRAMES, 64, 48)

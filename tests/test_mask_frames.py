@@ -30,8 +30,11 @@ def test_mask_video_decodes_to_exact_0_255(tmp_path: Path, size: tuple[int, int]
     assert (decoded[..., 0] == decoded[..., 1]).all() and (decoded[..., 1] == decoded[..., 2]).all()
     assert ((decoded[..., 0] == 255) == masks).all()
     # A limited-range decode to grey also lands on exactly black/white after expansion back.
-    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
-                         capture_output=True, check=True).stdout
+    out = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
     grey = np.frombuffer(out, np.uint8).reshape(6, *size)
     assert set(np.unique(grey)) <= {0, 255}
     assert not partials(tmp_path)

@@ -49,10 +49,10 @@ def kj_blockify(masks: np.ndarray, block_size: int) -> np.ndarray:
         w_block = np.clip((x_coords - x_min) // w_slice, 0, w_divisions - 1)
         h_block = np.clip((y_coords - y_min) // h_slice, 0, h_divisions - 1)
         block_ids = h_block * w_divisions + w_block
-        region = mask[y_min:y_max + 1, x_min:x_max + 1]
+        region = mask[y_min : y_max + 1, x_min : x_max + 1]
         content = np.zeros(h_divisions * w_divisions, dtype=np.float32)
         np.add.at(content, block_ids.flatten(), region.flatten())
-        result[i, y_min:y_max + 1, x_min:x_max + 1] = (content > 0)[block_ids]
+        result[i, y_min : y_max + 1, x_min : x_max + 1] = (content > 0)[block_ids]
     return np.clip(result, 0, 1)
 
 
@@ -67,6 +67,7 @@ def random_blobs(seed: int, shape: tuple[int, int, int]) -> np.ndarray:
 
 
 # --- grow ---------------------------------------------------------------------------------------
+
 
 def test_footprints() -> None:
     assert grow_footprint("diamond").astype(int).tolist() == [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
@@ -130,6 +131,7 @@ def test_grow_keeps_frames_apart() -> None:
 
 # --- blockify -----------------------------------------------------------------------------------
 
+
 def test_blockify_hand_computed_remainder_goes_to_last_block() -> None:
     # bbox 7 wide x 5 high at (x=1..7, y=2..6), block 3: w_div = 2, w_slice = 3 -> columns [1,4) and
     # [4,8); h_div = 1 -> one row band. Only pixel (x=7, y=6) and (x=1, y=2) are on.
@@ -150,7 +152,7 @@ def test_blockify_hand_computed_remainder_goes_to_last_block() -> None:
 def test_blockify_l_shape_keeps_its_notch() -> None:
     # An L: a bounding-box mask would fill the top-right 8x8 notch; blockify with block 4 must not.
     m = np.zeros((20, 20), bool)
-    m[2:18, 2:6] = True    # vertical bar
+    m[2:18, 2:6] = True  # vertical bar
     m[14:18, 2:18] = True  # foot
     out = blockify_frame(m, 4)
     bbox = np.zeros_like(m)
@@ -207,8 +209,8 @@ def test_blockify_matches_kjnodes(block: int) -> None:
 
 def test_blockify_snap16_grid_is_latent_aligned() -> None:
     m = np.zeros((64, 80), bool)
-    m[17, 33] = True   # lies in the 32-px cell rows 0..31, cols 32..63
-    m[40, 70] = True   # cell rows 32..63, cols 64..79 (clipped at the frame edge)
+    m[17, 33] = True  # lies in the 32-px cell rows 0..31, cols 32..63
+    m[40, 70] = True  # cell rows 32..63, cols 64..79 (clipped at the frame edge)
     out = blockify_frame(m, 32, snap16=True)
     expected = np.zeros_like(m)
     expected[0:32, 32:64] = True

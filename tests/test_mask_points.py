@@ -34,10 +34,21 @@ def write(tmp_path: Path, data: object) -> Path:
 
 
 def test_valid_file_both_point_forms(tmp_path: Path) -> None:
-    spec = load_points(write(tmp_path, {
-        "version": 1, "coords": "pixels", "width": 64, "height": 48,
-        "frames": [{"frame": 5, "positive": [{"x": 10, "y": 20}]},
-                   {"frame": 0, "positive": [[1, 2], [3.5, 4]], "negative": [[60, 40]]}]}))
+    spec = load_points(
+        write(
+            tmp_path,
+            {
+                "version": 1,
+                "coords": "pixels",
+                "width": 64,
+                "height": 48,
+                "frames": [
+                    {"frame": 5, "positive": [{"x": 10, "y": 20}]},
+                    {"frame": 0, "positive": [[1, 2], [3.5, 4]], "negative": [[60, 40]]},
+                ],
+            },
+        )
+    )
     assert [f.frame for f in spec.frames] == [0, 5]  # sorted
     assert spec.frames[0].positive == ((1.0, 2.0), (3.5, 4.0)) and spec.frames[0].negative == ((60.0, 40.0),)
     assert spec.frames[1].positive == ((10.0, 20.0),) and spec.frames[1].negative == ()
@@ -53,22 +64,25 @@ def test_errors_are_user_errors_and_value_errors(tmp_path: Path) -> None:
     assert "not valid JSON" in str(info.value) and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("data, message", [
-    ([1, 2], "top level is not a JSON object"),
-    ({"frames": []}, "no frames list"),
-    ({"coords": "inches", "frames": [{"frame": 0, "positive": [[1, 1]]}]}, "coords is 'inches'"),
-    ({"version": 2, "frames": [{"frame": 0, "positive": [[1, 1]]}]}, "version 2"),
-    ({"frames": [{"frame": -1, "positive": [[1, 1]]}]}, "frame index -1"),
-    ({"frames": [{"frame": "0", "positive": [[1, 1]]}]}, "frame index '0'"),
-    ({"frames": [{"frame": 1.5, "positive": [[1, 1]]}]}, "frame index 1.5"),
-    ({"frames": [{"frame": 0, "negative": [[1, 1]]}]}, "frame 0 has no positive point"),
-    ({"frames": [{"frame": 0, "positive": []}]}, "frame 0 has no positive point"),
-    ({"frames": [{"frame": 0, "positive": [[1]]}]}, "frame 0 positive[0] is [1]"),
-    ({"frames": [{"frame": 0, "positive": [["a", 2]]}]}, "positive[0]"),
-    ({"frames": [{"frame": 0, "positive": [[1, 1]]}, {"frame": 0, "positive": [[2, 2]]}]}, "listed twice"),
-    ({"width": 10, "frames": [{"frame": 0, "positive": [[1, 1]]}]}, "only one of width/height"),
-    ({"frames": [{"frame": 0, "positive": [[1, 1]], "negative": {"x": 1}}]}, "negative is not a list"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ([1, 2], "top level is not a JSON object"),
+        ({"frames": []}, "no frames list"),
+        ({"coords": "inches", "frames": [{"frame": 0, "positive": [[1, 1]]}]}, "coords is 'inches'"),
+        ({"version": 2, "frames": [{"frame": 0, "positive": [[1, 1]]}]}, "version 2"),
+        ({"frames": [{"frame": -1, "positive": [[1, 1]]}]}, "frame index -1"),
+        ({"frames": [{"frame": "0", "positive": [[1, 1]]}]}, "frame index '0'"),
+        ({"frames": [{"frame": 1.5, "positive": [[1, 1]]}]}, "frame index 1.5"),
+        ({"frames": [{"frame": 0, "negative": [[1, 1]]}]}, "frame 0 has no positive point"),
+        ({"frames": [{"frame": 0, "positive": []}]}, "frame 0 has no positive point"),
+        ({"frames": [{"frame": 0, "positive": [[1]]}]}, "frame 0 positive[0] is [1]"),
+        ({"frames": [{"frame": 0, "positive": [["a", 2]]}]}, "positive[0]"),
+        ({"frames": [{"frame": 0, "positive": [[1, 1]]}, {"frame": 0, "positive": [[2, 2]]}]}, "listed twice"),
+        ({"width": 10, "frames": [{"frame": 0, "positive": [[1, 1]]}]}, "only one of width/height"),
+        ({"frames": [{"frame": 0, "positive": [[1, 1]], "negative": {"x": 1}}]}, "negative is not a list"),
+    ],
+)
 def test_structural_errors(data: object, message: str) -> None:
     with pytest.raises(PointsError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_points(data, "p.json")
@@ -79,11 +93,14 @@ def test_missing_file(tmp_path: Path) -> None:
         load_points(tmp_path / "nope.json")
 
 
-@pytest.mark.parametrize("point, message", [
-    ([64, 10], "outside the 64x48 frame"),
-    ([-1, 10], "outside the 64x48 frame"),
-    ([10, 48], "outside the 64x48 frame"),
-])
+@pytest.mark.parametrize(
+    "point, message",
+    [
+        ([64, 10], "outside the 64x48 frame"),
+        ([-1, 10], "outside the 64x48 frame"),
+        ([10, 48], "outside the 64x48 frame"),
+    ],
+)
 def test_out_of_frame_pixels(point: list[int], message: str) -> None:
     spec = parse_points({"frames": [{"frame": 0, "positive": [[1, 1]], "negative": [point]}]})
     with pytest.raises(PointsError, match=message):
@@ -113,8 +130,7 @@ def test_pixel_points_from_another_frame_size() -> None:
 
 
 def test_save_load_round_trip(tmp_path: Path) -> None:
-    spec = PointsSpec((FramePoints(0, ((1.0, 2.0),), ((3.0, 4.0),)), FramePoints(9, ((5.0, 6.0),))),
-                      "pixels", 64, 48)
+    spec = PointsSpec((FramePoints(0, ((1.0, 2.0),), ((3.0, 4.0),)), FramePoints(9, ((5.0, 6.0),))), "pixels", 64, 48)
     path = tmp_path / "sub" / "p.json"
     save_points(spec, path)
     assert load_points(path) == spec
@@ -128,7 +144,7 @@ def test_points_from_pose_filters_and_samples() -> None:
     kp = np.zeros((7, 20, 3))
     kp[:, :, :2] = [30.0, 20.0]
     kp[:, :, 2] = 0.9
-    kp[:, 1, 2] = 0.1             # the neck is unconfident: dropped
+    kp[:, 1, 2] = 0.1  # the neck is unconfident: dropped
     kp[:, 5, :2] = [100.0, 20.0]  # the left shoulder is off the 64-px-wide frame: dropped
     spec = points_from_pose(kp, 64, 48, every=3)
     assert [f.frame for f in spec.frames] == [0, 3, 6]
@@ -150,11 +166,49 @@ def test_points_from_pose_filters_and_samples() -> None:
 
 def stand_in_skeleton(h: int, w: int, kp: np.ndarray) -> np.ndarray:
     """Wan2.2 draw_aapose_new's body drawing (limbs: ellipses at 0.6 colour; joints: circles)."""
-    limbs = [[2, 3], [2, 6], [3, 4], [4, 5], [6, 7], [7, 8], [2, 9], [9, 10], [10, 11], [2, 12], [12, 13],
-             [13, 14], [2, 1], [1, 15], [15, 17], [1, 16], [16, 18], [14, 19], [11, 20]]
-    colours = [[255, 0, 0], [255, 85, 0], [255, 170, 0], [255, 255, 0], [170, 255, 0], [85, 255, 0], [0, 255, 0],
-               [0, 255, 85], [0, 255, 170], [0, 255, 255], [0, 170, 255], [0, 85, 255], [0, 0, 255], [85, 0, 255],
-               [170, 0, 255], [255, 0, 255], [255, 0, 170], [255, 0, 85], [200, 200, 0], [100, 100, 0]]
+    limbs = [
+        [2, 3],
+        [2, 6],
+        [3, 4],
+        [4, 5],
+        [6, 7],
+        [7, 8],
+        [2, 9],
+        [9, 10],
+        [10, 11],
+        [2, 12],
+        [12, 13],
+        [13, 14],
+        [2, 1],
+        [1, 15],
+        [15, 17],
+        [1, 16],
+        [16, 18],
+        [14, 19],
+        [11, 20],
+    ]
+    colours = [
+        [255, 0, 0],
+        [255, 85, 0],
+        [255, 170, 0],
+        [255, 255, 0],
+        [170, 255, 0],
+        [85, 255, 0],
+        [0, 255, 0],
+        [0, 255, 85],
+        [0, 255, 170],
+        [0, 255, 255],
+        [0, 170, 255],
+        [0, 85, 255],
+        [0, 0, 255],
+        [85, 0, 255],
+        [170, 0, 255],
+        [255, 0, 255],
+        [255, 0, 170],
+        [255, 0, 85],
+        [200, 200, 0],
+        [100, 100, 0],
+    ]
     img = np.zeros((h, w, 3), np.uint8)
     stick = max(int(min(h, w) / 200) - 1, 1)
     for (a, b), colour in zip(limbs, colours):
@@ -184,13 +238,36 @@ def upstream_skeleton(h: int, w: int, kp: np.ndarray) -> np.ndarray:
     rng = np.random.default_rng(0)
     hands = [np.concatenate([kp[j] + rng.normal(0, 12, (21, 2)), np.ones((21, 1))], 1) for j in (4, 7)]
     body = np.concatenate([kp, np.ones((20, 1))], 1)
-    return module.draw_aapose_new(np.zeros((h, w, 3), np.uint8), body, threshold=0.5,
-                                  kp2ds_lhand=hands[0], kp2ds_rhand=hands[1], draw_hand=True)
+    return module.draw_aapose_new(
+        np.zeros((h, w, 3), np.uint8), body, threshold=0.5, kp2ds_lhand=hands[0], kp2ds_rhand=hands[1], draw_hand=True
+    )
 
 
-PERSON = np.array([[640, 150], [640, 220], [580, 225], [560, 320], [550, 410], [700, 225], [720, 320],
-                   [730, 410], [600, 420], [600, 540], [600, 660], [680, 420], [680, 540], [680, 660],
-                   [625, 135], [655, 135], [610, 145], [670, 145], [690, 690], [590, 690]], float)
+PERSON = np.array(
+    [
+        [640, 150],
+        [640, 220],
+        [580, 225],
+        [560, 320],
+        [550, 410],
+        [700, 225],
+        [720, 320],
+        [730, 410],
+        [600, 420],
+        [600, 540],
+        [600, 660],
+        [680, 420],
+        [680, 540],
+        [680, 660],
+        [625, 135],
+        [655, 135],
+        [610, 145],
+        [670, 145],
+        [690, 690],
+        [590, 690],
+    ],
+    float,
+)
 
 
 @pytest.mark.parametrize("renderer", ["stand_in", "upstream"])

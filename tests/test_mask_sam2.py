@@ -22,16 +22,19 @@ from replace_actor_video.mask.sam2_video import (
 TEST_IMAGE_SIZE = 128  # sam2's internal size; 1024 takes ~10 s a frame on a 2-core CPU
 
 
-@pytest.mark.parametrize("name, config", [
-    ("sam2_hiera_large.pt", "configs/sam2/sam2_hiera_l.yaml"),
-    ("sam2_hiera_base_plus.pt", "configs/sam2/sam2_hiera_b+.yaml"),
-    ("sam2_hiera_small.pt", "configs/sam2/sam2_hiera_s.yaml"),
-    ("sam2_hiera_tiny.pt", "configs/sam2/sam2_hiera_t.yaml"),
-    ("sam2.1_hiera_large.pt", "configs/sam2.1/sam2.1_hiera_l.yaml"),
-    ("sam2.1_hiera_base_plus.pt", "configs/sam2.1/sam2.1_hiera_b+.yaml"),
-    ("/ckpt/process_checkpoint/sam2/sam2.1_hiera_tiny.pt", "configs/sam2.1/sam2.1_hiera_t.yaml"),
-    ("sam2.1-hiera-small.pt", "configs/sam2.1/sam2.1_hiera_s.yaml"),
-])
+@pytest.mark.parametrize(
+    "name, config",
+    [
+        ("sam2_hiera_large.pt", "configs/sam2/sam2_hiera_l.yaml"),
+        ("sam2_hiera_base_plus.pt", "configs/sam2/sam2_hiera_b+.yaml"),
+        ("sam2_hiera_small.pt", "configs/sam2/sam2_hiera_s.yaml"),
+        ("sam2_hiera_tiny.pt", "configs/sam2/sam2_hiera_t.yaml"),
+        ("sam2.1_hiera_large.pt", "configs/sam2.1/sam2.1_hiera_l.yaml"),
+        ("sam2.1_hiera_base_plus.pt", "configs/sam2.1/sam2.1_hiera_b+.yaml"),
+        ("/ckpt/process_checkpoint/sam2/sam2.1_hiera_tiny.pt", "configs/sam2.1/sam2.1_hiera_t.yaml"),
+        ("sam2.1-hiera-small.pt", "configs/sam2.1/sam2.1_hiera_s.yaml"),
+    ],
+)
 def test_infer_config(name: str, config: str) -> None:
     assert infer_sam2_config(name) == config
 
@@ -76,8 +79,9 @@ def test_segment_video_in_chunks_on_cpu(tiny_checkpoint: Path) -> None:
     assert segmenter.config == "configs/sam2.1/sam2.1_hiera_t.yaml"  # inferred from the file name
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (5, 48, 64, 3), dtype=np.uint8)
-    points = PointsSpec((FramePoints(1, ((30.0, 20.0),), ((5.0, 5.0),)), FramePoints(4, ((40.0, 30.0),))),
-                        "pixels", 64, 48)
+    points = PointsSpec(
+        (FramePoints(1, ((30.0, 20.0),), ((5.0, 5.0),)), FramePoints(4, ((40.0, 30.0),))), "pixels", 64, 48
+    )
     masks = list(segment_video(segmenter, iter(frames), points, chunk_frames=3))
     # 5 frames in chunks [0..2] and [2..4] (frame 2 shared): one mask per frame, in order.
     assert len(masks) == 5

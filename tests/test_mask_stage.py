@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
+
 from replace_actor_video.media.frames import read_frames
 from replace_actor_video.media.probe import probe_video
 
@@ -32,15 +32,37 @@ def tiny_sam2(tmp_path_factory) -> Path:
 @pytest.fixture()
 def clicks(tmp_path) -> Path:
     path = tmp_path / "clicks.json"
-    path.write_text(json.dumps({"coords": "normalized", "frames": [
-        {"frame": 0, "positive": [[0.5, 0.5]], "negative": [[0.05, 0.05]]}]}))
+    path.write_text(
+        json.dumps(
+            {"coords": "normalized", "frames": [{"frame": 0, "positive": [[0.5, 0.5]], "negative": [[0.05, 0.05]]}]}
+        )
+    )
     return path
 
 
 def preprocess(media, fake_wan22, fake_ckpt, tmp_path, *extra):
-    return run_cli("run_preprocessing.py", "--video_path", media["dance"], "--refer_path", media["ref"], "--replace",
-                   "--save_path", tmp_path / "pp", "--resolution", "64x48", "--fps", "4", "--wan22_dir", fake_wan22,
-                   "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs", *extra, cwd=tmp_path)
+    return run_cli(
+        "run_preprocessing.py",
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--replace",
+        "--save_path",
+        tmp_path / "pp",
+        "--resolution",
+        "64x48",
+        "--fps",
+        "4",
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--runs_dir",
+        tmp_path / "runs",
+        *extra,
+        cwd=tmp_path,
+    )
 
 
 def assert_contour_outputs(folder: Path) -> None:
@@ -56,8 +78,9 @@ def assert_contour_outputs(folder: Path) -> None:
 
 
 def test_preprocessing_replace_mode_writes_the_contour_mask(media, fake_wan22, fake_ckpt, tiny_sam2, clicks, tmp_path):
-    res = preprocess(media, fake_wan22, fake_ckpt, tmp_path, "--sam2_checkpoint", tiny_sam2, "--points", clicks,
-                     *FAST_SAM2)
+    res = preprocess(
+        media, fake_wan22, fake_ckpt, tmp_path, "--sam2_checkpoint", tiny_sam2, "--points", clicks, *FAST_SAM2
+    )
     assert res.returncode == 0, res.stderr
     assert "contour mask" in res.stdout
     assert_contour_outputs(tmp_path / "pp")
@@ -68,8 +91,19 @@ def test_preprocessing_replace_mode_writes_the_contour_mask(media, fake_wan22, f
 def test_run_mask_remasks_an_existing_folder(media, fake_wan22, fake_ckpt, tiny_sam2, clicks, tmp_path):
     assert preprocess(media, fake_wan22, fake_ckpt, tmp_path, "--mask_mode", "official").returncode == 0
     official = (tmp_path / "pp" / "src_mask.mp4").read_bytes()
-    res = run_cli("run_mask.py", "--src_root_path", tmp_path / "pp", "--sam2_checkpoint", tiny_sam2, "--points",
-                  clicks, *FAST_SAM2, "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    res = run_cli(
+        "run_mask.py",
+        "--src_root_path",
+        tmp_path / "pp",
+        "--sam2_checkpoint",
+        tiny_sam2,
+        "--points",
+        clicks,
+        *FAST_SAM2,
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert_contour_outputs(tmp_path / "pp")
     assert (tmp_path / "pp" / "official_mask" / "src_mask.mp4").read_bytes() == official
@@ -82,6 +116,7 @@ def test_contour_mode_without_a_sam2_checkpoint_is_refused(media, fake_wan22, fa
 
 
 def test_points_file_must_exist(media, fake_wan22, fake_ckpt, tiny_sam2, tmp_path):
-    res = preprocess(media, fake_wan22, fake_ckpt, tmp_path, "--sam2_checkpoint", tiny_sam2, "--points",
-                     tmp_path / "missing.json")
+    res = preprocess(
+        media, fake_wan22, fake_ckpt, tmp_path, "--sam2_checkpoint", tiny_sam2, "--points", tmp_path / "missing.json"
+    )
     assert res.returncode == 2 and "missing.json: file not found" in res.stderr

@@ -50,12 +50,16 @@ def upstream_dit(monkeypatch):
     frames, h, w = 1, 8, 8  # one frame: the motion encoder (512×512 crops) dominates a CPU forward
     lat_t = frames // 4 + 1
     g = torch.Generator().manual_seed(1)
-    inputs = dict(x=[torch.randn(16, lat_t + 1, h, w, generator=g)], t=torch.tensor([500.0]),
-                  clip_fea=torch.randn(1, 257, 1280, generator=g),
-                  context=[torch.randn(6, DIMS["text_dim"], generator=g)],
-                  seq_len=(lat_t + 1) * (h // 2) * (w // 2), y=[torch.randn(20, lat_t + 1, h, w, generator=g)],
-                  pose_latents=torch.randn(1, 16, lat_t, h, w, generator=g),
-                  face_pixel_values=torch.randn(1, 3, frames, 512, 512, generator=g))
+    inputs = dict(
+        x=[torch.randn(16, lat_t + 1, h, w, generator=g)],
+        t=torch.tensor([500.0]),
+        clip_fea=torch.randn(1, 257, 1280, generator=g),
+        context=[torch.randn(6, DIMS["text_dim"], generator=g)],
+        seq_len=(lat_t + 1) * (h // 2) * (w // 2),
+        y=[torch.randn(20, lat_t + 1, h, w, generator=g)],
+        pose_latents=torch.randn(1, 16, lat_t, h, w, generator=g),
+        face_pixel_values=torch.randn(1, 3, frames, 512, 512, generator=g),
+    )
     yield model_animate, model, inputs
     launcher.uninstall_motion_cache()
     drop_wan_modules()
@@ -87,8 +91,9 @@ def test_balanced_keeps_what_fits_and_still_computes_the_same(upstream_dit):
     resident = forward(model, inputs)
     block_bytes = max(sum(t.numel() * t.element_size() for t in b.parameters()) for b in model.blocks)
     logs = []
-    streamer = memory.DiTStreamer(model, "cpu", resident="fit", budget=memory.MARGIN + int(3.6 * block_bytes),
-                                  log=logs.append)
+    streamer = memory.DiTStreamer(
+        model, "cpu", resident="fit", budget=memory.MARGIN + int(3.6 * block_bytes), log=logs.append
+    )
     assert torch.equal(forward(model, inputs), resident)  # the first forward streams everything and measures
     assert streamer.resident == memory.spread(10, 3) == {0, 3, 6}
     assert "balanced keeps 3 of 10 DiT blocks on the GPU" in logs[-1]
@@ -164,8 +169,9 @@ def test_wrapped_init_builds_the_dit_in_cpu_memory_and_puts_other_hooks_back(ups
         return model
 
     Dit.from_pretrained = classmethod(timed_loader)
-    part = types.SimpleNamespace(model=torch.nn.Linear(2, 2), visual=lambda *a: a, encode=lambda *a: a,
-                                 decode=lambda *a: a)
+    part = types.SimpleNamespace(
+        model=torch.nn.Linear(2, 2), visual=lambda *a: a, encode=lambda *a: a, decode=lambda *a: a
+    )
 
     class WanAnimate:
         def __init__(self, checkpoint_dir):
@@ -205,29 +211,66 @@ from replace_actor_video.stages import generate  # noqa: E402
 from replace_actor_video.upstream.wan import generate as wan_generate  # noqa: E402
 
 
-@pytest.mark.parametrize("free_gib,width,height,profile", [
-    (139, 1280, 720, "full"), (78, 1280, 720, "full"), (47, 1280, 720, "low"), (31, 1280, 720, "low"),
-    (23, 1280, 720, "low"), (47, 832, 480, "full"), (23, 832, 480, "low"), (15, 832, 480, "low")])
+@pytest.mark.parametrize(
+    "free_gib,width,height,profile",
+    [
+        (139, 1280, 720, "full"),
+        (78, 1280, 720, "full"),
+        (47, 1280, 720, "low"),
+        (31, 1280, 720, "low"),
+        (23, 1280, 720, "low"),
+        (47, 832, 480, "full"),
+        (23, 832, 480, "low"),
+        (15, 832, 480, "low"),
+    ],
+)
 def test_auto_profile_from_free_memory(free_gib, width, height, profile):
     gpu = Gpu(0, "GPU", free_gib * 1024 + 1024, free_gib * 1024)
     assert generate.choose_memory_profile("auto", [gpu], width=width, height=height, frame_num=77)[0] == profile
 
 
 def test_memory_profile_reaches_the_launcher_and_low_runs_t5_on_the_cpu(media, fake_wan22, fake_ckpt, tmp_path):
-    pre = run_cli("run_preprocessing.py", "--video_path", media["dance"], "--refer_path", media["ref"], "--resolution",
-                  "320x240", "--save_path", tmp_path / "pp", "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt,
-                  cwd=tmp_path)  # the dry run checks the preprocessing folder as the real run would
+    pre = run_cli(
+        "run_preprocessing.py",
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--resolution",
+        "320x240",
+        "--save_path",
+        tmp_path / "pp",
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        cwd=tmp_path,
+    )  # the dry run checks the preprocessing folder as the real run would
     assert pre.returncode == 0, pre.stderr
-    res = run_cli("run_generation.py", "--src_root_path", tmp_path / "pp", "--memory_profile", "low", "--dry_run",
-                  "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, cwd=tmp_path)
+    res = run_cli(
+        "run_generation.py",
+        "--src_root_path",
+        tmp_path / "pp",
+        "--memory_profile",
+        "low",
+        "--dry_run",
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert "--memory_profile low" in res.stdout and "--t5_cpu" in res.stdout
 
 
-@pytest.mark.parametrize("values,message", [
-    ({"memory_profile": "low", "fp8": True}, "--fp8 with --memory_profile low"),
-    ({"memory_profile": "balanced", "multi_gpu": True}, "--memory_profile balanced is for one GPU"),
-])
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"memory_profile": "low", "fp8": True}, "--fp8 with --memory_profile low"),
+        ({"memory_profile": "balanced", "multi_gpu": True}, "--memory_profile balanced is for one GPU"),
+    ],
+)
 def test_memory_profile_refuses_what_cannot_work(values, message):
     with pytest.raises(UserError, match=message):
         wan_generate.validate(wan_generate.GenerateOptions(**values))
@@ -245,9 +288,24 @@ def test_bench_memory_runs_end_to_end_at_tiny_dims(tmp_path):
     import subprocess
 
     out = tmp_path / "bench"
-    res = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_memory.py"), "--tiny", "--device", "cpu",
-                          "--caps", "none", "--profiles", "full,low,balanced", "--out", str(out)],
-                         capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "bench_memory.py"),
+            "--tiny",
+            "--device",
+            "cpu",
+            "--caps",
+            "none",
+            "--profiles",
+            "full,low,balanced",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert "expected ~" in res.stdout  # the time budget is printed up front
     rows = json.loads((out / "bench_memory.json").read_text())["rows"]
@@ -255,8 +313,27 @@ def test_bench_memory_runs_end_to_end_at_tiny_dims(tmp_path):
     assert all(r["s_per_forward"] > 0 for r in rows) and rows[1]["resident_blocks"] == 0
     assert rows[2]["resident_blocks"] == 10  # no cap: every block fits
     assert "| low | none | tiny |" in (out / "bench_memory.md").read_text()
-    skipped = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_memory.py"), "--tiny", "--device", "cpu",
-                              "--caps", "none", "--profiles", "low", "--budget_s", "0", "--out", str(tmp_path / "b2")],
-                             capture_output=True, text=True, timeout=600)
-    assert skipped.returncode == 0 and "skipped" in json.loads((tmp_path / "b2" / "bench_memory.json").read_text())[
-        "rows"][0]
+    skipped = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "bench_memory.py"),
+            "--tiny",
+            "--device",
+            "cpu",
+            "--caps",
+            "none",
+            "--profiles",
+            "low",
+            "--budget_s",
+            "0",
+            "--out",
+            str(tmp_path / "b2"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert (
+        skipped.returncode == 0
+        and "skipped" in json.loads((tmp_path / "b2" / "bench_memory.json").read_text())["rows"][0]
+    )

@@ -14,18 +14,21 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-PROBE = ('    rav_probe: int = option(3, help="a throwaway option of the test", group="sampling", '
-         'upstream=GENERATE)\n'
-         '    rav_launcher_probe: int = option(4, help="another, for the launcher", group="sampling", '
-         'upstream=LAUNCHER)\n')
+PROBE = (
+    '    rav_probe: int = option(3, help="a throwaway option of the test", group="sampling", '
+    "upstream=GENERATE)\n"
+    '    rav_launcher_probe: int = option(4, help="another, for the launcher", group="sampling", '
+    "upstream=LAUNCHER)\n"
+)
 ANCHOR = "    audio_from: str | None = option("
 
 
 @pytest.fixture(scope="module")
 def copy_with_probe(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("repo")
-    shutil.copytree(REPO / "replace_actor_video", root / "replace_actor_video",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "replace_actor_video", root / "replace_actor_video", ignore=shutil.ignore_patterns("__pycache__")
+    )
     for script in (*REPO.glob("run_*.py"), REPO / "pipeline.py"):
         shutil.copy(script, root / script.name)
     home = root / "replace_actor_video" / "upstream" / "wan" / "generate.py"
@@ -37,8 +40,9 @@ def copy_with_probe(tmp_path_factory) -> Path:
 
 def run(root: Path, *args: object, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env, timeout=300, check=False
+    )
 
 
 def generate_commands(stdout: str, part: int = 1) -> list[list[str]]:
@@ -51,35 +55,105 @@ def generate_commands(stdout: str, part: int = 1) -> list[list[str]]:
 def test_the_cli_and_the_upstream_argv(copy_with_probe, media, fake_wan22, fake_ckpt, tmp_path):
     help_text = run(copy_with_probe, copy_with_probe / "run_generation.py", "--help", cwd=tmp_path).stdout
     assert "--rav_probe" in help_text and "a throwaway option of the test" in help_text
-    pre = run(copy_with_probe, copy_with_probe / "run_preprocessing.py", "--video_path", media["dance"],
-              "--refer_path", media["ref"], "--resolution", "320x240", "--wan22_dir", fake_wan22, "--ckpt_dir",
-              fake_ckpt, "--runs_dir", tmp_path / "runs", cwd=tmp_path)  # ./process_results, generation's default
+    pre = run(
+        copy_with_probe,
+        copy_with_probe / "run_preprocessing.py",
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--resolution",
+        "320x240",
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )  # ./process_results, generation's default
     assert pre.returncode == 0, pre.stderr
-    res = run(copy_with_probe, copy_with_probe / "run_generation.py", "--dry-run", "--rav_probe", 9,
-              "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    res = run(
+        copy_with_probe,
+        copy_with_probe / "run_generation.py",
+        "--dry-run",
+        "--rav_probe",
+        9,
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     [args] = generate_commands(res.stdout)
     assert args[args.index("--rav_probe") + 1] == "9"
     [own] = generate_commands(res.stdout, part=0)
     assert own[own.index("--rav_launcher_probe") + 1] == "4" and "--rav_launcher_probe" not in args
-    res = run(copy_with_probe, copy_with_probe / "run_generation.py", "--dry-run", "--wan22_dir", fake_wan22,
-              "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    res = run(
+        copy_with_probe,
+        copy_with_probe / "run_generation.py",
+        "--dry-run",
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     [args] = generate_commands(res.stdout)
     assert args[args.index("--rav_probe") + 1] == "3"  # the declared default reaches upstream too
 
 
 def test_the_pipeline_and_refine(copy_with_probe, media, fake_wan22, fake_ckpt, tmp_path):
-    common = ["--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs", "--dry-run",
-              "--rav_probe", 11]
-    res = run(copy_with_probe, copy_with_probe / "pipeline.py", "--video_path", media["dance"], "--refer_path",
-              media["ref"], "--replace", "--refine", "--mask_mode", "official", "--output_path", tmp_path / "out.mp4",
-              *common, cwd=tmp_path)
+    common = [
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--runs_dir",
+        tmp_path / "runs",
+        "--dry-run",
+        "--rav_probe",
+        11,
+    ]
+    res = run(
+        copy_with_probe,
+        copy_with_probe / "pipeline.py",
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--replace",
+        "--refine",
+        "--mask_mode",
+        "official",
+        "--output_path",
+        tmp_path / "out.mp4",
+        *common,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     commands = generate_commands(res.stdout)
     assert len(commands) == 2  # the first pass and refine's
     assert all(args[args.index("--rav_probe") + 1] == "11" for args in commands)
-    res = run(copy_with_probe, copy_with_probe / "run_refine.py", "--input", media["dance"], "--refer_path",
-              media["ref"], "--mask_mode", "official", "--save_file", tmp_path / "refined.mp4", *common, cwd=tmp_path)
+    res = run(
+        copy_with_probe,
+        copy_with_probe / "run_refine.py",
+        "--input",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--mask_mode",
+        "official",
+        "--save_file",
+        tmp_path / "refined.mp4",
+        *common,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     [args] = generate_commands(res.stdout)
     assert args[args.index("--rav_probe") + 1] == "11"
@@ -105,8 +179,16 @@ print(args[args.index("--rav_probe") + 1])
     assert res.stdout.strip() == "5"
 
 
-NEW_LAUNCHER_OPTIONS = ["--color_match", "hm", "--color_match_strength", "0.5", "--color_match_anchor", "first",
-                        "--memory_profile", "low"]
+NEW_LAUNCHER_OPTIONS = [
+    "--color_match",
+    "hm",
+    "--color_match_strength",
+    "0.5",
+    "--color_match_anchor",
+    "first",
+    "--memory_profile",
+    "low",
+]
 
 
 def assert_launcher_got_them(own: list[str]) -> None:
@@ -117,25 +199,69 @@ def assert_launcher_got_them(own: list[str]) -> None:
 def test_the_colour_match_and_memory_options_reach_the_launcher(media, fake_wan22, fake_ckpt, tmp_path):
     """Declared once in GenerateOptions with upstream=LAUNCHER: from run_generation.py, pipeline.py and
     run_refine.py to the launcher's argv (not generate.py's), and in the UI forms."""
-    common = ["--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", tmp_path / "runs", "--dry-run",
-              *NEW_LAUNCHER_OPTIONS]
-    pre = run(REPO, REPO / "run_preprocessing.py", "--video_path", media["dance"], "--refer_path", media["ref"],
-              "--resolution", "320x240", *common[:6], cwd=tmp_path)  # ./process_results, generation's default
+    common = [
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--runs_dir",
+        tmp_path / "runs",
+        "--dry-run",
+        *NEW_LAUNCHER_OPTIONS,
+    ]
+    pre = run(
+        REPO,
+        REPO / "run_preprocessing.py",
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--resolution",
+        "320x240",
+        *common[:6],
+        cwd=tmp_path,
+    )  # ./process_results, generation's default
     assert pre.returncode == 0, pre.stderr
     res = run(REPO, REPO / "run_generation.py", *common, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     [own], [args] = generate_commands(res.stdout, part=0), generate_commands(res.stdout)
     assert_launcher_got_them(own)
     assert "--t5_cpu" in args and "--color_match" not in args  # low runs T5 on the CPU (upstream's own flag)
-    res = run(REPO, REPO / "pipeline.py", "--video_path", media["dance"], "--refer_path", media["ref"], "--replace",
-              "--refine", "--mask_mode", "official", "--output_path", tmp_path / "out.mp4", *common, cwd=tmp_path)
+    res = run(
+        REPO,
+        REPO / "pipeline.py",
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--replace",
+        "--refine",
+        "--mask_mode",
+        "official",
+        "--output_path",
+        tmp_path / "out.mp4",
+        *common,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     commands = generate_commands(res.stdout, part=0)
     assert len(commands) == 2
     for own in commands:
         assert_launcher_got_them(own)
-    res = run(REPO, REPO / "run_refine.py", "--input", media["dance"], "--refer_path", media["ref"], "--mask_mode",
-              "official", "--save_file", tmp_path / "refined.mp4", *common, cwd=tmp_path)
+    res = run(
+        REPO,
+        REPO / "run_refine.py",
+        "--input",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--mask_mode",
+        "official",
+        "--save_file",
+        tmp_path / "refined.mp4",
+        *common,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     [own] = generate_commands(res.stdout, part=0)
     assert_launcher_got_them(own)

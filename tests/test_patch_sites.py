@@ -20,8 +20,10 @@ from replace_actor_video.upstream.wan import pin
 RUNTIME = REPO / "replace_actor_video" / "upstream" / "wan" / "runtime"
 LAUNCHER = RUNTIME / "launcher.py"
 WAN22 = Path(os.environ.get("WAN22_DIR", REPO / "Wan2.2"))
-needs_clone = pytest.mark.skipif(not (WAN22 / "generate.py").is_file(),
-                                 reason=f"no Wan2.2 clone at {WAN22} (CI has no GitHub access); install.sh clones it")
+needs_clone = pytest.mark.skipif(
+    not (WAN22 / "generate.py").is_file(),
+    reason=f"no Wan2.2 clone at {WAN22} (CI has no GitHub access); install.sh clones it",
+)
 
 
 def load(stem: str) -> types.ModuleType:
@@ -58,9 +60,14 @@ def rename(path: Path, old: str, new: str) -> None:
 
 
 def run_launcher(clone: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(LAUNCHER), "--wan22_dir", str(clone), "--", "--task", "animate-14B"],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "RAV_REPO": str(REPO)},
-                          check=False)
+    return subprocess.run(
+        [sys.executable, str(LAUNCHER), "--wan22_dir", str(clone), "--", "--task", "animate-14B"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "RAV_REPO": str(REPO)},
+        check=False,
+    )
 
 
 def test_the_contract_fixture_has_every_site(tmp_path):
@@ -78,7 +85,7 @@ def test_every_kind_of_site_is_checked(tmp_path):
     clone = fixture_clone(tmp_path / "Wan2.2")
     rename(clone / "wan" / "modules" / "animate" / "clip.py", "return flash_attention(", "return other(")
     rename(clone / "wan" / "distributed" / "sequence_parallel.py", "def rope_apply(", "def rope_apply_sp(")
-    rename(clone / "wan" / "animate.py", "n_prompt=\"\"", "negative_prompt=\"\"")
+    rename(clone / "wan" / "animate.py", 'n_prompt=""', 'negative_prompt=""')
     rename(clone / "wan" / "animate.py", "self.vae = Wan2_1_VAE(", "self.video_vae = Wan2_1_VAE(")
     missing = {s.describe() for s in sites.missing_sites(str(clone))}
     assert missing == {
@@ -94,31 +101,56 @@ def test_every_kind_of_site_is_checked(tmp_path):
 # Each way upstream could change what the colour match (patch 6) and the memory profiles (patch 7) rely on, made in a
 # copy of a clone, and the site the check must then name.
 COLOUR_AND_MEMORY_CHANGES = [
-    ("wan/animate.py", "out_frames[0, :, -refert_num:]", "out_frames[0, :, :refert_num]",
-     "wan/animate.py: `out_frames[0, :, -refert_num:]` in WanAnimate.generate (patch 6, colour match)"),
-    ("wan/animate.py", "start += clip_len - refert_num", "start += clip_len",
-     "wan/animate.py: `start += clip_len - refert_num` in WanAnimate.generate (patch 6, colour match)"),
-    ("wan/animate.py", "out_frames = torch.stack(self.vae.decode(",
-     "self.vae.decode([]); out_frames = torch.stack(self.vae.decode(",
-     "wan/animate.py: exactly one call of self.vae.decode() in WanAnimate.generate (patch 6, colour match)"),
-    ("wan/animate.py", "def get_valid_len(self, real_len, clip_len=81, overlap=1)",
-     "def get_valid_len(self, real_len, clip_len=81, refert=1)",
-     "wan/animate.py: the method WanAnimate.get_valid_len(real_len, clip_len, overlap) (patch 6, colour match)"),
-    ("wan/animate.py", "device_map=self.device", "device_map=None",
-     "wan/animate.py: `device_map=self.device` in WanAnimate.__init__ (patch 7, memory profile)"),
-    ("wan/modules/animate/model_animate.py", "enumerate(self.blocks)", "enumerate(self.layers)",
-     "wan/modules/animate/model_animate.py: `enumerate(self.blocks)` in WanAnimateModel.forward (patch 7, memory "
-     "profile)"),
-    ("wan/modules/animate/clip.py", "def visual(", "def encode_visual(",
-     "wan/modules/animate/clip.py: the method CLIPModel.visual (patch 7, memory profile)"),
+    (
+        "wan/animate.py",
+        "out_frames[0, :, -refert_num:]",
+        "out_frames[0, :, :refert_num]",
+        "wan/animate.py: `out_frames[0, :, -refert_num:]` in WanAnimate.generate (patch 6, colour match)",
+    ),
+    (
+        "wan/animate.py",
+        "start += clip_len - refert_num",
+        "start += clip_len",
+        "wan/animate.py: `start += clip_len - refert_num` in WanAnimate.generate (patch 6, colour match)",
+    ),
+    (
+        "wan/animate.py",
+        "out_frames = torch.stack(self.vae.decode(",
+        "self.vae.decode([]); out_frames = torch.stack(self.vae.decode(",
+        "wan/animate.py: exactly one call of self.vae.decode() in WanAnimate.generate (patch 6, colour match)",
+    ),
+    (
+        "wan/animate.py",
+        "def get_valid_len(self, real_len, clip_len=81, overlap=1)",
+        "def get_valid_len(self, real_len, clip_len=81, refert=1)",
+        "wan/animate.py: the method WanAnimate.get_valid_len(real_len, clip_len, overlap) (patch 6, colour match)",
+    ),
+    (
+        "wan/animate.py",
+        "device_map=self.device",
+        "device_map=None",
+        "wan/animate.py: `device_map=self.device` in WanAnimate.__init__ (patch 7, memory profile)",
+    ),
+    (
+        "wan/modules/animate/model_animate.py",
+        "enumerate(self.blocks)",
+        "enumerate(self.layers)",
+        "wan/modules/animate/model_animate.py: `enumerate(self.blocks)` in WanAnimateModel.forward (patch 7, memory "
+        "profile)",
+    ),
+    (
+        "wan/modules/animate/clip.py",
+        "def visual(",
+        "def encode_visual(",
+        "wan/modules/animate/clip.py: the method CLIPModel.visual (patch 7, memory profile)",
+    ),
 ]
 
 
 @pytest.mark.parametrize("source", ["fixture", pytest.param("clone", marks=needs_clone)])
 @pytest.mark.parametrize("file,old,new,site", COLOUR_AND_MEMORY_CHANGES, ids=[c[2] for c in COLOUR_AND_MEMORY_CHANGES])
 def test_colour_match_and_memory_sites_are_checked(source, file, old, new, site, tmp_path):
-    clone = (fixture_clone(tmp_path / "Wan2.2") if source == "fixture"
-             else site_files_of(WAN22, tmp_path / "Wan2.2"))
+    clone = fixture_clone(tmp_path / "Wan2.2") if source == "fixture" else site_files_of(WAN22, tmp_path / "Wan2.2")
     assert sites.missing_sites(str(clone)) == []
     rename(clone / file, old, new)
     assert [s.describe() for s in sites.missing_sites(str(clone))] == [site]
@@ -144,18 +176,25 @@ def test_launcher_refuses_a_fixture_clone_with_a_renamed_site(tmp_path):
 def test_launcher_refuses_a_fixture_clone_without_a_colour_match_site(tmp_path):
     clone = fixture_clone(tmp_path / "Wan2.2")
     rename(clone / "wan" / "animate.py", "out_frames[0, :, -refert_num:]", "out_frames[0, :, :refert_num]")
-    launcher_refuses(clone, "wan/animate.py: `out_frames[0, :, -refert_num:]` in WanAnimate.generate (patch 6, "
-                            "colour match)")
+    launcher_refuses(
+        clone, "wan/animate.py: `out_frames[0, :, -refert_num:]` in WanAnimate.generate (patch 6, colour match)"
+    )
 
 
 @needs_clone
 def test_launcher_refuses_a_copy_of_the_real_clone_with_a_renamed_site(tmp_path):
     clone = site_files_of(WAN22, tmp_path / "Wan2.2")
     assert sites.missing_sites(str(clone)) == []
-    rename(clone / "wan" / "modules" / "animate" / "model_animate.py", "def after_patch_embedding(",
-           "def embed_after_patch(")
-    launcher_refuses(clone, "wan/modules/animate/model_animate.py: the method "
-                            "WanAnimateModel.after_patch_embedding(x, pose_latents, face_pixel_values)")
+    rename(
+        clone / "wan" / "modules" / "animate" / "model_animate.py",
+        "def after_patch_embedding(",
+        "def embed_after_patch(",
+    )
+    launcher_refuses(
+        clone,
+        "wan/modules/animate/model_animate.py: the method "
+        "WanAnimateModel.after_patch_embedding(x, pose_latents, face_pixel_values)",
+    )
 
 
 def test_a_patch_that_does_not_take_effect_stops_the_launcher():

@@ -23,20 +23,25 @@ def bomb_png(path: Path, side: int = 20000) -> Path:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(row * side, 9)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(row * side, 9))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
 def zero_size_avi(path: Path) -> Path:
     """A raw-video AVI whose headers say 0x0: ffprobe reports width 0, height 0 (a ZeroDivisionError before)."""
     raw = path.with_name("raw.avi")
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=32x32:rate=24", "-t", "1", "-c:v", "rawvideo", "-pix_fmt", "bgr24",
-           str(raw))
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc=size=32x32:rate=24", "-t", "1", "-c:v", "rawvideo", "-pix_fmt", "bgr24", str(raw)
+    )
     data = bytearray(raw.read_bytes())
     avih, strf = data.find(b"avih") + 8, data.find(b"strf") + 8
-    data[avih + 32:avih + 40] = bytes(8)  # dwWidth, dwHeight
-    data[strf + 4:strf + 12] = bytes(8)  # biWidth, biHeight
+    data[avih + 32 : avih + 40] = bytes(8)  # dwWidth, dwHeight
+    data[strf + 4 : strf + 12] = bytes(8)  # biWidth, biHeight
     path.write_bytes(bytes(data))
     raw.unlink()
     return path
@@ -47,15 +52,36 @@ def work(tmp_path, media, fake_wan22, fake_ckpt):
     """A working folder with the inputs of a pipeline run, and the arguments every case shares."""
     folder = tmp_path / "work"
     folder.mkdir()
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=24", "-frames:v", "1", "-c:v", "libx264", "-pix_fmt",
-           "yuv420p", str(folder / "one_frame.mp4"))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=24",
+        "-frames:v",
+        "1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(folder / "one_frame.mp4"),
+    )
     bomb_png(folder / "huge.png")
     zero_size_avi(folder / "zero.avi")
     (folder / "a_file").write_text("not a folder")
     (folder / "bad_points.json").write_text('{"frames": [{"frame": 0, "positive": [[1, 2, 3]]}]}')
     (folder / "done.mp4").write_bytes(b"a finished video")
-    args = ["--video_path", media["dance"], "--refer_path", media["ref"], "--wan22_dir", fake_wan22, "--ckpt_dir",
-            fake_ckpt, "--runs_dir", folder / "runs"]
+    args = [
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--runs_dir",
+        folder / "runs",
+    ]
     return folder, args
 
 
@@ -68,23 +94,31 @@ REFUSED = {  # extra pipeline.py arguments → what the one line says
     "one-frame video": (["--video_path", "{work}/one_frame.mp4"], "gives 1 frame(s); a video needs at least 2"),
     "target fps nan": (["--target_fps", "nan"], "--target_fps nan: expected a finite number"),
     "target fps inf": (["--target_fps", "inf"], "--target_fps inf: expected a finite number"),
-    "target fps not above the source": (["--fps", "16", "--target_fps", "12"],
-                                        "--target_fps 12 is not above the preprocessing fps (16)"),
+    "target fps not above the source": (
+        ["--fps", "16", "--target_fps", "12"],
+        "--target_fps 12 is not above the preprocessing fps (16)",
+    ),
     "decompression bomb reference": (["--refer_path", "{work}/huge.png"], "400,000,000 pixels"),
-    "0x0 video in replace mode": (["--video_path", "{work}/zero.avi", "--replace", "--mask_mode", "official"],
-                                  "no picture size (0x0)"),
+    "0x0 video in replace mode": (
+        ["--video_path", "{work}/zero.avi", "--replace", "--mask_mode", "official"],
+        "no picture size (0x0)",
+    ),
     "run_dir is a file": (["--run_dir", "{work}/a_file"], "--run_dir {work}/a_file: this is a file"),
     "save_path is a file": (["--save_path", "{work}/a_file"], "--save_path {work}/a_file: this is a file"),
     "missing path starting with a dash": (["--video_path=-missing.mp4"], "-missing.mp4: file not found"),
     "points JSON with a bad point": (["--replace", "--points", "{work}/bad_points.json"], "bad_points.json"),
-    "output exists": (["--output_path", "{work}/done.mp4"],
-                      "done.mp4: the file exists; choose another output path or pass --overwrite"),
+    "output exists": (
+        ["--output_path", "{work}/done.mp4"],
+        "done.mp4: the file exists; choose another output path or pass --overwrite",
+    ),
     "output is a folder": (["--output_path", "{work}"], "this is a folder"),
     "output folder missing": (["--output_path", "{work}/nowhere/out.mp4"], "nowhere does not exist"),
     "output folder not writable": (["--output_path", "/proc/out.mp4"], "/proc: cannot write there"),
     "output is an input": (["--output_path", "{ref}"], "this output location holds the input"),
-    "output is an intermediate": (["--output_path", "{work}/R/generate.mp4", "--run_dir", "{work}/R"],
-                                  "the run keeps its own generate.mp4 there"),
+    "output is an intermediate": (
+        ["--output_path", "{work}/R/generate.mp4", "--run_dir", "{work}/R"],
+        "the run keeps its own generate.mp4 there",
+    ),
     "resolution too large": (["--resolution", "8192x8192"], "at most 4096 px per side"),
     "frame_num too large": (["--frame_num", "401"], "must be 4n+1 from 5 to 161"),
     "refine without replace": (["--refine"], "--refine is a second replace pass"),
@@ -99,8 +133,15 @@ def test_pipeline_refusals_come_before_any_work(case, dry_run, work, media):
     fill = {"work": folder, "ref": media["ref"]}
     extra = [a.format(**fill) for a in extra]
     before = listing(folder)
-    res = run_cli("pipeline.py", *args, "--output_path", folder / "final.mp4", *extra,
-                  *(["--dry-run"] if dry_run else []), cwd=folder)
+    res = run_cli(
+        "pipeline.py",
+        *args,
+        "--output_path",
+        folder / "final.mp4",
+        *extra,
+        *(["--dry-run"] if dry_run else []),
+        cwd=folder,
+    )
     assert res.returncode == 2, res.stdout + res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr  # one line, no traceback
@@ -111,8 +152,19 @@ def test_pipeline_refusals_come_before_any_work(case, dry_run, work, media):
 
 def test_every_problem_is_reported_at_once(work, media):
     folder, args = work
-    res = run_cli("pipeline.py", *args, "--target_fps", "nan", "--refer_path", folder / "huge.png", "--multi_gpu",
-                  "--nproc_per_node", "3", "--dry-run", cwd=folder)
+    res = run_cli(
+        "pipeline.py",
+        *args,
+        "--target_fps",
+        "nan",
+        "--refer_path",
+        folder / "huge.png",
+        "--multi_gpu",
+        "--nproc_per_node",
+        "3",
+        "--dry-run",
+        cwd=folder,
+    )
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 3 and all(line.startswith("error: ") for line in lines), res.stderr
@@ -123,15 +175,46 @@ def test_every_problem_is_reported_at_once(work, media):
 def test_a_stage_cli_refuses_before_its_run_directory_exists(work, media, fake_wan22, fake_ckpt):
     folder, _ = work
     loc = ["--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, "--runs_dir", folder / "runs"]
-    assert run_cli("run_preprocessing.py", "--video_path", media["dance"], "--refer_path", media["ref"],
-                   "--save_path", folder / "pp", *loc, cwd=folder).returncode == 0
+    assert (
+        run_cli(
+            "run_preprocessing.py",
+            "--video_path",
+            media["dance"],
+            "--refer_path",
+            media["ref"],
+            "--save_path",
+            folder / "pp",
+            *loc,
+            cwd=folder,
+        ).returncode
+        == 0
+    )
     before = listing(folder)
-    res = run_cli("run_generation.py", "--src_root_path", folder / "pp", "--save_file", folder / "g.mp4",
-                  "--multi_gpu", "--nproc_per_node", "3", *loc, cwd=folder)
+    res = run_cli(
+        "run_generation.py",
+        "--src_root_path",
+        folder / "pp",
+        "--save_file",
+        folder / "g.mp4",
+        "--multi_gpu",
+        "--nproc_per_node",
+        "3",
+        *loc,
+        cwd=folder,
+    )
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "40 attention heads" in res.stderr
     assert listing(folder) == before  # no second run directory, no generate log
-    res = run_cli("run_postprocess.py", "--input", media["dance"], "--output", folder / "i.mp4", "--target_fps", "inf",
-                  *loc[-2:], cwd=folder)
+    res = run_cli(
+        "run_postprocess.py",
+        "--input",
+        media["dance"],
+        "--output",
+        folder / "i.mp4",
+        "--target_fps",
+        "inf",
+        *loc[-2:],
+        cwd=folder,
+    )
     assert res.returncode == 2 and "--target_fps inf: expected a finite number" in res.stderr
     assert listing(folder) == before
 
@@ -145,8 +228,11 @@ def test_a_dash_path_reaches_ffprobe_as_a_file(work, media):
 
 
 def dry_run_commands(stdout: str) -> dict[str, list[str]]:
-    return {line.split(": ", 1)[0][len("[dry-run] "):]: shlex.split(line.split(": ", 1)[1])
-            for line in stdout.splitlines() if line.startswith("[dry-run] ")}
+    return {
+        line.split(": ", 1)[0][len("[dry-run] ") :]: shlex.split(line.split(": ", 1)[1])
+        for line in stdout.splitlines()
+        if line.startswith("[dry-run] ")
+    }
 
 
 def test_the_dry_run_seed_reproduces_the_commands_of_the_real_run(work, media):
@@ -169,16 +255,26 @@ def test_the_dry_run_seed_reproduces_the_commands_of_the_real_run(work, media):
 
     def but_save_path(argv: list[str]) -> list[str]:  # the run writes into a temporary name, renamed when complete
         cut = argv.index("--save_path")
-        return argv[:cut] + argv[cut + 2:]
+        return argv[:cut] + argv[cut + 2 :]
 
     assert but_save_path(ran[pre]) == but_save_path(planned[pre])
 
 
 def test_the_plan_api_takes_form_text_and_never_raises(work, media, fake_wan22, fake_ckpt):
     folder, _ = work
-    values = {"video_path": str(media["dance"]), "refer_path": str(media["ref"]), "wan22_dir": str(fake_wan22),
-              "ckpt_dir": str(fake_ckpt), "runs_dir": str(folder / "runs"), "output_path": str(folder / "o.mp4"),
-              "sample_steps": "8", "seed": "42", "resolution": "320x240", "target_fps": "30", "fps": "16"}
+    values = {
+        "video_path": str(media["dance"]),
+        "refer_path": str(media["ref"]),
+        "wan22_dir": str(fake_wan22),
+        "ckpt_dir": str(fake_ckpt),
+        "runs_dir": str(folder / "runs"),
+        "output_path": str(folder / "o.mp4"),
+        "sample_steps": "8",
+        "seed": "42",
+        "resolution": "320x240",
+        "target_fps": "30",
+        "fps": "16",
+    }
     plan = check_pipeline(values)
     assert isinstance(plan, Plan) and plan.ok, plan.problems
     assert plan.facts["seed"] == 42 and plan.facts["frames"] == 32 and plan.facts["fps"] == 16
@@ -189,22 +285,37 @@ def test_the_plan_api_takes_form_text_and_never_raises(work, media, fake_wan22, 
     last = plan.steps[-1]
     assert last.outputs == [str(folder / "o.mp4")] and last.inputs == [str(folder / "runs" / "o" / "generate.mp4")]
     assert not (folder / "runs").exists()  # a plan writes nothing
-    bad = check_pipeline({**values, "sample_steps": "many", "replace": "false", "nproc_per_node": "3",
-                          "multi_gpu": True, "refer_path": str(folder / "huge.png")})
+    bad = check_pipeline(
+        {
+            **values,
+            "sample_steps": "many",
+            "replace": "false",
+            "nproc_per_node": "3",
+            "multi_gpu": True,
+            "refer_path": str(folder / "huge.png"),
+        }
+    )
     assert not bad.ok and not bad.steps
     by_option = {p.option: p.message for p in bad.problems}
     assert by_option["sample_steps"] == "--sample_steps 'many': expected a whole number"
     assert by_option["replace"] == "--replace 'false': expected true or false"
     assert "400,000,000 pixels" in by_option["refer_path"]
-    stage_plan = check_stage("generate", {"src_root_path": str(folder / "missing"), "runs_dir": str(folder / "runs"),
-                                          "wan22_dir": str(fake_wan22), "ckpt_dir": str(fake_ckpt)})
+    stage_plan = check_stage(
+        "generate",
+        {
+            "src_root_path": str(folder / "missing"),
+            "runs_dir": str(folder / "runs"),
+            "wan22_dir": str(fake_wan22),
+            "ckpt_dir": str(fake_ckpt),
+        },
+    )
     assert [p.option for p in stage_plan.problems] == ["src_root_path"]
     assert check_stage("nonsense", {}).problems
 
 
 CONFIG_ERRORS = {
-    'replace = "false"': "job.toml:replace = \"false\": expected true or false",
-    'attention = "warp"': "job.toml:attention = \"warp\": expected one of auto, fast",
+    'replace = "false"': 'job.toml:replace = "false": expected true or false',
+    'attention = "warp"': 'job.toml:attention = "warp": expected one of auto, fast',
     "sample_steps = true": "job.toml:sample_steps = true: expected a whole number",
     "fps = 16.5": "job.toml:fps = 16.5: expected a whole number",
     'prompt = ["a", "b"]': 'job.toml:prompt = ["a", "b"]: expected text',
@@ -228,9 +339,11 @@ def test_config_values_go_through_the_option_specs(line, work):
 
 def test_a_good_config_is_typed_and_the_command_line_wins(work, media):
     folder, args = work
-    (folder / "job.toml").write_text(f'video_path = "{media["dance"]}"\nrefer_path = "{media["ref"]}"\n'
-                                     "[sampling]\nsample_steps = 6\nseed = 7\nresolution = [320, 240]\n"
-                                     "[finishing]\ntarget_fps = 30\nfps = 16\n")
+    (folder / "job.toml").write_text(
+        f'video_path = "{media["dance"]}"\nrefer_path = "{media["ref"]}"\n'
+        "[sampling]\nsample_steps = 6\nseed = 7\nresolution = [320, 240]\n"
+        "[finishing]\ntarget_fps = 30\nfps = 16\n"
+    )
     res = run_cli("pipeline.py", *args[4:], "--config", "job.toml", "--seed", "9", "--dry-run", cwd=folder)
     assert res.returncode == 0, res.stderr
     generate = dry_run_commands(res.stdout)["generate (official generate.py via launcher)"]

@@ -17,22 +17,50 @@ from replace_actor_video.upstream.rife import pin as rife_pin
 from replace_actor_video.upstream.rife import practical as practical_rife
 
 # The model code a Practical-RIFE model zip puts in train_log/ (here: loads flownet.pkl, nothing else).
-FAKE_MODEL_CODE = '''\
+FAKE_MODEL_CODE = """\
 class Model:
     def __init__(self, local_rank=-1):
         self.version = 4.25
 
     def load_model(self, path, rank=0):
         open("{}/flownet.pkl".format(path), "rb").close()
-'''
+"""
 
 
 def make_clips(d: Path) -> dict[str, Path]:
     """2 s at 16 fps (32 frames) 160x120 with a 440 Hz tone, the same without audio, and an audio-only file."""
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=16", "-f", "lavfi", "-i", "sine=frequency=440",
-           "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(d / "clip16.mp4"))
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=16", "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-           str(d / "silent16.mp4"))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=16",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        str(d / "clip16.mp4"),
+    )
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=16",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(d / "silent16.mp4"),
+    )
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=440", "-t", "1", "-c:a", "aac", str(d / "tone.m4a"))
     return {p.stem: p for p in d.iterdir()}
 
@@ -51,8 +79,10 @@ def fake_ncnn(tmp_path, monkeypatch) -> Path:
         (root / model / "flownet.param").write_text("7767517\n")
         (root / model / "flownet.bin").write_bytes(b"\0" * 16)
     binary = root / "rife-ncnn-vulkan"
-    binary.write_text(f'#!/bin/sh\nexport STANDIN_EXE_DIR="$(dirname "$0")"\n'
-                      f'exec "{sys.executable}" "{STANDINS / "rife_ncnn_vulkan.py"}" "$@"\n')
+    binary.write_text(
+        f'#!/bin/sh\nexport STANDIN_EXE_DIR="$(dirname "$0")"\n'
+        f'exec "{sys.executable}" "{STANDINS / "rife_ncnn_vulkan.py"}" "$@"\n'
+    )
     binary.chmod(0o755)
     monkeypatch.setenv("RAV_REPO", str(REPO))
     return binary
@@ -101,8 +131,19 @@ def manifest(runs: Path) -> dict:
 
 def test_ffmpeg_backend_16_to_30_keeps_duration_and_audio(clips, tmp_path):
     out = tmp_path / "out30.mp4"
-    res = run_cli("run_postprocess.py", "--input", clips["clip16"], "--output", out, "--target_fps", "30",
-                  "--fallback_ffmpeg", "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    res = run_cli(
+        "run_postprocess.py",
+        "--input",
+        clips["clip16"],
+        "--output",
+        out,
+        "--target_fps",
+        "30",
+        "--fallback_ffmpeg",
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert "postprocess backend: ffmpeg (requested)" in res.stdout
     frames, fps, audio, duration, codec = frames_fps_audio(out)
@@ -117,8 +158,18 @@ def test_ffmpeg_backend_16_to_30_keeps_duration_and_audio(clips, tmp_path):
 
 def test_ncnn_backend_exact_frame_count_through_standin(clips, fake_ncnn, tmp_path):
     out = tmp_path / "out30.mp4"
-    res = run_cli("run_postprocess.py", "--input", clips["clip16"], "--output", out, "--rife_bin", fake_ncnn,
-                  "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    res = run_cli(
+        "run_postprocess.py",
+        "--input",
+        clips["clip16"],
+        "--output",
+        out,
+        "--rife_bin",
+        fake_ncnn,
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert "postprocess backend: ncnn (rife-ncnn-vulkan on NVIDIA H100 80GB HBM3)" in res.stdout
     frames, fps, audio, duration, codec = frames_fps_audio(out)
@@ -132,10 +183,22 @@ def test_ncnn_backend_exact_frame_count_through_standin(clips, fake_ncnn, tmp_pa
 def test_auto_skips_software_vulkan_and_says_why(clips, fake_ncnn, tmp_path, monkeypatch):
     monkeypatch.setenv("STANDIN_VULKAN", "llvmpipe")
     out = tmp_path / "out30.mp4"
-    res = run_cli("run_postprocess.py", "--input", clips["silent16"], "--output", out, "--rife_bin", fake_ncnn,
-                  "--rife_pytorch_dir", tmp_path / "no-rife", "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    res = run_cli(
+        "run_postprocess.py",
+        "--input",
+        clips["silent16"],
+        "--output",
+        out,
+        "--rife_bin",
+        fake_ncnn,
+        "--rife_pytorch_dir",
+        tmp_path / "no-rife",
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
-    line = next(l for l in res.stdout.splitlines() if "postprocess backend:" in l)
+    line = next(ln for ln in res.stdout.splitlines() if "postprocess backend:" in ln)
     assert "backend: ffmpeg (auto fallback" in line
     assert "software Vulkan device (llvmpipe" in line and "no-rife/inference_video.py not found" in line
     frames, fps, audio, _duration, _codec = frames_fps_audio(out)
@@ -146,8 +209,20 @@ def test_practical_rife_backend_isolated_exact_rate_and_audio(clips, fake_rife, 
     (tmp_path / "temp").mkdir()
     (tmp_path / "temp" / "mine.txt").write_text("a user's file in a folder named temp")
     out = tmp_path / "out30.mp4"
-    res = run_cli("run_postprocess.py", "--input", clips["clip16"], "--output", out, "--backend", "cuda",
-                  "--rife_pytorch_dir", fake_rife, "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    res = run_cli(
+        "run_postprocess.py",
+        "--input",
+        clips["clip16"],
+        "--output",
+        out,
+        "--backend",
+        "cuda",
+        "--rife_pytorch_dir",
+        fake_rife,
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     # upstream deletes ./temp of its cwd: it ran in a scratch directory, so the user's folder survives
     assert (tmp_path / "temp" / "mine.txt").is_file()
@@ -156,18 +231,30 @@ def test_practical_rife_backend_isolated_exact_rate_and_audio(clips, fake_rife, 
     frames, fps, audio, duration, codec = frames_fps_audio(out)
     assert (frames, fps, audio, codec) == (60, 30.0, True, "h264/yuv420p")
     assert abs(duration - 2.0) <= 1 / 30
-    rife = next(c["argv"] for c in manifest(tmp_path / "runs")["stages"]["postprocess"]["commands"]
-                if "--multi" in c["argv"])
+    rife = next(
+        c["argv"] for c in manifest(tmp_path / "runs")["stages"]["postprocess"]["commands"] if "--multi" in c["argv"]
+    )
     assert rife[rife.index("--model") + 1] == str(fake_rife / "train_log") and "--fps" not in rife
     assert rife[rife.index("--multi") + 1] == "2"
 
 
 def test_dry_run_prints_and_writes_nothing(clips, fake_ncnn, tmp_path):
     out = tmp_path / "out.mp4"
-    res = run_cli("run_postprocess.py", "--dry-run", "--input", clips["clip16"], "--output", out, "--rife_bin",
-                  fake_ncnn, "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    res = run_cli(
+        "run_postprocess.py",
+        "--dry-run",
+        "--input",
+        clips["clip16"],
+        "--output",
+        out,
+        "--rife_bin",
+        fake_ncnn,
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
-    lines = [l for l in res.stdout.splitlines() if l.startswith("[dry-run]")]
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("[dry-run]")]
     assert len(lines) == 3 and "-n 60" in lines[1] and "-map 1:a:0" in lines[2]
     assert not out.exists() and not (tmp_path / "runs").exists()
 
@@ -190,13 +277,23 @@ BAD = {
     "not higher": (["--target_fps", "16"], "already has 16 fps"),
     "output is input": (["--output", "{clip16}"], "holds the input"),
     "contradicting flags": (["--fallback_ffmpeg", "--backend", "cuda"], "--fallback_ffmpeg contradicts"),
-    "cuda without clone": (["--backend", "cuda", "--rife_pytorch_dir", "{tmp}/none"], "none/inference_video.py not found"),
-    "cuda without weights": (["--backend", "cuda", "--rife_pytorch_dir", "{rife}", "--rm", "train_log/flownet.pkl"],
-                             "missing train_log/flownet.pkl"),
-    "cuda without model code": (["--backend", "cuda", "--rife_pytorch_dir", "{rife}", "--rm", "train_log/RIFE_HDv3.py"],
-                                "missing train_log/RIFE_HDv3.py"),
+    "cuda without clone": (
+        ["--backend", "cuda", "--rife_pytorch_dir", "{tmp}/none"],
+        "none/inference_video.py not found",
+    ),
+    "cuda without weights": (
+        ["--backend", "cuda", "--rife_pytorch_dir", "{rife}", "--rm", "train_log/flownet.pkl"],
+        "missing train_log/flownet.pkl",
+    ),
+    "cuda without model code": (
+        ["--backend", "cuda", "--rife_pytorch_dir", "{rife}", "--rm", "train_log/RIFE_HDv3.py"],
+        "missing train_log/RIFE_HDv3.py",
+    ),
     "ncnn missing binary": (["--backend", "ncnn", "--rife_bin", "{tmp}/nope"], "--rife_bin"),
-    "ncnn v2 model": (["--backend", "ncnn", "--rife_bin", "{ncnn}", "--rife_model", "rife-v2.3"], "only rife-v4 models"),
+    "ncnn v2 model": (
+        ["--backend", "ncnn", "--rife_bin", "{ncnn}", "--rife_model", "rife-v2.3"],
+        "only rife-v4 models",
+    ),
     "ncnn no vulkan": (["--backend", "ncnn", "--rife_bin", "{ncnn}", "--vulkan", "none"], "vkCreateInstance failed"),
 }
 
@@ -217,8 +314,14 @@ def test_bad_input_exit_2_one_line_nothing_written(case, clips, fake_ncnn, fake_
         else:
             extra.append(flag)
     before = sorted(clips["clip16"].parent.iterdir())
-    res = run_cli("run_postprocess.py", *[x for kv in args.items() for x in kv], *extra,
-                  "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    res = run_cli(
+        "run_postprocess.py",
+        *[x for kv in args.items() for x in kv],
+        *extra,
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert res.returncode == 2, res.stdout + res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], res.stderr
@@ -234,7 +337,8 @@ def test_skvideo_patch_rewrites_removed_numpy_api_once(tmp_path):
         "import numpy as np\n"
         "fps = np.float(parts[0]) / np.float(parts[1])\n"
         "w = np.int(d['width']); keep = np.float64(1) + np.int32(2); b = x.dtype != np.bool\n"
-        "arr = np.fromstring(data, dtype=np.uint8); flag = np.bool_(0)\n")
+        "arr = np.fromstring(data, dtype=np.uint8); flag = np.bool_(0)\n"
+    )
     script = [sys.executable, str(REPO / "scripts" / "patch_skvideo_numpy2.py"), "--path", str(tmp_path / "skvideo")]
     import subprocess
 
@@ -245,7 +349,8 @@ def test_skvideo_patch_rewrites_removed_numpy_api_once(tmp_path):
         "import numpy as np\n"
         "fps = float(parts[0]) / float(parts[1])\n"
         "w = int(d['width']); keep = np.float64(1) + np.int32(2); b = x.dtype != bool\n"
-        "arr = np.frombuffer(data, dtype=np.uint8); flag = np.bool_(0)\n")
+        "arr = np.frombuffer(data, dtype=np.uint8); flag = np.bool_(0)\n"
+    )
     again = subprocess.run([*script, "--check"], capture_output=True, text=True)
     assert again.returncode == 0 and "nothing to patch" in again.stdout
 
@@ -253,13 +358,22 @@ def test_skvideo_patch_rewrites_removed_numpy_api_once(tmp_path):
 def test_install_finishing_dry_run_does_nothing(tmp_path):
     import subprocess
 
-    res = subprocess.run(["bash", str(REPO / "scripts" / "install_finishing.sh"), "--dry-run"], cwd=tmp_path,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        ["bash", str(REPO / "scripts" / "install_finishing.sh"), "--dry-run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stderr
-    for needle in (f"fetch -q --depth 1 origin {rife_pin.PRACTICAL_RIFE_COMMIT}",
-                   "requirements_practical_rife_py312.txt", "patch_skvideo_numpy2.py",
-                   f"fetch -q --depth 1 origin {esrgan_pin.COMMIT}", "pip install --no-deps -e Real-ESRGAN",
-                   "rife-ncnn-vulkan-20221029-ubuntu.zip", "dry run: nothing was done"):
+    for needle in (
+        f"fetch -q --depth 1 origin {rife_pin.PRACTICAL_RIFE_COMMIT}",
+        "requirements_practical_rife_py312.txt",
+        "patch_skvideo_numpy2.py",
+        f"fetch -q --depth 1 origin {esrgan_pin.COMMIT}",
+        "pip install --no-deps -e Real-ESRGAN",
+        "rife-ncnn-vulkan-20221029-ubuntu.zip",
+        "dry run: nothing was done",
+    ):
         assert needle in res.stdout, needle
     assert list(tmp_path.iterdir()) == []
 
@@ -271,8 +385,14 @@ def test_install_finishing_ncnn_from_a_zip_is_idempotent(tmp_path):
     with zipfile.ZipFile(tmp_path / "release.zip", "w") as zf:
         zf.writestr("rife-ncnn-vulkan-20221029-ubuntu/rife-ncnn-vulkan", "#!/bin/sh\n")
         zf.writestr("rife-ncnn-vulkan-20221029-ubuntu/rife-v4.6/flownet.param", "7767517\n")
-    argv = ["bash", str(REPO / "scripts" / "install_finishing.sh"), "--no-rife", "--no-realesrgan", "--ncnn-zip",
-            "release.zip"]
+    argv = [
+        "bash",
+        str(REPO / "scripts" / "install_finishing.sh"),
+        "--no-rife",
+        "--no-realesrgan",
+        "--ncnn-zip",
+        "release.zip",
+    ]
     first = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     binary = tmp_path / "rife-ncnn-vulkan" / "rife-ncnn-vulkan"

@@ -25,11 +25,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_streams_logs_and_reports_progress(tmp_path):
-    child = ("import sys\nfor i in range(1, 5):\n"
-             "    sys.stdout.write(f'\\r{i*25}%|##| {i}/4 [00:0{i}<00:0{4-i}, 1.0it/s]')\nprint()\n")
+    child = (
+        "import sys\nfor i in range(1, 5):\n"
+        "    sys.stdout.write(f'\\r{i*25}%|##| {i}/4 [00:0{i}<00:0{4-i}, 1.0it/s]')\nprint()\n"
+    )
     seen = []
-    run_process([sys.executable, "-c", child], log_path=tmp_path / "x.log", label="demo", on_progress=seen.append,
-                echo=None)
+    run_process(
+        [sys.executable, "-c", child], log_path=tmp_path / "x.log", label="demo", on_progress=seen.append, echo=None
+    )
     assert [(p.done, p.total) for p in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert seen[0].eta_s == 3.0
     log = (tmp_path / "x.log").read_text()
@@ -38,14 +41,23 @@ def test_streams_logs_and_reports_progress(tmp_path):
 
 def test_non_zero_exit_fails_with_the_last_error(tmp_path):
     with pytest.raises(StageFailed, match=r"exit code 3 \(last error: ValueError: boom\)"):
-        run_process([sys.executable, "-c", "import sys; print('ValueError: boom'); sys.exit(3)"],
-                    log_path=tmp_path / "x.log", label="demo", echo=None)
+        run_process(
+            [sys.executable, "-c", "import sys; print('ValueError: boom'); sys.exit(3)"],
+            log_path=tmp_path / "x.log",
+            label="demo",
+            echo=None,
+        )
 
 
 def test_exit_zero_without_expected_output_fails(tmp_path):
     with pytest.raises(StageFailed, match="exited 0 but did not write"):
-        run_process([sys.executable, "-c", "print('saved?')"], log_path=tmp_path / "x.log", label="demo",
-                    expected_outputs=[tmp_path / "out.mp4"], echo=None)
+        run_process(
+            [sys.executable, "-c", "print('saved?')"],
+            log_path=tmp_path / "x.log",
+            label="demo",
+            expected_outputs=[tmp_path / "out.mp4"],
+            echo=None,
+        )
 
 
 def test_missing_program_is_a_clear_failure(tmp_path):
@@ -99,9 +111,12 @@ def start_tree(tmp_path: Path, where: str = "main") -> tuple[subprocess.Popen, l
     pids_file = tmp_path / "pids"
     child = tmp_path / "child.py"
     child.write_text(CHILD)
-    runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(REPO), str(child), str(pids_file),
-                               str(tmp_path / "tree.log"), where], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    runner = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, str(REPO), str(child), str(pids_file), str(tmp_path / "tree.log"), where],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not (pids_file.exists() and len(pids_file.read_text().split()) == 3):
         assert time.monotonic() < deadline, "child tree did not start"
@@ -148,8 +163,12 @@ def test_a_grandchild_holding_the_output_pipe_does_not_hang_the_runner(tmp_path)
     result = {}
 
     def run():
-        result["r"] = run_process([sys.executable, "-c", GRANDCHILD_KEEPS_PIPE, str(pid_file)],
-                                  log_path=tmp_path / "x.log", label="demo", echo=None)
+        result["r"] = run_process(
+            [sys.executable, "-c", GRANDCHILD_KEEPS_PIPE, str(pid_file)],
+            log_path=tmp_path / "x.log",
+            label="demo",
+            echo=None,
+        )
 
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
@@ -170,8 +189,13 @@ def test_a_cancel_from_another_thread_ends_the_tree(tmp_path):
 
     def run():
         try:
-            run_process([sys.executable, str(child), str(pids_file)], log_path=tmp_path / "x.log", label="demo",
-                        echo=None, cancel=cancel)
+            run_process(
+                [sys.executable, str(child), str(pids_file)],
+                log_path=tmp_path / "x.log",
+                label="demo",
+                echo=None,
+                cancel=cancel,
+            )
         except Cancelled as exc:
             errors.append(exc)
 
@@ -189,14 +213,32 @@ def test_a_cancel_from_another_thread_ends_the_tree(tmp_path):
 
 def test_a_signal_death_is_named_in_the_failure_line(tmp_path):
     with pytest.raises(StageFailed, match=r"demo was ended by a signal \(last error: .*ended by signal SIGKILL"):
-        run_process([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
-                    log_path=tmp_path / "x.log", label="demo", echo=None)
+        run_process(
+            [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+            log_path=tmp_path / "x.log",
+            label="demo",
+            echo=None,
+        )
 
 
 def test_disk_full_is_the_named_cause_not_ffmpegs_last_line(tmp_path):
     """Real ffmpeg writing to /dev/full (every write fails with ENOSPC) ends with "Conversion failed!"."""
-    argv = ["ffmpeg", "-hide_banner", "-y", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=8", "-t", "1",
-            "-c:v", "libx264", "-f", "mp4", "/dev/full"]
+    argv = [
+        "ffmpeg",
+        "-hide_banner",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=64x64:rate=8",
+        "-t",
+        "1",
+        "-c:v",
+        "libx264",
+        "-f",
+        "mp4",
+        "/dev/full",
+    ]
     with pytest.raises(StageFailed) as failed:
         run_process(argv, log_path=tmp_path / "x.log", label="encode", echo=None)
     assert "Conversion failed!" in (tmp_path / "x.log").read_text()
@@ -204,17 +246,36 @@ def test_disk_full_is_the_named_cause_not_ffmpegs_last_line(tmp_path):
     assert "No space left on device" in message and "Conversion failed" not in message and "\n" not in message
 
 
-@pytest.mark.parametrize("lines, cause", [
-    (["Traceback (most recent call last):", "ValueError: bad frame count", "[rank0]: error_file: none",
-      "torch.distributed.elastic.multiprocessing.errors.ChildFailedError:"], "ValueError: bad frame count"),
-    (["[rank0]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
-      "ERROR:torch.distributed.elastic.multiprocessing.api:failed (exitcode: 1)"], "CUDA out of memory"),
-    (["OSError: [Errno 28] No space left on device: 'x.mp4'", "RuntimeError: save failed"],
-     "No space left on device"),
-    (["frame=  10 fps=0.0\r", "frame=  20 fps=0.0\r", "Error while decoding stream #0:0\n"],
-     "Error while decoding stream"),
-    (["all fine\n"], ""),
-])
+@pytest.mark.parametrize(
+    "lines, cause",
+    [
+        (
+            [
+                "Traceback (most recent call last):",
+                "ValueError: bad frame count",
+                "[rank0]: error_file: none",
+                "torch.distributed.elastic.multiprocessing.errors.ChildFailedError:",
+            ],
+            "ValueError: bad frame count",
+        ),
+        (
+            [
+                "[rank0]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+                "ERROR:torch.distributed.elastic.multiprocessing.api:failed (exitcode: 1)",
+            ],
+            "CUDA out of memory",
+        ),
+        (
+            ["OSError: [Errno 28] No space left on device: 'x.mp4'", "RuntimeError: save failed"],
+            "No space left on device",
+        ),
+        (
+            ["frame=  10 fps=0.0\r", "frame=  20 fps=0.0\r", "Error while decoding stream #0:0\n"],
+            "Error while decoding stream",
+        ),
+        (["all fine\n"], ""),
+    ],
+)
 def test_the_failure_line_picks_the_real_cause(lines, cause):
     picked = last_error(lines)
     assert cause in picked if cause else picked == ""
@@ -227,5 +288,9 @@ def test_a_log_on_a_full_disk_neither_blocks_the_program_nor_hides_its_error(tmp
     run_process([sys.executable, "-c", "print('x' * 100_000)"], log_path=Path("/dev/full"), label="demo", echo=echo)
     assert "[rav] warning: demo: the log could not be written (No space left on device)" in echo.getvalue()
     with pytest.raises(StageFailed, match=r"\(last error: ValueError: boom\); the log could not be written"):
-        run_process([sys.executable, "-c", "import sys; print('ValueError: boom'); sys.exit(3)"],
-                    log_path=Path("/dev/full"), label="demo", echo=None)
+        run_process(
+            [sys.executable, "-c", "import sys; print('ValueError: boom'); sys.exit(3)"],
+            log_path=Path("/dev/full"),
+            label="demo",
+            echo=None,
+        )

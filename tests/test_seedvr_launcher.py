@@ -19,9 +19,9 @@ SEEDVR = REPO / "SeedVR"
 
 
 def load_launcher():
-    spec = importlib.util.spec_from_file_location("seedvr_launcher_under_test",
-                                                  REPO / "replace_actor_video" / "upstream" / "seedvr" / "runtime" /
-                                                  "launcher.py")
+    spec = importlib.util.spec_from_file_location(
+        "seedvr_launcher_under_test", REPO / "replace_actor_video" / "upstream" / "seedvr" / "runtime" / "launcher.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -69,7 +69,7 @@ def test_synthetic_checkpoint_loads_like_the_inference_script(tmp_path):
     small = ["dit.model.num_layers=2", "dit.model.vid_dim=256", "dit.model.heads=2", "dit.model.mm_layers=1"]
     code = textwrap.dedent(f"""
         import sys, torch
-        sys.path.insert(0, {str(REPO / 'scripts')!r})
+        sys.path.insert(0, {str(REPO / "scripts")!r})
         import make_synthetic_seedvr as m
         sizes = m.write(m.Path({str(clone)!r}), "3b", "cpu", {small!r})
         # what projects/video_diffusion_sr/infer.py does: DiT on meta, strict load with assign; VAE strict load
@@ -91,8 +91,25 @@ def test_synthetic_checkpoint_loads_like_the_inference_script(tmp_path):
 
 def test_ffmpeg_video_reader_gives_read_videos_frames(tmp_path):
     clip = tmp_path / "c.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=16", "-frames:v", "5",
-                    "-c:v", "libx264rgb", "-crf", "0", str(clip)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x48:rate=16",
+            "-frames:v",
+            "5",
+            "-c:v",
+            "libx264rgb",
+            "-crf",
+            "0",
+            str(clip),
+        ],
+        check=True,
+    )
     frames, audio, info = launcher.read_video_ffmpeg(clip, output_format="TCHW")
     assert frames.shape == (5, 3, 48, 64) and frames.dtype == torch.uint8 and info == {"video_fps": 16.0}
     thwc, _, _ = launcher.read_video_ffmpeg(clip)

@@ -25,9 +25,24 @@ def manifests(runs: Path) -> list[dict]:
 def test_preprocess_then_generate(media, fake_wan22, fake_ckpt, tmp_path, replace):
     mode = ["--replace"] if replace else []
     loc = locations(fake_wan22, fake_ckpt, tmp_path)
-    pre = run_cli("run_preprocessing.py", "--video_path", media["dance"], "--refer_path", media["ref"],
-                  "--save_path", tmp_path / "pp", "--resolution", "640x368", "--fps", "16", *mode, "--mask_mode", "official",
-                  *loc, cwd=tmp_path)
+    pre = run_cli(
+        "run_preprocessing.py",
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--save_path",
+        tmp_path / "pp",
+        "--resolution",
+        "640x368",
+        "--fps",
+        "16",
+        *mode,
+        "--mask_mode",
+        "official",
+        *loc,
+        cwd=tmp_path,
+    )
     assert pre.returncode == 0, pre.stderr
     expected = {"src_ref.png", "src_face.mp4", "src_pose.mp4", "rav_preprocess.json"}
     if replace:
@@ -36,8 +51,18 @@ def test_preprocess_then_generate(media, fake_wan22, fake_ckpt, tmp_path, replac
     assert not list(tmp_path.glob(".pp.partial-*")), "the temp folder must be gone"
 
     out = tmp_path / "result.mp4"
-    gen = run_cli("run_generation.py", "--src_root_path", tmp_path / "pp", "--save_file", out, "--prompt",
-                  "a dancer in red", *mode, *loc, cwd=tmp_path)
+    gen = run_cli(
+        "run_generation.py",
+        "--src_root_path",
+        tmp_path / "pp",
+        "--save_file",
+        out,
+        "--prompt",
+        "a dancer in red",
+        *mode,
+        *loc,
+        cwd=tmp_path,
+    )
     assert gen.returncode == 0, gen.stderr
     # The prompt really reached the (stand-in) model through the launcher patch, attention went to SDPA.
     assert "input_prompt='a dancer in red'" in gen.stdout
@@ -54,11 +79,33 @@ def test_preprocess_then_generate(media, fake_wan22, fake_ckpt, tmp_path, replac
 
 def test_generation_fails_loudly_when_upstream_save_fails(media, fake_wan22, fake_ckpt, tmp_path):
     loc = locations(fake_wan22, fake_ckpt, tmp_path)
-    assert run_cli("run_preprocessing.py", "--video_path", media["dance"], "--refer_path", media["ref"],
-                   "--save_path", tmp_path / "pp", "--resolution", "640x368", *loc, cwd=tmp_path).returncode == 0
+    assert (
+        run_cli(
+            "run_preprocessing.py",
+            "--video_path",
+            media["dance"],
+            "--refer_path",
+            media["ref"],
+            "--save_path",
+            tmp_path / "pp",
+            "--resolution",
+            "640x368",
+            *loc,
+            cwd=tmp_path,
+        ).returncode
+        == 0
+    )
     out = tmp_path / "result.mp4"
-    gen = run_cli("run_generation.py", "--src_root_path", tmp_path / "pp", "--save_file", out, *loc, cwd=tmp_path,
-                  env={"STANDIN_SAVE_FAILS": "1"})
+    gen = run_cli(
+        "run_generation.py",
+        "--src_root_path",
+        tmp_path / "pp",
+        "--save_file",
+        out,
+        *loc,
+        cwd=tmp_path,
+        env={"STANDIN_SAVE_FAILS": "1"},
+    )
     assert gen.returncode == 1
     assert "exited 0 but did not write" in gen.stderr
     assert not out.exists()
@@ -67,9 +114,22 @@ def test_generation_fails_loudly_when_upstream_save_fails(media, fake_wan22, fak
 def test_pipeline_runs_resumes_and_forces(media, fake_wan22, fake_ckpt, tmp_path):
     loc = locations(fake_wan22, fake_ckpt, tmp_path)
     out = tmp_path / "final.mp4"
-    args = ["--video_path", media["dance"], "--refer_path", media["ref"], "--replace", "--mask_mode", "official",
-            "--resolution", "640x368",
-            "--output_path", out, "--seed", "7", *loc]
+    args = [
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--replace",
+        "--mask_mode",
+        "official",
+        "--resolution",
+        "640x368",
+        "--output_path",
+        out,
+        "--seed",
+        "7",
+        *loc,
+    ]
     first = run_cli("pipeline.py", *args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     info = probe_video(out, count_frames=True)
@@ -87,7 +147,7 @@ def test_pipeline_runs_resumes_and_forces(media, fake_wan22, fake_ckpt, tmp_path
     assert "stand-in preprocess" not in again.stdout
     assert out.stat().st_mtime_ns == mtime
 
-    changed = run_cli("pipeline.py", *args[:-len(loc)], "--sample_steps", "4", *loc, cwd=tmp_path)
+    changed = run_cli("pipeline.py", *args[: -len(loc)], "--sample_steps", "4", *loc, cwd=tmp_path)
     assert changed.returncode == 0, changed.stderr
     assert "preprocess: up to date" in changed.stdout and "generate: up to date" not in changed.stdout
 
@@ -98,9 +158,24 @@ def test_pipeline_runs_resumes_and_forces(media, fake_wan22, fake_ckpt, tmp_path
 
 def test_pipeline_dry_run_prints_commands_and_runs_nothing(media, fake_wan22, fake_ckpt, tmp_path):
     out = tmp_path / "out.mp4"
-    res = run_cli("pipeline.py", "--dry-run", "--video_path", media["dance"], "--refer_path", media["ref"],
-                  "--replace", "--output_path", out, "--runs_dir", tmp_path / "runs", "--wan22_dir", fake_wan22,
-                  "--ckpt_dir", fake_ckpt, cwd=tmp_path)
+    res = run_cli(
+        "pipeline.py",
+        "--dry-run",
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--replace",
+        "--output_path",
+        out,
+        "--runs_dir",
+        tmp_path / "runs",
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     lines = [line for line in res.stdout.splitlines() if line.startswith("[dry-run]")]
     assert "preprocess_data.py" in lines[0] and "--replace_flag" in lines[0]
@@ -112,27 +187,75 @@ def test_pipeline_dry_run_prints_commands_and_runs_nothing(media, fake_wan22, fa
     assert not out.exists() and not (tmp_path / "runs").exists()
 
 
-def test_pipeline_dry_run_prints_all_five_stages_in_order(media, fake_wan22, fake_ckpt, fake_realesrgan,  # noqa: F811
-                                                         tmp_path):
-    res = run_cli("pipeline.py", "--dry-run", "--video_path", media["dance"], "--refer_path", media["ref"],
-                  "--replace", "--fps", "16", "--output_path", tmp_path / "out.mp4", "--refine", "--target_fps", "30",
-                  "--upscale", "realesrgan", "--runs_dir", tmp_path / "runs", "--wan22_dir", fake_wan22, "--ckpt_dir",
-                  fake_ckpt, "--realesrgan_dir", fake_realesrgan, cwd=tmp_path)
+def test_pipeline_dry_run_prints_all_five_stages_in_order(
+    media,
+    fake_wan22,
+    fake_ckpt,
+    fake_realesrgan,  # noqa: F811
+    tmp_path,
+):
+    res = run_cli(
+        "pipeline.py",
+        "--dry-run",
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--replace",
+        "--fps",
+        "16",
+        "--output_path",
+        tmp_path / "out.mp4",
+        "--refine",
+        "--target_fps",
+        "30",
+        "--upscale",
+        "realesrgan",
+        "--runs_dir",
+        tmp_path / "runs",
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--realesrgan_dir",
+        fake_realesrgan,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     lines = [line for line in res.stdout.splitlines() if line.startswith("[dry-run]")]
-    upstream = [next(i for i, line in enumerate(lines) if needle in line)
-                for needle in ("preprocess_data.py", "generate.py", "refine_process", "minterpolate", "realesrgan")]
+    upstream = [
+        next(i for i, line in enumerate(lines) if needle in line)
+        for needle in ("preprocess_data.py", "generate.py", "refine_process", "minterpolate", "realesrgan")
+    ]
     assert upstream == sorted(upstream), "stages out of order"
-    assert sum("preprocess_data.py" in line for line in lines) == 2 and sum("generate.py" in line for line in lines) == 2
+    assert (
+        sum("preprocess_data.py" in line for line in lines) == 2 and sum("generate.py" in line for line in lines) == 2
+    )
     assert str(tmp_path / "out.mp4") in lines[-1], "the last stage writes --output_path"
     assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "runs").exists()
 
 
 def test_pipeline_with_interpolation_to_30_fps(media, fake_wan22, fake_ckpt, tmp_path):
     out = tmp_path / "final30.mp4"
-    res = run_cli("pipeline.py", "--video_path", media["dance"], "--refer_path", media["ref"], "--fps", "16",
-                  "--resolution", "320x240", "--target_fps", "30", "--interp_backend", "ffmpeg", "--output_path", out,
-                  *locations(fake_wan22, fake_ckpt, tmp_path), cwd=tmp_path)
+    res = run_cli(
+        "pipeline.py",
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--fps",
+        "16",
+        "--resolution",
+        "320x240",
+        "--target_fps",
+        "30",
+        "--interp_backend",
+        "ffmpeg",
+        "--output_path",
+        out,
+        *locations(fake_wan22, fake_ckpt, tmp_path),
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert "step 3/3: postprocess" in res.stdout
     info = probe_video(out, count_frames=True)
@@ -142,6 +265,20 @@ def test_pipeline_with_interpolation_to_30_fps(media, fake_wan22, fake_ckpt, tmp
 
 
 def test_pipeline_refuses_a_target_fps_not_above_the_preprocessing_fps(media, fake_wan22, fake_ckpt, tmp_path):
-    res = run_cli("pipeline.py", "--video_path", media["dance"], "--refer_path", media["ref"], "--target_fps", "30",
-                  "--runs_dir", tmp_path / "runs", "--wan22_dir", fake_wan22, "--ckpt_dir", fake_ckpt, cwd=tmp_path)
+    res = run_cli(
+        "pipeline.py",
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--target_fps",
+        "30",
+        "--runs_dir",
+        tmp_path / "runs",
+        "--wan22_dir",
+        fake_wan22,
+        "--ckpt_dir",
+        fake_ckpt,
+        cwd=tmp_path,
+    )
     assert res.returncode == 2 and "--target_fps 30 is not above the preprocessing fps (30)" in res.stderr

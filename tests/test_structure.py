@@ -60,8 +60,10 @@ def imports_of(name: str) -> set[str]:
                 base_name = ".".join(base + ([node.module] if node.module else []))
             else:
                 base_name = node.module or ""
-            targets = [f"{base_name}.{alias.name}" if f"{base_name}.{alias.name}" in MODULES else base_name
-                       for alias in node.names]
+            targets = [
+                f"{base_name}.{alias.name}" if f"{base_name}.{alias.name}" in MODULES else base_name
+                for alias in node.names
+            ]
         else:
             continue
         found.update(t for t in targets if t in MODULES and t != name)
@@ -90,8 +92,11 @@ def test_no_stage_imports_another_stage():
 
 @pytest.mark.parametrize("layer_name", sorted(ALLOWED))
 def test_each_layer_imports_only_the_layers_below_it(layer_name):
-    offenders = {name: sorted(t for t in targets if layer(t) not in ALLOWED[layer_name] | {layer_name, ""})
-                 for name, targets in GRAPH.items() if layer(name) == layer_name}
+    offenders = {
+        name: sorted(t for t in targets if layer(t) not in ALLOWED[layer_name] | {layer_name, ""})
+        for name, targets in GRAPH.items()
+        if layer(name) == layer_name
+    }
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
@@ -104,7 +109,7 @@ def test_the_import_graph_has_no_cycle():
         path.append(node)
         for target in sorted(GRAPH.get(node, ())):  # runtime modules (lora.py) import nothing of ours
             if state.get(target) == 1:
-                return path[path.index(target):] + [target]
+                return path[path.index(target) :] + [target]
             if target not in state and (cycle := visit(target)):
                 return cycle
         path.pop()
@@ -123,6 +128,12 @@ def test_runtime_code_imports_nothing_of_ours():
     assert len(runtime) >= 8  # wan (launcher, rope, lora, patch_sites), rife, realesrgan, the shared runner
     for name in runtime:
         tree = ast.parse(MODULES[name].read_text())
-        ours = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level
-                or isinstance(node, (ast.Import, ast.ImportFrom)) and NAME in ast.dump(node)]
+        ours = [
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom)
+            and node.level
+            or isinstance(node, (ast.Import, ast.ImportFrom))
+            and NAME in ast.dump(node)
+        ]
         assert ours == [], name

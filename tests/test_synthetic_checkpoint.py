@@ -5,6 +5,7 @@ here: their state-dict *specs* are compared with the upstream modules built on
 the meta device instead. Checks that need the upstream checkout (Wan2.2/, a
 gitignored export) or optional packages skip with the reason shown.
 """
+
 from __future__ import annotations
 
 import json
@@ -118,21 +119,29 @@ def test_safetensors_library_reads_the_shards(light_ckpt: Path) -> None:
         keys = list(f.keys())  # a safe_open handle, not a dict
         assert name in keys
         kernel = next(k for k in keys if k.endswith(".kernel"))
-        assert torch.equal(f.get_tensor(kernel).float(),
-                           torch.tensor([1.0, 3, 3, 1])[:, None] * torch.tensor([1.0, 3, 3, 1]) / 64)
+        assert torch.equal(
+            f.get_tensor(kernel).float(), torch.tensor([1.0, 3, 3, 1])[:, None] * torch.tensor([1.0, 3, 3, 1]) / 64
+        )
         tensor = f.get_tensor(name)
         assert tensor.dtype == torch.bfloat16 and torch.isfinite(tensor.float()).all()
 
 
 def test_tokenizers_load_offline(light_ckpt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    transformers = pytest.importorskip("transformers", reason="upstream loads tokenizers with AutoTokenizer",
-                                       exc_type=ImportError)
+    transformers = pytest.importorskip(
+        "transformers", reason="upstream loads tokenizers with AutoTokenizer", exc_type=ImportError
+    )
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     umt5 = transformers.AutoTokenizer.from_pretrained(str(light_ckpt / layout.T5_TOKENIZER_DIR))
     # The call HuggingfaceTokenizer makes for T5EncoderModel (seq_len=text_len=512).
-    enc = umt5(["视频中的人在做动作", "a person dancing"], return_tensors="pt", padding="max_length",
-               truncation=True, max_length=512, add_special_tokens=True)
+    enc = umt5(
+        ["视频中的人在做动作", "a person dancing"],
+        return_tensors="pt",
+        padding="max_length",
+        truncation=True,
+        max_length=512,
+        add_special_tokens=True,
+    )
     assert tuple(enc.input_ids.shape) == (2, 512)
     lengths = enc.attention_mask.sum(1).tolist()
     assert all(2 < n < 40 for n in lengths)
@@ -246,8 +255,15 @@ def test_encoder_specs_match_upstream_models(upstream) -> None:
     with torch.device("meta"):
         t5_model = t5.umt5_xxl(encoder_only=True, return_tokenizer=False, device="meta")
         clip_model = clip.clip_xlm_roberta_vit_h_14(device="meta")
-        vae_model = vae.WanVAE_(dim=96, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
-                                temperal_downsample=[False, True, True], dropout=0.0)
+        vae_model = vae.WanVAE_(
+            dim=96,
+            z_dim=16,
+            dim_mult=[1, 2, 4, 4],
+            num_res_blocks=2,
+            attn_scales=[],
+            temperal_downsample=[False, True, True],
+            dropout=0.0,
+        )
     assert _spec_shapes(sp.t5_specs()) == _shapes(t5_model)
     assert _spec_shapes(sp.clip_specs()) == _shapes(clip_model)
     assert _spec_shapes(sp.vae_specs()) == _shapes(vae_model)
@@ -274,12 +290,14 @@ def test_written_dit_and_lora_load_like_wan_animate(upstream, light_ckpt: Path) 
         model_key = key.replace(".lora_A.", ".lora_A.default.").replace(".lora_B.", ".lora_B.default.")
         assert torch.equal(loaded[model_key].to(value.dtype), value), key
     assert {m for m, _, _ in sp.lora_targets(sp.PROFILES["tiny"])} == {
-        k.rsplit(".lora_", 1)[0] for k in loaded if ".lora_A." in k}
+        k.rsplit(".lora_", 1)[0] for k in loaded if ".lora_A." in k
+    }
 
 
 @pytest.mark.parametrize("frame_hw", [(720, 1280), (1280, 720)])
-def test_upstream_pose2d_finds_a_person_in_the_box(light_ckpt: Path, frame_hw: tuple[int, int],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_upstream_pose2d_finds_a_person_in_the_box(
+    light_ckpt: Path, frame_hw: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """pose2d.Pose2d + the replace-mode SAM2 prompt points and face crop of process_pipepline.py."""
     if not (PREPROCESS_DIR / "pose2d.py").is_file():
         pytest.skip("upstream Wan2.2/ checkout not present")
@@ -292,8 +310,11 @@ def test_upstream_pose2d_finds_a_person_in_the_box(light_ckpt: Path, frame_hw: t
 
     h, w = frame_hw
     frame = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
-    pose = Pose2d(checkpoint=str(light_ckpt / layout.POSE_FILE),
-                  detector_checkpoint=str(light_ckpt / layout.DET_FILE), device="cpu")
+    pose = Pose2d(
+        checkpoint=str(light_ckpt / layout.POSE_FILE),
+        detector_checkpoint=str(light_ckpt / layout.DET_FILE),
+        device="cpu",
+    )
     meta = pose([frame])[0]
     x1, y1, x2, y2 = onnx_models.PERSON_BOX
     body = meta["keypoints_body"]
@@ -316,15 +337,23 @@ def test_onnx_graphs_carried_to_a_machine_without_onnx(tmp_path: Path) -> None:
     """--write_onnx here, --onnx_from there: the copy needs no onnx package and gives the same files."""
     pytest.importorskip("onnx", reason="writing the graphs needs onnx", exc_type=ImportError)
     carry = tmp_path / "carry"
-    assert subprocess.run([sys.executable, str(SCRIPT), "--write_onnx", "--out", str(carry)], check=False).returncode == 0
+    assert (
+        subprocess.run([sys.executable, str(SCRIPT), "--write_onnx", "--out", str(carry)], check=False).returncode == 0
+    )
     built, copied = tmp_path / "built", tmp_path / "copied"
     onnx_models.write_onnx_models(built, "folder")
-    code = ("import sys; sys.modules['onnx'] = None; sys.path.insert(0, sys.argv[1]); from pathlib import Path\n"
-            "from synthetic.onnx_models import write_onnx_models\n"
-            "write_onnx_models(Path(sys.argv[2]), 'folder', Path(sys.argv[3]))\n"
-            "try:\n    write_onnx_models(Path(sys.argv[2]), 'folder')\nexcept SystemExit as e:\n    print(e)\n")
-    res = subprocess.run([sys.executable, "-c", code, str(SCRIPT.parent), str(copied), str(carry)],
-                         capture_output=True, text=True, check=False)
+    code = (
+        "import sys; sys.modules['onnx'] = None; sys.path.insert(0, sys.argv[1]); from pathlib import Path\n"
+        "from synthetic.onnx_models import write_onnx_models\n"
+        "write_onnx_models(Path(sys.argv[2]), 'folder', Path(sys.argv[3]))\n"
+        "try:\n    write_onnx_models(Path(sys.argv[2]), 'folder')\nexcept SystemExit as e:\n    print(e)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(SCRIPT.parent), str(copied), str(carry)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr
     assert "--write_onnx DIR" in res.stdout and "--onnx_from DIR" in res.stdout  # the fix, named
     for rel in (layout.DET_FILE, f"{layout.POSE_FILE}/end2end.onnx"):
@@ -346,10 +375,15 @@ def test_distill_lora_maps_onto_every_targeted_linear() -> None:
 
 def test_attention_norms_carry_the_qk_gain() -> None:
     by_name = {s.name: s for s in sp.dit_specs(sp.PROFILES["tiny"])}
-    gains = {n: s for n, s in by_name.items() if n.endswith(("norm_q.weight", "norm_k.weight", "norm_k_img.weight",
-                                                               "q_norm.weight", "k_norm.weight"))}
+    gains = {
+        n: s
+        for n, s in by_name.items()
+        if n.endswith(("norm_q.weight", "norm_k.weight", "norm_k_img.weight", "q_norm.weight", "k_norm.weight"))
+    }
     assert gains and all(s.init == "const" and s.std == sp.QK_GAIN for s in gains.values())
     torch = pytest.importorskip("torch", exc_type=ImportError)
-    assert torch.equal(tensors.make_tensor(next(iter(gains.values()))),
-                       torch.full(next(iter(gains.values())).shape, sp.QK_GAIN, dtype=torch.bfloat16))
+    assert torch.equal(
+        tensors.make_tensor(next(iter(gains.values()))),
+        torch.full(next(iter(gains.values())).shape, sp.QK_GAIN, dtype=torch.bfloat16),
+    )
     assert by_name["blocks.0.norm3.weight"].init == "ones"  # other norms untouched

@@ -10,18 +10,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
-from replace_actor_video.upstream.diffsynth import train as ds
-from replace_actor_video.upstream.diffsynth.mirror_train import UPSTREAM_COMMIT, build_parser
+
 from replace_actor_video.training import accelerate_config as acc
 from replace_actor_video.training.launch import training_size
+from replace_actor_video.upstream.diffsynth import train as ds
+from replace_actor_video.upstream.diffsynth.mirror_train import UPSTREAM_COMMIT, build_parser
 
 # A contract stand-in for examples/wanvideo/model_training/train.py: it accepts exactly the upstream argument
 # list (the mirror), checks the dataset the way UnifiedDataset reads it, and writes what the ModelLogger
 # writes (training_args.json, then epoch-N.safetensors). Under FSDP it builds accelerate's FSDP plugin from
 # the environment `accelerate launch` set up, as train.py's Accelerator() does, and records what it got.
-TRAIN_STANDIN = '''
+TRAIN_STANDIN = """
 import csv, json, os, sys
 sys.path.insert(0, os.environ["RAV_REPO"])
 from replace_actor_video.upstream.diffsynth.mirror_train import UPSTREAM_COMMIT, build_parser
@@ -50,7 +50,7 @@ blob = json.dumps(header).encode()
 for epoch in range(args.num_epochs):
     with open(os.path.join(args.output_path, f"epoch-{epoch}.safetensors"), "wb") as fh:
         fh.write(len(blob).to_bytes(8, "little") + blob + bytes(2 * len(names)))
-'''
+"""
 
 # A second stand-in of train.py that goes through accelerate's real FSDP2 preparation on this CPU: it builds a
 # model shaped like DiffSynth's WanTrainingModule (bf16, a block of each wrap class, LoRA-like trainables in the
@@ -59,7 +59,7 @@ for epoch in range(args.num_epochs):
 # passes it to accelerator.prepare as runner.py:75 does, takes one step per epoch and saves the trainable
 # tensors as ModelLogger.save_model does (logger.py:125-133). accelerate turns FSDP on only over an accelerator
 # backend (state.py: CPU processes become MULTI_CPU, never FSDP), so the gloo group is presented to it as one.
-FSDP_TRAIN_STANDIN = '''
+FSDP_TRAIN_STANDIN = """
 import json, os, sys
 sys.path.insert(0, os.environ["RAV_REPO"])
 from replace_actor_video.upstream.diffsynth.mirror_train import build_parser
@@ -148,7 +148,7 @@ if accelerator.is_main_process:
               "log_scale": [list(state["pipe.image_encoder.model.log_scale"].shape),
                             float(state["pipe.image_encoder.model.log_scale"])]}
     json.dump(report, open(os.path.join(args.output_path, "training_args.json"), "w"))
-'''
+"""
 
 
 @pytest.fixture
@@ -161,7 +161,9 @@ def dataset(tmp_path) -> Path:
         clip.mkdir(parents=True)
         for name in ("video", "pose", "face"):
             (clip / f"{name}.mp4").write_bytes(b"x")
-        rows.append(f"clips/v-1/{k:03d}/video.mp4,\"a dancer, red\",clips/v-1/{k:03d}/pose.mp4,clips/v-1/{k:03d}/face.mp4")
+        rows.append(
+            f'clips/v-1/{k:03d}/video.mp4,"a dancer, red",clips/v-1/{k:03d}/pose.mp4,clips/v-1/{k:03d}/face.mp4'
+        )
     (root / "metadata.csv").write_text("video,prompt,animate_pose_video,animate_face_video\n" + "\n".join(rows) + "\n")
     (root / "dataset.json").write_text(json.dumps({"clip_frames": 81, "sizes": {"720x1280": 2}}))
     return root
@@ -178,8 +180,21 @@ def fake_diffsynth(tmp_path, monkeypatch) -> Path:
 
 
 def train(dataset: Path, fake_ckpt: Path, diffsynth: Path, tmp_path: Path, *extra: str, out: str = "out"):
-    return run_cli("run_training.py", "--dataset", dataset, "--ckpt_dir", fake_ckpt, "--diffsynth_dir", diffsynth,
-                   "--runs_dir", tmp_path / "runs", "--output_path", tmp_path / out, *extra, cwd=tmp_path)
+    return run_cli(
+        "run_training.py",
+        "--dataset",
+        dataset,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--diffsynth_dir",
+        diffsynth,
+        "--runs_dir",
+        tmp_path / "runs",
+        "--output_path",
+        tmp_path / out,
+        *extra,
+        cwd=tmp_path,
+    )
 
 
 def dry_run_argv(stdout: str) -> list[str]:
@@ -188,7 +203,7 @@ def dry_run_argv(stdout: str) -> list[str]:
 
 
 def train_args(argv: list[str]) -> list[str]:
-    return argv[argv.index("--config_file") + 3:]
+    return argv[argv.index("--config_file") + 3 :]
 
 
 def test_lora_argv_is_accepted_by_train_py_parser(dataset, fake_ckpt, fake_diffsynth, tmp_path):
@@ -213,15 +228,36 @@ def test_lora_argv_is_accepted_by_train_py_parser(dataset, fake_ckpt, fake_diffs
 
 
 def test_full_mode_trains_the_animate_adapter(dataset, fake_ckpt, fake_diffsynth, tmp_path):
-    (dataset / "metadata.csv").write_text((dataset / "metadata.csv").read_text().replace(
-        "animate_face_video\n", "animate_face_video,animate_inpaint_video,animate_mask_video\n", 1).replace(
-        "face.mp4\n", "face.mp4,clips/v-1/000/face.mp4,clips/v-1/000/pose.mp4\n"))
-    result = train(dataset, fake_ckpt, fake_diffsynth, tmp_path, "--mode", "full", "--num_processes", "2",
-                   "--strategy", "zero2", "--height", "480", "--width", "832", "--dry-run")
+    (dataset / "metadata.csv").write_text(
+        (dataset / "metadata.csv")
+        .read_text()
+        .replace("animate_face_video\n", "animate_face_video,animate_inpaint_video,animate_mask_video\n", 1)
+        .replace("face.mp4\n", "face.mp4,clips/v-1/000/face.mp4,clips/v-1/000/pose.mp4\n")
+    )
+    result = train(
+        dataset,
+        fake_ckpt,
+        fake_diffsynth,
+        tmp_path,
+        "--mode",
+        "full",
+        "--num_processes",
+        "2",
+        "--strategy",
+        "zero2",
+        "--height",
+        "480",
+        "--width",
+        "832",
+        "--dry-run",
+    )
     assert result.returncode == 0, result.stderr
     args = build_parser().parse_args(train_args(dry_run_argv(result.stdout)))
     assert (args.trainable_models, args.remove_prefix_in_ckpt, args.learning_rate) == (
-        "animate_adapter", "pipe.animate_adapter.", 1e-5)
+        "animate_adapter",
+        "pipe.animate_adapter.",
+        1e-5,
+    )
     assert args.lora_base_model is None and args.find_unused_parameters
     assert args.data_file_keys.split(",")[-2:] == ["animate_inpaint_video", "animate_mask_video"]
     assert args.extra_inputs.endswith("animate_inpaint_video,animate_mask_video")
@@ -230,15 +266,30 @@ def test_full_mode_trains_the_animate_adapter(dataset, fake_ckpt, fake_diffsynth
 
 def test_launch_through_accelerate_with_fsdp(dataset, fake_ckpt, fake_diffsynth, tmp_path):
     pytest.importorskip("accelerate", reason="accelerate is needed to run `accelerate launch` (pip install accelerate)")
-    result = train(dataset, fake_ckpt, fake_diffsynth, tmp_path, "--strategy", "fsdp", "--num_processes", "1",
-                   "--num_epochs", "2", "--train_args=--enable_csv_log")
+    result = train(
+        dataset,
+        fake_ckpt,
+        fake_diffsynth,
+        tmp_path,
+        "--strategy",
+        "fsdp",
+        "--num_processes",
+        "1",
+        "--num_epochs",
+        "2",
+        "--train_args=--enable_csv_log",
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     out = tmp_path / "out"
     report = json.loads((out / "training_args.json").read_text())
     assert report["rows"] == 2 and "--enable_csv_log" in report["argv"]
-    assert report["fsdp"] == {"version": 2, "wrap": ["DiTBlock", "T5SelfAttention", "FaceBlock"],
-                              "reshard_after_forward": True, "activation_checkpointing": False,
-                              "ignored_modules": r"pipe\.image_encoder"}
+    assert report["fsdp"] == {
+        "version": 2,
+        "wrap": ["DiTBlock", "T5SelfAttention", "FaceBlock"],
+        "reshard_after_forward": True,
+        "activation_checkpointing": False,
+        "ignored_modules": r"pipe\.image_encoder",
+    }
     record = json.loads((out / "rav_training.json").read_text())
     assert sorted(record["checkpoints"]) == ["epoch-0.safetensors", "epoch-1.safetensors"]
     assert record["options"]["strategy"] == "fsdp"
@@ -253,13 +304,27 @@ def test_fsdp2_shards_a_model_holding_a_scalar_parameter(dataset, fake_ckpt, fak
     pytest.importorskip("accelerate", reason="accelerate is needed to run `accelerate launch` (pip install accelerate)")
     (fake_diffsynth / ds.TRAIN_SCRIPT).write_text(FSDP_TRAIN_STANDIN)
     # What the GPU smoke run hit: without ignored modules, fully_shard refuses the CLIP's log_scale.
-    bare = train(dataset, fake_ckpt, fake_diffsynth, tmp_path, "--strategy", "fsdp", "--num_processes", "2",
-                 "--num_epochs", "1", "--fsdp_ignored_modules", "", out="bare")
+    bare = train(
+        dataset,
+        fake_ckpt,
+        fake_diffsynth,
+        tmp_path,
+        "--strategy",
+        "fsdp",
+        "--num_processes",
+        "2",
+        "--num_epochs",
+        "1",
+        "--fsdp_ignored_modules",
+        "",
+        out="bare",
+    )
     assert bare.returncode == 1, bare.stderr
     assert "fully_shard doesn't support scalar parameters. Change log_scale" in bare.stderr.strip().splitlines()[-1]
 
-    result = train(dataset, fake_ckpt, fake_diffsynth, tmp_path, "--strategy", "fsdp", "--num_processes", "2",
-                   "--num_epochs", "2")
+    result = train(
+        dataset, fake_ckpt, fake_diffsynth, tmp_path, "--strategy", "fsdp", "--num_processes", "2", "--num_epochs", "2"
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     out = tmp_path / "out"
     report = json.loads((out / "training_args.json").read_text())
@@ -278,24 +343,48 @@ def test_missing_or_empty_checkpoint_is_a_failure(dataset, fake_ckpt, fake_diffs
     pytest.importorskip("accelerate", reason="accelerate is needed to run `accelerate launch` (pip install accelerate)")
     result = train(dataset, fake_ckpt, fake_diffsynth, tmp_path, "--num_processes", "1", "--num_epochs", "0")
     assert result.returncode == 1 and "wrote no checkpoint" in result.stderr
-    result = run_cli("run_training.py", "--dataset", dataset, "--ckpt_dir", fake_ckpt, "--diffsynth_dir", fake_diffsynth,
-                     "--runs_dir", tmp_path / "runs", "--output_path", tmp_path / "out2", "--num_processes", "1",
-                     "--num_epochs", "1", cwd=tmp_path, env={"STANDIN_EMPTY_CHECKPOINT": "1"})
+    result = run_cli(
+        "run_training.py",
+        "--dataset",
+        dataset,
+        "--ckpt_dir",
+        fake_ckpt,
+        "--diffsynth_dir",
+        fake_diffsynth,
+        "--runs_dir",
+        tmp_path / "runs",
+        "--output_path",
+        tmp_path / "out2",
+        "--num_processes",
+        "1",
+        "--num_epochs",
+        "1",
+        cwd=tmp_path,
+        env={"STANDIN_EMPTY_CHECKPOINT": "1"},
+    )
     assert result.returncode == 1 and "checkpoints without tensors (epoch-0.safetensors)" in result.stderr
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--num_machines", "2", "--num_processes", "16"], "--main_process_ip"),
-    (["--num_machines", "2", "--machine_rank", "2", "--main_process_ip", "10.0.0.1", "--num_processes", "16"],
-     "--machine_rank 2"),
-    (["--num_machines", "2", "--num_processes", "3", "--main_process_ip", "10.0.0.1"], "multiple of --num_machines"),
-    (["--strategy", "layer_offload", "--num_processes", "2"], "one GPU"),
-    (["--train_args=--no_such_flag"], "does not accept"),
-    (["--train_args=--learning_rate 1"], "repeats --learning_rate"),
-    (["--num_frames", "80"], "4n+1"),
-    (["--height", "480"], "both --height and --width"),
-    (["--fsdp_ignored_modules", "pipe.(image"], "not a regular expression"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--num_machines", "2", "--num_processes", "16"], "--main_process_ip"),
+        (
+            ["--num_machines", "2", "--machine_rank", "2", "--main_process_ip", "10.0.0.1", "--num_processes", "16"],
+            "--machine_rank 2",
+        ),
+        (
+            ["--num_machines", "2", "--num_processes", "3", "--main_process_ip", "10.0.0.1"],
+            "multiple of --num_machines",
+        ),
+        (["--strategy", "layer_offload", "--num_processes", "2"], "one GPU"),
+        (["--train_args=--no_such_flag"], "does not accept"),
+        (["--train_args=--learning_rate 1"], "repeats --learning_rate"),
+        (["--num_frames", "80"], "4n+1"),
+        (["--height", "480"], "both --height and --width"),
+        (["--fsdp_ignored_modules", "pipe.(image"], "not a regular expression"),
+    ],
+)
 def test_bad_launch_options_exit_2(dataset, fake_ckpt, fake_diffsynth, tmp_path, extra, message):
     result = train(dataset, fake_ckpt, fake_diffsynth, tmp_path, "--dry-run", *extra)
     assert result.returncode == 2, result.stdout
@@ -332,8 +421,12 @@ def test_multi_machine_config_and_accelerate_accepts_it(tmp_path):
             # without a flag is exported by the launcher all the same (the FSDP launch tests show it arriving)
             keys = set(config.get(section) or {}) - {"fsdp_ignored_modules"}
             assert {f"--{key}" for key in keys} <= launch_flags, (strategy, section)
-    assert acc.accelerate_config("zero3", topology, gradient_accumulation_steps=4)["deepspeed_config"][
-        "gradient_accumulation_steps"] == 4
+    assert (
+        acc.accelerate_config("zero3", topology, gradient_accumulation_steps=4)["deepspeed_config"][
+            "gradient_accumulation_steps"
+        ]
+        == 4
+    )
     assert accelerate.__version__
 
 
@@ -346,8 +439,9 @@ def test_training_size_keeps_aspect_near_480x832():
 
 def test_install_script_pins_the_mirrored_commit(tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "install_training.sh"
-    result = subprocess.run(["bash", str(script), "--dry-run", "--dir", str(tmp_path / "ds"), "--deepspeed"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["bash", str(script), "--dry-run", "--dir", str(tmp_path / "ds"), "--deepspeed"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert f"fetch -q --depth 1 origin {UPSTREAM_COMMIT}" in result.stdout
     assert "pip install -e" in result.stdout and "deepspeed" in result.stdout

@@ -64,8 +64,15 @@ def fake_seedvr(tmp_path, monkeypatch) -> Path:
     for model in ("3b", "7b"):
         (root / "projects").mkdir(parents=True, exist_ok=True)
         shutil.copy(STANDINS / "seedvr_inference_seedvr2.py", root / "projects" / f"inference_seedvr2_{model}.py")
-    for rel in ("configs_3b/main.yaml", "ckpts/seedvr2_ema_3b.pth", "ckpts/ema_vae.pth", "pos_emb.pt", "neg_emb.pt",
-                "data/__init__.py", "common/__init__.py"):
+    for rel in (
+        "configs_3b/main.yaml",
+        "ckpts/seedvr2_ema_3b.pth",
+        "ckpts/ema_vae.pth",
+        "pos_emb.pt",
+        "neg_emb.pt",
+        "data/__init__.py",
+        "common/__init__.py",
+    ):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(b"")
     monkeypatch.setenv("RAV_REPO", str(REPO))
@@ -85,9 +92,24 @@ def commands(runs: Path) -> list[list[str]]:
 def test_realesrgan_gives_exactly_output_with_audio(clips, fake_realesrgan, tmp_path):
     out = tmp_path / "final" / "up2x.mp4"
     out.parent.mkdir()
-    res = run_cli("run_upscale.py", "--backend", "realesrgan", "--input", clips["clip16"], "--output", out,
-                  "--outscale", "2", "--tile", "256", "--realesrgan_dir", fake_realesrgan,
-                  "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    res = run_cli(
+        "run_upscale.py",
+        "--backend",
+        "realesrgan",
+        "--input",
+        clips["clip16"],
+        "--output",
+        out,
+        "--outscale",
+        "2",
+        "--tile",
+        "256",
+        "--realesrgan_dir",
+        fake_realesrgan,
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr
     assert info_of(out) == (320, 240, 32, 16.0, True, "h264/yuv420p")
     assert sorted(p.name for p in out.parent.iterdir()) == ["up2x.mp4"]  # not up2x_out.mp4 or input_out.mp4
@@ -101,8 +123,20 @@ def test_realesrgan_gives_exactly_output_with_audio(clips, fake_realesrgan, tmp_
 def test_realesrgan_skipped_frame_fails_loudly(clips, fake_realesrgan, tmp_path, monkeypatch):
     monkeypatch.setenv("STANDIN_REALESRGAN_SKIP_FRAME", "1")
     out = tmp_path / "up.mp4"
-    res = run_cli("run_upscale.py", "--backend", "realesrgan", "--input", clips["clip16"], "--output", out,
-                  "--realesrgan_dir", fake_realesrgan, "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    res = run_cli(
+        "run_upscale.py",
+        "--backend",
+        "realesrgan",
+        "--input",
+        clips["clip16"],
+        "--output",
+        out,
+        "--realesrgan_dir",
+        fake_realesrgan,
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert res.returncode == 1
     assert "wrote 31 frames, expected 32" in res.stderr and "--tile 512" in res.stderr
     assert not out.exists()
@@ -110,9 +144,22 @@ def test_realesrgan_skipped_frame_fails_loudly(clips, fake_realesrgan, tmp_path,
 
 def test_realesrgan_missing_weights_offline_fails_with_the_reason(clips, fake_realesrgan, tmp_path):
     out = tmp_path / "up.mp4"
-    res = run_cli("run_upscale.py", "--backend", "realesrgan", "--model_name", "realesr-animevideov3", "--input",
-                  clips["clip16"], "--output", out, "--realesrgan_dir", fake_realesrgan, "--runs_dir",
-                  tmp_path / "runs", cwd=tmp_path)
+    res = run_cli(
+        "run_upscale.py",
+        "--backend",
+        "realesrgan",
+        "--model_name",
+        "realesr-animevideov3",
+        "--input",
+        clips["clip16"],
+        "--output",
+        out,
+        "--realesrgan_dir",
+        fake_realesrgan,
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert "realesr-animevideov3.pth not in" in res.stdout  # said before launching
     assert res.returncode == 1 and "Temporary failure in name resolution" in res.stderr
     assert not out.exists()
@@ -122,9 +169,23 @@ def test_realesrgan_missing_weights_offline_fails_with_the_reason(clips, fake_re
 def test_seedvr_through_torchrun_folder_io_and_audio(clips, fake_seedvr, tmp_path, no_audio):
     pytest.importorskip("torch", reason="SeedVR is launched with torch.distributed.run")
     out = tmp_path / "up720.mp4"
-    res = run_cli("run_upscale.py", "--input", clips["clip16"], "--output", out, "--res_h", "240", "--res_w", "320",
-                  "--seedvr_dir", fake_seedvr, "--runs_dir", tmp_path / "runs", *(["--no_audio"] if no_audio else []),
-                  cwd=tmp_path)
+    res = run_cli(
+        "run_upscale.py",
+        "--input",
+        clips["clip16"],
+        "--output",
+        out,
+        "--res_h",
+        "240",
+        "--res_w",
+        "320",
+        "--seedvr_dir",
+        fake_seedvr,
+        "--runs_dir",
+        tmp_path / "runs",
+        *(["--no_audio"] if no_audio else []),
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr
     assert info_of(out) == (320, 240, 32, 16.0, not no_audio, "h264/yuv420p")
     argv = next(a for a in commands(tmp_path / "runs") if "torch.distributed.run" in a)
@@ -134,10 +195,23 @@ def test_seedvr_through_torchrun_folder_io_and_audio(clips, fake_seedvr, tmp_pat
 
 def test_dry_run_prints_three_commands_and_writes_nothing(clips, fake_seedvr, tmp_path):
     out = tmp_path / "out.mp4"
-    res = run_cli("run_upscale.py", "--dry-run", "--input", clips["clip16"], "--output", out, "--num_gpus", "2",
-                  "--seedvr_dir", fake_seedvr, "--runs_dir", tmp_path / "runs", cwd=tmp_path)
+    res = run_cli(
+        "run_upscale.py",
+        "--dry-run",
+        "--input",
+        clips["clip16"],
+        "--output",
+        out,
+        "--num_gpus",
+        "2",
+        "--seedvr_dir",
+        fake_seedvr,
+        "--runs_dir",
+        tmp_path / "runs",
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr
-    lines = [l for l in res.stdout.splitlines() if l.startswith("[dry-run]")]
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("[dry-run]")]
     assert len(lines) == 3 and "-an" in lines[0] and "--nproc_per_node 2" in lines[1] and "--sp_size 2" in lines[1]
     assert "-map 1:a:0" in lines[2]
     assert not out.exists() and not (tmp_path / "runs").exists()
@@ -152,8 +226,10 @@ BAD = {
     "seedvr 7b not downloaded": (["--model", "7b"], "missing configs_7b/main.yaml, ckpts/seedvr2_ema_7b.pth"),
     "bad sp_size": (["--num_gpus", "2", "--sp_size", "3"], "sp_size must divide num_gpus"),
     "tiny resolution": (["--res_h", "8"], "--res_h 8"),
-    "realesrgan no clone": (["--backend", "realesrgan", "--realesrgan_dir", "{tmp}/none"],
-                            "inference_realesrgan_video.py not found"),
+    "realesrgan no clone": (
+        ["--backend", "realesrgan", "--realesrgan_dir", "{tmp}/none"],
+        "inference_realesrgan_video.py not found",
+    ),
     "realesrgan not set up": (["--backend", "realesrgan", "--rm-esrgan", "realesrgan/version.py"], "setup.py develop"),
     "realesrgan bad scale": (["--backend", "realesrgan", "--outscale", "3"], None),  # argparse: exit 2 too
 }
@@ -163,8 +239,12 @@ BAD = {
 def test_bad_input_exit_2_nothing_written(case, clips, fake_realesrgan, fake_seedvr, tmp_path):
     override, message = BAD[case]
     values = {k: str(v) for k, v in {"tmp": tmp_path, **clips}.items()}
-    args = {"--input": str(clips["clip16"]), "--output": str(tmp_path / "out.mp4"),
-            "--seedvr_dir": str(fake_seedvr), "--realesrgan_dir": str(fake_realesrgan)}
+    args = {
+        "--input": str(clips["clip16"]),
+        "--output": str(tmp_path / "out.mp4"),
+        "--seedvr_dir": str(fake_seedvr),
+        "--realesrgan_dir": str(fake_realesrgan),
+    }
     it = iter(override)
     for flag in it:
         if flag == "--rm":
@@ -173,8 +253,9 @@ def test_bad_input_exit_2_nothing_written(case, clips, fake_realesrgan, fake_see
             (fake_realesrgan / next(it)).unlink()
         else:
             args[flag] = next(it).format(**values)
-    res = run_cli("run_upscale.py", *[x for kv in args.items() for x in kv], "--runs_dir", tmp_path / "runs",
-                  cwd=tmp_path)
+    res = run_cli(
+        "run_upscale.py", *[x for kv in args.items() for x in kv], "--runs_dir", tmp_path / "runs", cwd=tmp_path
+    )
     assert res.returncode == 2, res.stdout + res.stderr
     if message:
         lines = res.stderr.strip().splitlines()

@@ -1,6 +1,6 @@
-"""The warm generation worker (upstream/wan/runtime/worker.py + upstream/wan/worker_client.py): its contract with upstream's
-generate.py (checked on the source of the real clone and of the stand-in), and, run for real against the contract
-stand-ins (a fake `wan` whose WanAnimate counts how often it is built): a second job skips model loading, jobs
+"""The warm generation worker (upstream/wan/runtime/worker.py + upstream/wan/worker_client.py): its contract with
+upstream's generate.py (checked on the source of the real clone and of the stand-in), and, run for real against the
+contract stand-ins (a fake `wan` whose WanAnimate counts how often it is built): a second job skips model loading, jobs
 with other model options do not share a worker, cancel and a killed client end the job but keep the worker, a
 failing job, idle timeout and clean shutdown."""
 
@@ -23,14 +23,15 @@ import psutil
 import pytest
 from conftest import REPO, STANDINS, run_cli
 
+from replace_actor_video.core.errors import Cancelled, StageFailed
 from replace_actor_video.upstream.wan import generate as wan_generate
 from replace_actor_video.upstream.wan import worker_client as workers
-from replace_actor_video.core.errors import Cancelled, StageFailed
 
 WAN22 = Path(os.environ.get("WAN22_DIR", REPO / "Wan2.2"))
 
 
 # ---- the contract with generate.py ---------------------------------------------------------------------------
+
 
 def function(tree: ast.Module, name: str) -> ast.FunctionDef:
     return next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
@@ -65,7 +66,8 @@ def check_generate_py(path: Path) -> None:
     assert len(build) == 1, "the model is built through the package attribute wan.WanAnimate (the worker's cache)"
     assert not build[0].args, "keyword arguments only: the worker compares them"
     assert {k.arg for k in build[0].keywords} == set(workers.MODEL_ARGUMENTS), (
-        "WanAnimate's arguments changed upstream: map each new one to a WorkerKey field in MODEL_ARGUMENTS")
+        "WanAnimate's arguments changed upstream: map each new one to a WorkerKey field in MODEL_ARGUMENTS"
+    )
     assert [c for c in calls(branch) if call_name(c) == "wan_animate.generate"], "then WanAnimate.generate(...)"
     assert [c for c in calls(generate) if call_name(c) == "save_video"], "then save_video(...)"
     imports = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "wan.utils.utils"]
@@ -89,8 +91,13 @@ def test_stand_in_generate_py_has_the_same_shape():
 
 def test_contract_check_fails_on_a_changed_upstream(tmp_path):
     source = (STANDINS / "wan_generate.py").read_text()
-    for old, new in (("use_relighting_lora=args.use_relighting_lora\n", "use_relighting_lora=args.use_relighting_lora,"
-                      " offload_dit=True\n"), ("wan_animate = wan.WanAnimate(", "wan_animate = WanAnimate(")):
+    for old, new in (
+        (
+            "use_relighting_lora=args.use_relighting_lora\n",
+            "use_relighting_lora=args.use_relighting_lora, offload_dit=True\n",
+        ),
+        ("wan_animate = wan.WanAnimate(", "wan_animate = WanAnimate("),
+    ):
         changed = tmp_path / "generate.py"
         changed.write_text(source.replace(old, new))
         with pytest.raises(AssertionError):
@@ -99,6 +106,7 @@ def test_contract_check_fails_on_a_changed_upstream(tmp_path):
 
 # ---- running jobs on the stand-ins ---------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, media):
     """A fake Wan2.2 tree, a checkpoint folder and one preprocessed folder, shared by the tests here."""
@@ -106,8 +114,9 @@ def setup(tmp_path_factory, media):
     wan22 = root / "Wan2.2"
     shutil.copytree(STANDINS / "fake_wan" / "wan", wan22 / "wan")
     (wan22 / "wan" / "modules" / "animate" / "preprocess").mkdir(parents=True)
-    shutil.copy(STANDINS / "wan_preprocess_data.py", wan22 / "wan" / "modules" / "animate" / "preprocess" /
-                "preprocess_data.py")
+    shutil.copy(
+        STANDINS / "wan_preprocess_data.py", wan22 / "wan" / "modules" / "animate" / "preprocess" / "preprocess_data.py"
+    )
     shutil.copy(STANDINS / "wan_generate.py", wan22 / "generate.py")
     from conftest import CKPT_FILES
 
@@ -116,9 +125,27 @@ def setup(tmp_path_factory, media):
         (ckpt / name).parent.mkdir(parents=True, exist_ok=True)
         (ckpt / name).write_bytes(b"stand-in")
     env = {"RAV_REPO": str(REPO)}
-    pre = run_cli("run_preprocessing.py", "--video_path", media["dance"], "--refer_path", media["ref"],
-                  "--save_path", root / "pp", "--resolution", "320x240", "--fps", "8", "--wan22_dir", wan22,
-                  "--ckpt_dir", ckpt, "--runs_dir", root / "runs", cwd=root, env=env)
+    pre = run_cli(
+        "run_preprocessing.py",
+        "--video_path",
+        media["dance"],
+        "--refer_path",
+        media["ref"],
+        "--save_path",
+        root / "pp",
+        "--resolution",
+        "320x240",
+        "--fps",
+        "8",
+        "--wan22_dir",
+        wan22,
+        "--ckpt_dir",
+        ckpt,
+        "--runs_dir",
+        root / "runs",
+        cwd=root,
+        env=env,
+    )
     assert pre.returncode == 0, pre.stderr
     return {"root": root, "wan22": wan22, "ckpt": ckpt, "pp": root / "pp"}
 
@@ -137,9 +164,24 @@ def worker_env(monkeypatch):
 
 
 def generate_cli(setup, out: Path, *extra: str, env: dict) -> subprocess.CompletedProcess:
-    return run_cli("run_generation.py", "--src_root_path", setup["pp"], "--save_file", out, "--wan22_dir",
-                   setup["wan22"], "--ckpt_dir", setup["ckpt"], "--runs_dir", setup["root"] / "runs", "--seed", "3",
-                   *extra, cwd=setup["root"], env=env)
+    return run_cli(
+        "run_generation.py",
+        "--src_root_path",
+        setup["pp"],
+        "--save_file",
+        out,
+        "--wan22_dir",
+        setup["wan22"],
+        "--ckpt_dir",
+        setup["ckpt"],
+        "--runs_dir",
+        setup["root"] / "runs",
+        "--seed",
+        "3",
+        *extra,
+        cwd=setup["root"],
+        env=env,
+    )
 
 
 def test_second_job_on_a_warm_worker_skips_model_loading(setup, worker_env, tmp_path):
@@ -177,10 +219,18 @@ def test_other_model_options_do_not_share_a_worker(setup, worker_env, tmp_path):
 def call_for(setup, out: Path, nproc: int = 1, **changes) -> wan_generate.GenerateCall:
     """The call the generation stage builds from its options (paths resolved, the seed drawn, the memory profile
     resolved)."""
-    base = {"wan22_dir": str(setup["wan22"]), "ckpt_dir": str(setup["ckpt"]), "src_root_path": str(setup["pp"]),
-            "save_file": str(out), "sample_steps": 20, "seed": 1, "memory_profile": "full"}
-    opts = wan_generate.GenerateOptions(**{**base, **{k: str(v) if isinstance(v, Path) else v
-                                                      for k, v in changes.items()}})
+    base = {
+        "wan22_dir": str(setup["wan22"]),
+        "ckpt_dir": str(setup["ckpt"]),
+        "src_root_path": str(setup["pp"]),
+        "save_file": str(out),
+        "sample_steps": 20,
+        "seed": 1,
+        "memory_profile": "full",
+    }
+    opts = wan_generate.GenerateOptions(
+        **{**base, **{k: str(v) if isinstance(v, Path) else v for k, v in changes.items()}}
+    )
     return wan_generate.GenerateCall(opts, offload_model=None, nproc=nproc)
 
 
@@ -194,8 +244,14 @@ def ready(handle):
 
 
 def run_on(handle, call, tmp_path, cancel=None):
-    return workers.WorkerRunner(handle)(call.argv(), log_path=tmp_path / "job.log", label="generate", echo=None,
-                                        expected_outputs=[Path(call.opts.save_file)], cancel=cancel)
+    return workers.WorkerRunner(handle)(
+        call.argv(),
+        log_path=tmp_path / "job.log",
+        label="generate",
+        echo=None,
+        expected_outputs=[Path(call.opts.save_file)],
+        cancel=cancel,
+    )
 
 
 def test_cancel_ends_the_job_and_keeps_the_warm_models(setup, worker_env, tmp_path, monkeypatch):
@@ -223,8 +279,19 @@ def test_a_killed_client_does_not_leave_the_worker_stuck(setup, worker_env, tmp_
     call = call_for(setup, tmp_path / "a.mp4")
     handle = workers.start_worker(call)
     client_log = tmp_path / "client.log"
-    client = subprocess.Popen([sys.executable, "-c", CLIENT, str(handle.socket), str(handle.pid), handle.digest,
-                               str(client_log), json.dumps(call.argv())], env={**os.environ, "PYTHONPATH": str(REPO)})
+    client = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CLIENT,
+            str(handle.socket),
+            str(handle.pid),
+            handle.digest,
+            str(client_log),
+            json.dumps(call.argv()),
+        ],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     deadline = time.monotonic() + 20
     while not (client_log.exists() and "3/20" in client_log.read_text(errors="ignore")):
         assert time.monotonic() < deadline and client.poll() is None
@@ -302,9 +369,15 @@ def test_a_worker_started_inside_a_supervised_run_outlives_it(tmp_path):
         f"pid = start_detached([sys.executable, '-c', 'import time; time.sleep(60)'], log_path=Path({str(tmp_path)!r}) "
         "/ 'detached.log')\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True)\n"
-        f"Path({str(tmp_path)!r}, 'pids').write_text(f'{{pid}} {{child.pid}}')\n")
-    run_process([sys.executable, str(script)], log_path=tmp_path / "run.log", label="starts", echo=None,
-                env={**os.environ, "PYTHONPATH": str(REPO)})
+        f"Path({str(tmp_path)!r}, 'pids').write_text(f'{{pid}} {{child.pid}}')\n"
+    )
+    run_process(
+        [sys.executable, str(script)],
+        log_path=tmp_path / "run.log",
+        label="starts",
+        echo=None,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     detached_pid, child_pid = map(int, (tmp_path / "pids").read_text().split())
     try:
         assert psutil.pid_exists(child_pid) is False or psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE

@@ -25,8 +25,10 @@ def main():
         done = min(done + 1, total - 1)
         elapsed = time.monotonic() - start
         eta = elapsed / done * (total - done)
-        sys.stdout.write(f"\r{done * 100 // total:3d}%|{'#' * (done * 10 // total):<10}| {done}/{total} "
-                         f"[{clock(elapsed)}<{clock(eta)},  5.00it/s]" + ("\n" if done % 5 == 0 else ""))
+        sys.stdout.write(
+            f"\r{done * 100 // total:3d}%|{'#' * (done * 10 // total):<10}| {done}/{total} "
+            f"[{clock(elapsed)}<{clock(eta)},  5.00it/s]" + ("\n" if done % 5 == 0 else "")
+        )
         sys.stdout.flush()
         time.sleep(0.2)
     print(flush=True)

@@ -17,8 +17,8 @@ from ..cluster.board import Board
 from ..core.cli import report_errors
 from ..core.errors import StageFailed, UserError
 from ..core.options import add_to_parser, build, option
-from ..core.process import format_argv
 from ..core.paths import absolute
+from ..core.process import format_argv
 from ..core.stage_cli import RunOptions
 from . import jobs as jobs_mod
 from .task import PIPELINE, finished, run_job

@@ -33,13 +33,16 @@ def signals_stop_like_ctrl_c() -> Iterator[None]:
 
 
 # The machine, not our code: a full disk, a quota, a read-only or failing file system, too many open files.
-ENVIRONMENT_ERRNOS = {errno.ENOSPC: "free some disk space and run again (finished stages are kept)",
-                      errno.EDQUOT: "free some space in your quota and run again (finished stages are kept)",
-                      errno.EFBIG: "the file system or a limit (ulimit -f) refuses a file this large",
-                      errno.EROFS: "choose a writable location", errno.EACCES: "choose a location you can write",
-                      errno.EIO: "the disk reported an I/O error: check it (dmesg)",
-                      errno.EMFILE: "raise the open-file limit (ulimit -n)",
-                      errno.ENFILE: "the system ran out of file handles; retry later"}
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "free some disk space and run again (finished stages are kept)",
+    errno.EDQUOT: "free some space in your quota and run again (finished stages are kept)",
+    errno.EFBIG: "the file system or a limit (ulimit -f) refuses a file this large",
+    errno.EROFS: "choose a writable location",
+    errno.EACCES: "choose a location you can write",
+    errno.EIO: "the disk reported an I/O error: check it (dmesg)",
+    errno.EMFILE: "raise the open-file limit (ulimit -n)",
+    errno.ENFILE: "the system ran out of file handles; retry later",
+}
 
 
 def report_errors(body: Callable[[], object]) -> int:

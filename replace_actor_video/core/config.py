@@ -27,8 +27,14 @@ class Location:
     def option(self, help: str | None = None, **meta: Any) -> Any:
         """The stage option that names this location (declared here once for every stage that needs it):
         its default is the environment variable, else the folder in the current directory."""
-        return option(self.default_value(), help=f"{help or self.what} (env {self.env})", widget="dir",
-                      group="paths", server="location", **meta)
+        return option(
+            self.default_value(),
+            help=f"{help or self.what} (env {self.env})",
+            widget="dir",
+            group="paths",
+            server="location",
+            **meta,
+        )
 
 
 WAN22 = Location("--wan22_dir", "WAN22_DIR", "Wan2.2", "Wan2.2 clone")

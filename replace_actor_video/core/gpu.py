@@ -20,8 +20,11 @@ def visible_gpus() -> list[Gpu]:
     exe = shutil.which("nvidia-smi")
     if not exe:
         return []
-    proc = subprocess.run([exe, "--query-gpu=index,name,memory.total,memory.free", "--format=csv,noheader,nounits"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [exe, "--query-gpu=index,name,memory.total,memory.free", "--format=csv,noheader,nounits"],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         return []
     gpus = []

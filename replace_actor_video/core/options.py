@@ -85,8 +85,14 @@ def specs(cls: type) -> list[OptionSpec]:
     return out
 
 
-def add_to_parser(parser: argparse.ArgumentParser, cls: type, *, skip: Iterable[str] = (),
-                  seen: set[str] | None = None, only_cli: bool = False) -> list[str]:
+def add_to_parser(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    *,
+    skip: Iterable[str] = (),
+    seen: set[str] | None = None,
+    only_cli: bool = False,
+) -> list[str]:
     """Add the options of `cls` to `parser`; names in `skip` or already in `seen` are left out."""
     seen = set() if seen is None else seen
     added = []

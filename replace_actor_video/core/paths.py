@@ -35,8 +35,9 @@ def _existing_ancestor(path: Path) -> Path:
     return next(p for p in (path, *path.parents) if p.exists())
 
 
-def check_output_file(path: Path, *, inputs: Sequence[Path] = (), may_replace: bool = False,
-                      run_dir: Path | None = None) -> None:
+def check_output_file(
+    path: Path, *, inputs: Sequence[Path] = (), may_replace: bool = False, run_dir: Path | None = None
+) -> None:
     """What an output file must be before any work: not a folder, not an input (nor a folder holding one), in an
     existing folder we can write to (inside `run_dir`, which the run creates, in one that can be made), and new
     unless it may be replaced (--overwrite, or this run wrote it). The messages name the path, not the flag: the

@@ -50,8 +50,11 @@ class Plan:
 
     def describe(self) -> str:
         """What --dry-run prints: the resolved facts, then every command (shell-quoted, copy-pasteable)."""
-        lines = [f"[plan] {name}: {_fact_text(value)}" for name, value in self.facts.items()
-                 if name != "notes" and value is not None]
+        lines = [
+            f"[plan] {name}: {_fact_text(value)}"
+            for name, value in self.facts.items()
+            if name != "notes" and value is not None
+        ]
         lines += [f"[plan] note: {note}" for note in self.facts.get("notes", ())]
         lines += [f"[dry-run] {step.label}: {format_argv(step.argv)}" for step in self.steps]
         lines += [f"error: {problem.message}" for problem in self.problems]
@@ -123,11 +126,26 @@ class PlanContext(RunContext):
         inner.steps, inner.notes, inner.stage_name = self.steps, self.notes, self.stage_name or name
         return inner
 
-    def step(self, label: str, argv: Sequence[str], *, stage: str, expected_outputs: Sequence[Path] = (),
-             inputs: Sequence[Path] = (), **_how: Any) -> float:
+    def step(
+        self,
+        label: str,
+        argv: Sequence[str],
+        *,
+        stage: str,
+        expected_outputs: Sequence[Path] = (),
+        inputs: Sequence[Path] = (),
+        **_how: Any,
+    ) -> float:
         """Record the step; `**_how` (cwd, env, runner) decide how it runs, not what."""
-        self.steps.append(PlannedStep(self.stage_name or stage, label, [str(a) for a in argv],
-                                      [str(Path(p)) for p in inputs], [str(Path(p)) for p in expected_outputs]))
+        self.steps.append(
+            PlannedStep(
+                self.stage_name or stage,
+                label,
+                [str(a) for a in argv],
+                [str(Path(p)) for p in inputs],
+                [str(Path(p)) for p in expected_outputs],
+            )
+        )
         return 0.0
 
     def say(self, text: str) -> None:

@@ -57,8 +57,10 @@ def describe_path(path: str | Path) -> dict[str, Any]:
         return {"path": str(path.resolve()), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file())
-        return {"path": str(path.resolve()),
-                "files": {str(p.relative_to(path)): describe_path(p)["sha256"] for p in files}}
+        return {
+            "path": str(path.resolve()),
+            "files": {str(p.relative_to(path)): describe_path(p)["sha256"] for p in files},
+        }
     return {"path": str(path), "missing": True}
 
 
@@ -80,8 +82,12 @@ def software_versions() -> dict[str, Any]:
         ffmpeg = out.split("\n", 1)[0]
     except OSError:
         pass
-    versions = {"replace-actor-video": __version__, "python": sys.version.split()[0],
-                "platform": platform.platform(), "ffmpeg": ffmpeg}
+    versions = {
+        "replace-actor-video": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "ffmpeg": ffmpeg,
+    }
     for pkg in ("torch", "onnxruntime", "onnxruntime-gpu", "sam2", "diffusers", "transformers", "flash_attn"):
         versions[pkg] = _version(pkg)
     return versions
@@ -126,8 +132,9 @@ class RunContext:
     def nested(self, name: str) -> RunContext:
         """A run directory inside this one, with the same dry-run, progress, cancel and echo (refine keeps its inner
         stages' records there, apart from the first pass's)."""
-        return type(self).open(self.run_dir / name, dry_run=self.dry_run, on_progress=self.on_progress,
-                               cancel=self.cancel, echo=self.echo)
+        return type(self).open(
+            self.run_dir / name, dry_run=self.dry_run, on_progress=self.on_progress, cancel=self.cancel, echo=self.echo
+        )
 
     @classmethod
     def open(cls, run_dir: str | Path, **kwargs: Any) -> RunContext:
@@ -146,8 +153,9 @@ class RunContext:
             raise
         ctx._base = json.loads(json.dumps(on_disk or {}))
         ctx.manifest = on_disk or {"tool": "replace-actor-video", "created": now_iso(), "stages": {}}
-        ctx.manifest.update({"updated": now_iso(), "argv": sys.argv, "cwd": os.getcwd(),
-                             "versions": software_versions()})
+        ctx.manifest.update(
+            {"updated": now_iso(), "argv": sys.argv, "cwd": os.getcwd(), "versions": software_versions()}
+        )
         return ctx
 
     def _claim(self) -> None:
@@ -155,8 +163,10 @@ class RunContext:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserError(f"{self.run_dir}: cannot use it as a run directory ({exc.strerror}); "
-                            "choose another --run_dir / --runs_dir") from None
+            raise UserError(
+                f"{self.run_dir}: cannot use it as a run directory ({exc.strerror}); "
+                "choose another --run_dir / --runs_dir"
+            ) from None
         lock = RunLock(self.run_dir)
         try:
             lock.acquire()
@@ -166,10 +176,14 @@ class RunContext:
         except OSError as exc:
             if exc.errno not in _NO_LOCKING:
                 _release(lock, created)
-                raise UserError(f"{self.run_dir}: cannot use it as a run directory ({exc.strerror}); "
-                                "choose another --run_dir / --runs_dir") from None
-            self.say(f"warning: {self.run_dir} cannot be locked on this file system ({exc.strerror}): a second "
-                     "run on it at the same time would not be refused")
+                raise UserError(
+                    f"{self.run_dir}: cannot use it as a run directory ({exc.strerror}); "
+                    "choose another --run_dir / --runs_dir"
+                ) from None
+            self.say(
+                f"warning: {self.run_dir} cannot be locked on this file system ({exc.strerror}): a second "
+                "run on it at the same time would not be refused"
+            )
         self._release = weakref.finalize(self, _release, lock, created)
         try:
             self._clear_leftovers()
@@ -185,13 +199,17 @@ class RunContext:
         except childrecords.LiveRunProcesses as exc:
             raise UserError(f"{self.run_dir}: {exc}; wait for that run to finish or stop it") from None
         if ended:
-            self.say(f"ended {len(ended)} process(es) an earlier run on {self.run_dir} left running "
-                     f"(PIDs {', '.join(map(str, ended))})")
+            self.say(
+                f"ended {len(ended)} process(es) an earlier run on {self.run_dir} left running "
+                f"(PIDs {', '.join(map(str, ended))})"
+            )
         removed = remove_dead_leftovers(self.run_dir)
         if removed:
-            self.say(f"removed {len(removed)} temp file(s) of an earlier run: "
-                     f"{', '.join(str(p.relative_to(self.run_dir)) for p in removed[:5])}"
-                     f"{' ...' if len(removed) > 5 else ''}")
+            self.say(
+                f"removed {len(removed)} temp file(s) of an earlier run: "
+                f"{', '.join(str(p.relative_to(self.run_dir)) for p in removed[:5])}"
+                f"{' ...' if len(removed) > 5 else ''}"
+            )
 
     def close(self) -> None:
         """Release the run directory's lock (a run directory this context created and left empty is removed).
@@ -212,8 +230,10 @@ class RunContext:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
-            raise UserError(f"{path}: cannot read it ({exc}); move it away to start this run directory afresh, "
-                            "or choose another --run_dir") from None
+            raise UserError(
+                f"{path}: cannot read it ({exc}); move it away to start this run directory afresh, "
+                "or choose another --run_dir"
+            ) from None
         if not isinstance(data, dict):
             raise UserError(f"{path}: not a manifest; move it away or choose another --run_dir")
         return data
@@ -243,9 +263,18 @@ class RunContext:
                 log.write(f"[rav] {text}\n")
         self.say(text)
 
-    def step(self, label: str, argv: Sequence[str], *, stage: str, expected_outputs: Sequence[Path] = (),
-             cwd: Path | None = None, env: dict[str, str] | None = None, runner: Callable[..., Any] | None = None,
-             inputs: Sequence[Path] = ()) -> float:
+    def step(
+        self,
+        label: str,
+        argv: Sequence[str],
+        *,
+        stage: str,
+        expected_outputs: Sequence[Path] = (),
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        runner: Callable[..., Any] | None = None,
+        inputs: Sequence[Path] = (),
+    ) -> float:
         """Run one external command of `stage` (or print it in a dry run); returns seconds taken. `runner`, with
         run_process's signature and a describe() method, runs it elsewhere (the warm generation worker). `inputs`,
         what the step reads, is for the plan (core/planning.PlanContext records the steps of a dry run)."""
@@ -253,9 +282,16 @@ class RunContext:
             via = f" [on the {runner.describe()}]" if runner else ""
             print(f"[dry-run] {label}{via}: {format_argv(argv)}", file=self.echo or sys.stdout)
             return 0.0
-        common = {"log_path": self.log_path(stage), "label": label, "cwd": cwd, "env": env,
-                  "expected_outputs": expected_outputs, "on_progress": self.on_progress, "echo": self.echo,
-                  "cancel": self.cancel}
+        common = {
+            "log_path": self.log_path(stage),
+            "label": label,
+            "cwd": cwd,
+            "env": env,
+            "expected_outputs": expected_outputs,
+            "on_progress": self.on_progress,
+            "echo": self.echo,
+            "cancel": self.cancel,
+        }
         if runner is not None:
             result = runner(argv, **common)
         else:
@@ -271,10 +307,17 @@ class RunContext:
     def stage_record(self, stage: str) -> dict[str, Any]:
         return self.manifest.setdefault("stages", {}).setdefault(stage, {})
 
-    def begin_stage(self, stage: str, *, options: dict[str, Any], inputs: dict[str, Any],
-                    upstream: dict[str, Any], fp: str) -> None:
-        self.manifest["stages"][stage] = {"status": "running", "started": now_iso(), "fingerprint": fp,
-                                          "options": options, "inputs": inputs, "upstream": upstream}
+    def begin_stage(
+        self, stage: str, *, options: dict[str, Any], inputs: dict[str, Any], upstream: dict[str, Any], fp: str
+    ) -> None:
+        self.manifest["stages"][stage] = {
+            "status": "running",
+            "started": now_iso(),
+            "fingerprint": fp,
+            "options": options,
+            "inputs": inputs,
+            "upstream": upstream,
+        }
         self._started[stage] = time.monotonic()
         self.save()
 
@@ -292,8 +335,16 @@ class RunContext:
         self.save()
 
     @contextlib.contextmanager
-    def running(self, stage: str, *, options: dict[str, Any], inputs: dict[str, Any], upstream: dict[str, Any],
-                fp: str, outputs: Sequence[Path]) -> Iterator[None]:
+    def running(
+        self,
+        stage: str,
+        *,
+        options: dict[str, Any],
+        inputs: dict[str, Any],
+        upstream: dict[str, Any],
+        fp: str,
+        outputs: Sequence[Path],
+    ) -> Iterator[None]:
         """Record `stage` as running; done (with `outputs` described) when the block ends, or cancelled/failed."""
         self.begin_stage(stage, options=options, inputs=inputs, upstream=upstream, fp=fp)
         try:
@@ -342,8 +393,10 @@ class RunContext:
                 self.run_dir.mkdir(parents=True, exist_ok=True)
                 write_text_atomic(path, text)
             except OSError as exc:
-                raise UserError(f"cannot write {path}: {exc.strerror or exc}; free some space (or fix the "
-                                "permissions) and run again: finished stages are kept") from None
+                raise UserError(
+                    f"cannot write {path}: {exc.strerror or exc}; free some space (or fix the "
+                    "permissions) and run again: finished stages are kept"
+                ) from None
             self._base = json.loads(text)
             self.manifest.clear()
             self.manifest.update(json.loads(text))
@@ -352,6 +405,7 @@ class RunContext:
 def _merge(disk: dict[str, Any], base: dict[str, Any], mine: dict[str, Any]) -> dict[str, Any]:
     """`disk` with what changed from `base` to `mine` applied: top-level keys one by one, and under "stages"
     one stage record at a time, so a record written meanwhile by another writer is kept."""
+
     def apply(target: dict[str, Any], old: dict[str, Any], new: dict[str, Any], skip: str | None = None) -> None:
         for key in old.keys() | new.keys():
             if key == skip:

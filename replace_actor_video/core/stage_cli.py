@@ -27,15 +27,23 @@ RESOLVED_OPTIONS = ("seed",)
 class RunOptions:
     """Run control"""
 
-    runs_dir: str = option(config.RUNS.default_value(), help="where run directories (manifest, logs) go "
-                           f"(env {config.RUNS.env})", widget="dir", group="paths", cli=True, server="location")
+    runs_dir: str = option(
+        config.RUNS.default_value(),
+        help=f"where run directories (manifest, logs) go (env {config.RUNS.env})",
+        widget="dir",
+        group="paths",
+        cli=True,
+        server="location",
+    )
     overwrite: bool = option(False, help="replace an existing output instead of refusing", group="run")
-    dry_run: bool = option(False, aliases=("--dry-run",), help="print every upstream command and run nothing",
-                           group="run")
+    dry_run: bool = option(
+        False, aliases=("--dry-run",), help="print every upstream command and run nothing", group="run"
+    )
 
 
-def build_all(option_classes: Sequence[type], values: Mapping[str, Any], problems: Problems,
-              stage: str | None = None) -> list[Any] | None:
+def build_all(
+    option_classes: Sequence[type], values: Mapping[str, Any], problems: Problems, stage: str | None = None
+) -> list[Any] | None:
     """Each class built from `values` through the option specs; every bad value becomes a problem."""
     built = []
     for cls in option_classes:
@@ -46,8 +54,15 @@ def build_all(option_classes: Sequence[type], values: Mapping[str, Any], problem
     return None if any(obj is None for obj in built) else built
 
 
-def plan_stage(stage: str, option_classes: Sequence[type], values: Mapping[str, Any], *,
-               check: Callable[..., Any], run: Callable[..., Any], run_dir: Path | None = None) -> Plan:
+def plan_stage(
+    stage: str,
+    option_classes: Sequence[type],
+    values: Mapping[str, Any],
+    *,
+    check: Callable[..., Any],
+    run: Callable[..., Any],
+    run_dir: Path | None = None,
+) -> Plan:
     """The plan of one stage CLI: its options built from `values`, the stage's `check(*options, problems, ctx=)`
     (every problem at once), then its `run` as a dry run that records the steps. Writes nothing and starts no
     program but ffprobe (and nvidia-smi for the GPU count). `run_dir` defaults to a fresh one under --runs_dir."""
@@ -64,8 +79,9 @@ def plan_stage(stage: str, option_classes: Sequence[type], values: Mapping[str, 
     checked = check(*objs, problems, ctx=ctx)
     if checked is not None and not problems:
         resolved = getattr(checked, "resolved", {})
-        objs = [dataclasses.replace(o, **{k: v for k, v in resolved.items() if k in o.__dataclass_fields__})
-                for o in objs]
+        objs = [
+            dataclasses.replace(o, **{k: v for k, v in resolved.items() if k in o.__dataclass_fields__}) for o in objs
+        ]
         facts.update(getattr(checked, "facts", dict)())
         with problems.check(stage=stage):
             run(*objs, ctx=ctx)
@@ -81,9 +97,15 @@ def refuse(plan: Plan) -> None:
         raise UserError("\nerror: ".join(problem.message for problem in plan.problems))
 
 
-def main(*, description: str, option_classes: Sequence[type], run: Callable[..., Any],
-         plan: Callable[[Mapping[str, Any]], Plan] | None = None, argv: Sequence[str] | None = None,
-         stage: str) -> int:
+def main(
+    *,
+    description: str,
+    option_classes: Sequence[type],
+    run: Callable[..., Any],
+    plan: Callable[[Mapping[str, Any]], Plan] | None = None,
+    argv: Sequence[str] | None = None,
+    stage: str,
+) -> int:
     """Parse the stage's options (derived from its dataclasses), check the whole plan before any work (a dry run
     prints it), run it in the plan's run directory, and map failures to one line on stderr and an exit code:
     2 bad input, 1 upstream failure, 130 cancelled. Without `plan` (a CLI that is no stage of the pipeline, such
@@ -98,8 +120,10 @@ def main(*, description: str, option_classes: Sequence[type], run: Callable[...,
         if plan is None:
             opts = [build(cls, values) for cls in option_classes]
             run_opts = next(o for o in opts if isinstance(o, RunOptions))
-            run(*opts, ctx=RunContext.create(run_opts.runs_dir, stage, dry_run=run_opts.dry_run,
-                                             cancel=threading.Event()))
+            run(
+                *opts,
+                ctx=RunContext.create(run_opts.runs_dir, stage, dry_run=run_opts.dry_run, cancel=threading.Event()),
+            )
             return
         checked = plan(values)
         refuse(checked)

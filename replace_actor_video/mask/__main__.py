@@ -38,11 +38,15 @@ def main(argv: list[str] | None = None) -> int:
         if where.video_path is None or where.resolution is None:
             raise UserError("the mask worker needs --video_path and --resolution (run_mask.py resolves them)")
         device = _device(mask.mask_device)
-        result = build_contour_mask(where.src_root_path, where.video_path, mask, resolution=where.resolution,
-                                    fps=where.fps, device=device)
+        result = build_contour_mask(
+            where.src_root_path, where.video_path, mask, resolution=where.resolution, fps=where.fps, device=device
+        )
         filled = f", {len(result.filled_frames)} empty frames filled" if result.filled_frames else ""
-        print(f"[mask] contour mask: {result.frames} frames {result.width}x{result.height} in {result.seconds:.1f}s "
-              f"({result.frames / max(result.seconds, 1e-6):.2f} fps) on {device}{filled}", flush=True)
+        print(
+            f"[mask] contour mask: {result.frames} frames {result.width}x{result.height} in {result.seconds:.1f}s "
+            f"({result.frames / max(result.seconds, 1e-6):.2f} fps) on {device}{filled}",
+            flush=True,
+        )
 
     return report_errors(body)
 

@@ -85,8 +85,10 @@ def fill_empty(packed: list[np.ndarray | None]) -> list[int]:
     returns the filled frame indices. Raises UserError when every frame is empty."""
     full = [i for i, p in enumerate(packed) if p is not None]
     if not full:
-        raise UserError("SAM2 found the person in no frame; check the clicks (mask_points.json, or pass "
-                        "--points with clicks on the person) and the SAM2 checkpoint")
+        raise UserError(
+            "SAM2 found the person in no frame; check the clicks (mask_points.json, or pass "
+            "--points with clicks on the person) and the SAM2 checkpoint"
+        )
     empty = [i for i, p in enumerate(packed) if p is None]
     full_arr = np.array(full)
     for i in empty:
@@ -107,16 +109,25 @@ def _ranges(frames: Sequence[int]) -> str:
     return ", ".join(parts)
 
 
-def build_contour_mask(preprocess_dir: str | Path, video_path: str | Path, options: MaskOptions, *,
-                       resolution: tuple[int, int], fps: int | None, device: str) -> ContourResult:
+def build_contour_mask(
+    preprocess_dir: str | Path,
+    video_path: str | Path,
+    options: MaskOptions,
+    *,
+    resolution: tuple[int, int],
+    fps: int | None,
+    device: str,
+) -> ContourResult:
     """Run the whole contour-mask step on a replace-mode preprocessing folder (see the module doc).
     `resolution` and `fps` are the preprocessing's --resolution and --fps (None: src_bg.mp4's rate);
     `options.sam2_checkpoint` is the checkpoint to load."""
     t0 = time.monotonic()
     validate(options)
     if options.sam2_checkpoint is None:
-        raise UserError("the contour mask needs a SAM2 checkpoint; pass --sam2_checkpoint "
-                        "(Wan2.2-Animate-14B/process_checkpoint/sam2/sam2_hiera_large.pt)")
+        raise UserError(
+            "the contour mask needs a SAM2 checkpoint; pass --sam2_checkpoint "
+            "(Wan2.2-Animate-14B/process_checkpoint/sam2/sam2_hiera_large.pt)"
+        )
     folder = Path(preprocess_dir)
     video = Path(video_path)
     official = folder / OFFICIAL_DIR
@@ -138,15 +149,20 @@ def build_contour_mask(preprocess_dir: str | Path, video_path: str | Path, optio
     area = resolution[0] * resolution[1]
     if upstream_size(src.width, src.height, area) != (width, height):
         w, h = upstream_size(src.width, src.height, area)
-        raise UserError(f"{video} resized for area {resolution[0]}x{resolution[1]} gives "
-                        f"{w}x{h} but {BG_NAME} is {width}x{height}; pass the --resolution and video used in preprocessing")
+        raise UserError(
+            f"{video} resized for area {resolution[0]}x{resolution[1]} gives "
+            f"{w}x{h} but {BG_NAME} is {width}x{height}; pass the --resolution and video used in preprocessing"
+        )
     if len(indices) != count:
-        raise UserError(f"{video} sampled at {float(rate):g} fps gives {len(indices)} frames but {BG_NAME} has {count}; "
-                        "pass the --fps and video used in preprocessing")
+        raise UserError(
+            f"{video} sampled at {float(rate):g} fps gives {len(indices)} frames but {BG_NAME} has {count}; "
+            "pass the --fps and video used in preprocessing"
+        )
 
     points = _points(folder, options, width, height, count)
-    segmenter = Sam2VideoSegmenter(Sam2Settings(Path(options.sam2_checkpoint), options.sam2_config, device,
-                                                options.sam2_image_size))
+    segmenter = Sam2VideoSegmenter(
+        Sam2Settings(Path(options.sam2_checkpoint), options.sam2_config, device, options.sam2_image_size)
+    )
     # Pass 1: masks, bit-packed (a 720p frame is 115 KB) so long videos fit in memory.
     packed: list[np.ndarray | None] = []
     for mask in segment_video(segmenter, sampled_frames(video, indices, area), points, options.mask_chunk_frames):
@@ -159,8 +175,11 @@ def build_contour_mask(preprocess_dir: str | Path, video_path: str | Path, optio
         raise UserError(f"{video} gave {len(packed)} frames, {count} expected; re-export the video")
     filled = fill_empty(packed)
     if filled:
-        log.warning("SAM2 lost the person on frames %s; their masks were copied from the nearest frame with "
-                    "one (check %s)", _ranges(filled), PREVIEW_NAME)
+        log.warning(
+            "SAM2 lost the person on frames %s; their masks were copied from the nearest frame with one (check %s)",
+            _ranges(filled),
+            PREVIEW_NAME,
+        )
 
     # Pass 2: write ours into a staging folder, then swap the pair in.
     stage = partial_name(folder / ".contour")
@@ -168,17 +187,21 @@ def build_contour_mask(preprocess_dir: str | Path, video_path: str | Path, optio
     stage.mkdir()
     try:
         hold = max(1, round(float(rate) / 2))  # clicks stay visible for half a second
-        with VideoWriter(stage / MASK_NAME, width, height, rate, mask=True) as mask_w, \
-                VideoWriter(stage / BG_NAME, width, height, rate) as bg_w, \
-                VideoWriter(folder / PREVIEW_NAME, width, height, rate, crf=20) as prev_w:
+        with (
+            VideoWriter(stage / MASK_NAME, width, height, rate, mask=True) as mask_w,
+            VideoWriter(stage / BG_NAME, width, height, rate) as bg_w,
+            VideoWriter(folder / PREVIEW_NAME, width, height, rate, crf=20) as prev_w,
+        ):
             for t, frame in enumerate(sampled_frames(video, indices, area)):
                 bits = packed[t]
                 assert bits is not None
                 mask = np.unpackbits(bits, count=width * height).reshape(height, width).astype(bool)
                 mask_w.write(mask)
                 bg_w.write(np.where(mask[..., None], np.uint8(0), frame))
-                clicks = next((points.for_frame(f) for f in range(t, max(-1, t - hold), -1)
-                               if points.for_frame(f) is not None), None)
+                clicks = next(
+                    (points.for_frame(f) for f in range(t, max(-1, t - hold), -1) if points.for_frame(f) is not None),
+                    None,
+                )
                 prev_w.write(render_preview(frame, mask, clicks))
         if not (official / BG_NAME).is_file():
             _keep_official(folder, official)
@@ -187,8 +210,18 @@ def build_contour_mask(preprocess_dir: str | Path, video_path: str | Path, optio
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     save_points(points, folder / POINTS_NAME)
-    return ContourResult(folder / MASK_NAME, folder / BG_NAME, folder / PREVIEW_NAME, folder / POINTS_NAME,
-                         official, count, width, height, tuple(filled), time.monotonic() - t0)
+    return ContourResult(
+        folder / MASK_NAME,
+        folder / BG_NAME,
+        folder / PREVIEW_NAME,
+        folder / POINTS_NAME,
+        official,
+        count,
+        width,
+        height,
+        tuple(filled),
+        time.monotonic() - t0,
+    )
 
 
 def _keep_official(folder: Path, official: Path) -> None:
@@ -216,6 +249,7 @@ def _points(folder: Path, options: MaskOptions, width: int, height: int, count: 
         raise UserError(f"{pose} is missing, so no automatic clicks; pass --points with a points JSON")
     info = probe_video(pose)
     if (info.width, info.height) != (width, height):
-        raise UserError(f"{pose} is {info.width}x{info.height} but {BG_NAME} is {width}x{height}; "
-                        "pass --points with a points JSON")
+        raise UserError(
+            f"{pose} is {info.width}x{info.height} but {BG_NAME} is {width}x{height}; pass --points with a points JSON"
+        )
     return resolve_points(points_from_skeleton(iter_frames(pose), every=options.points_every), width, height, count)

@@ -82,8 +82,11 @@ def _fail(source: str, problem: str, fix: str) -> PointsError:
 def _point(raw: Any, where: str, source: str) -> Point:
     if isinstance(raw, dict) and set(raw) >= {"x", "y"}:
         raw = [raw["x"], raw["y"]]
-    if (not isinstance(raw, (list, tuple)) or len(raw) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw)):
+    if (
+        not isinstance(raw, (list, tuple))
+        or len(raw) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in raw)
+    ):
         raise _fail(source, f"{where} is {json.dumps(raw)}", 'write each point as [x, y] or {"x": x, "y": y}')
     x, y = float(raw[0]), float(raw[1])
     if not (math.isfinite(x) and math.isfinite(y)):
@@ -100,7 +103,7 @@ def parse_points(data: Any, source: str = "points") -> PointsSpec:
         raise _fail(source, f"version {version!r} is not supported", f"write version {FORMAT_VERSION}")
     coords = data.get("coords", "pixels")
     if coords not in ("pixels", "normalized"):
-        raise _fail(source, f'coords is {coords!r}', 'use "pixels" or "normalized"')
+        raise _fail(source, f"coords is {coords!r}", 'use "pixels" or "normalized"')
     size = []
     for key in ("width", "height"):
         value = data.get(key)
@@ -130,8 +133,9 @@ def parse_points(data: Any, source: str = "points") -> PointsSpec:
                 raise _fail(source, f"frame {idx}: {kind} is not a list", f'write "{kind}": [[x, y], ...]')
             lists[kind] = tuple(_point(p, f"frame {idx} {kind}[{i}]", source) for i, p in enumerate(raw))
         if not lists["positive"]:
-            raise _fail(source, f"frame {idx} has no positive point",
-                        "click at least once on the person on every listed frame")
+            raise _fail(
+                source, f"frame {idx} has no positive point", "click at least once on the person on every listed frame"
+            )
         frames.append(FramePoints(idx, lists["positive"], lists["negative"]))
     frames.sort(key=lambda f: f.frame)
     return PointsSpec(tuple(frames), coords, size[0], size[1], source)
@@ -145,7 +149,9 @@ def load_points(path: str | Path) -> PointsSpec:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _fail(str(path), f"not valid JSON ({exc})", "fix the syntax or re-save it from the points editor") from None
+        raise _fail(
+            str(path), f"not valid JSON ({exc})", "fix the syntax or re-save it from the points editor"
+        ) from None
     return parse_points(data, str(path))
 
 
@@ -161,35 +167,54 @@ def resolve_points(spec: PointsSpec, width: int, height: int, frame_count: int) 
     """Check the points against the mask frames and return them in pixels of a width x height frame."""
     src = spec.source
     if spec.coords == "pixels" and spec.width is not None and (spec.width, spec.height) != (width, height):
-        raise _fail(src, f"points were clicked on {spec.width}x{spec.height} frames but the mask frames are "
-                         f"{width}x{height}", 'click on the preprocessed frames, or save them with "coords": "normalized"')
+        raise _fail(
+            src,
+            f"points were clicked on {spec.width}x{spec.height} frames but the mask frames are {width}x{height}",
+            'click on the preprocessed frames, or save them with "coords": "normalized"',
+        )
     out: list[FramePoints] = []
     for f in spec.frames:
         if f.frame >= frame_count:
-            raise _fail(src, f"frame {f.frame} is past the last frame ({frame_count - 1})",
-                        f"use frame numbers 0..{frame_count - 1}")
+            raise _fail(
+                src,
+                f"frame {f.frame} is past the last frame ({frame_count - 1})",
+                f"use frame numbers 0..{frame_count - 1}",
+            )
         converted: dict[str, tuple[Point, ...]] = {}
         for kind, pts in (("positive", f.positive), ("negative", f.negative)):
             res = []
             for x, y in pts:
                 if spec.coords == "normalized":
                     if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-                        raise _fail(src, f"frame {f.frame} {kind} point ({x:g}, {y:g}) is outside 0..1",
-                                    "normalized points must lie in 0..1")
+                        raise _fail(
+                            src,
+                            f"frame {f.frame} {kind} point ({x:g}, {y:g}) is outside 0..1",
+                            "normalized points must lie in 0..1",
+                        )
                     # The last pixel centre is the farthest a normalized 1.0 can mean.
                     x, y = min(x * width, width - 1.0), min(y * height, height - 1.0)
                 elif not (0.0 <= x < width and 0.0 <= y < height):
-                    raise _fail(src, f"frame {f.frame} {kind} point ({x:g}, {y:g}) is outside the {width}x{height} frame",
-                                f"use 0 <= x < {width} and 0 <= y < {height}")
+                    raise _fail(
+                        src,
+                        f"frame {f.frame} {kind} point ({x:g}, {y:g}) is outside the {width}x{height} frame",
+                        f"use 0 <= x < {width} and 0 <= y < {height}",
+                    )
                 res.append((x, y))
             converted[kind] = tuple(res)
         out.append(FramePoints(f.frame, converted["positive"], converted["negative"]))
     return replace(spec, frames=tuple(out), coords="pixels", width=width, height=height)
 
 
-def points_from_pose(keypoints: np.ndarray, width: int, height: int, *, every: int = 0,
-                     joints: Sequence[int] = UPSTREAM_PROMPT_JOINTS, min_conf: float = 0.5,
-                     normalized: bool = False) -> PointsSpec:
+def points_from_pose(
+    keypoints: np.ndarray,
+    width: int,
+    height: int,
+    *,
+    every: int = 0,
+    joints: Sequence[int] = UPSTREAM_PROMPT_JOINTS,
+    min_conf: float = 0.5,
+    normalized: bool = False,
+) -> PointsSpec:
     """Positive clicks from pose keypoints (frames x joints x (x, y, conf)).
 
     Frames 0, every, 2*every, ... (only frame 0 when every <= 0) get one click per listed joint whose
@@ -203,7 +228,9 @@ def points_from_pose(keypoints: np.ndarray, width: int, height: int, *, every: i
         raise PointsError("pose keypoints hold no frames; run pose detection on the video first")
     bad = [j for j in joints if not 0 <= j < kp.shape[1]]
     if bad:
-        raise PointsError(f"joints {bad} do not exist in {kp.shape[1]}-joint keypoints; choose joints 0..{kp.shape[1] - 1}")
+        raise PointsError(
+            f"joints {bad} do not exist in {kp.shape[1]}-joint keypoints; choose joints 0..{kp.shape[1] - 1}"
+        )
     scale = np.array([width, height], dtype=np.float64) if normalized else np.ones(2)
     frames: list[FramePoints] = []
     for t in (t for t in range(kp.shape[0]) if _is_sampled(t, every)):
@@ -215,13 +242,16 @@ def points_from_pose(keypoints: np.ndarray, width: int, height: int, *, every: i
         if pts:
             frames.append(FramePoints(t, tuple(pts)))
     if not frames:
-        raise PointsError(f"no joint reached confidence {min_conf} inside the frame on any sampled frame; "
-                          "click points by hand (--points FILE) or lower the confidence threshold")
+        raise PointsError(
+            f"no joint reached confidence {min_conf} inside the frame on any sampled frame; "
+            "click points by hand (--points FILE) or lower the confidence threshold"
+        )
     return PointsSpec(tuple(frames), "pixels", width, height, "pose keypoints")
 
 
-def points_from_skeleton(pose_frames: Iterable[np.ndarray], *, every: int = 0, count: int = 8,
-                         threshold: int = 80) -> PointsSpec:
+def points_from_skeleton(
+    pose_frames: Iterable[np.ndarray], *, every: int = 0, count: int = 8, threshold: int = 80
+) -> PointsSpec:
     """Positive clicks from Wan2.2's rendered skeleton (src_pose.mp4 frames, same size as the mask frames).
 
     Every bright pixel of src_pose.mp4 lies on a drawn limb or joint, i.e. on the person. On frames
@@ -244,8 +274,10 @@ def points_from_skeleton(pose_frames: Iterable[np.ndarray], *, every: int = 0, c
     if size is None:
         raise PointsError("the pose video has no frames; re-run preprocessing")
     if not frames:
-        raise PointsError("no skeleton is drawn on the sampled frames of src_pose.mp4 (pose detection found "
-                          "nobody); click points by hand with --points FILE")
+        raise PointsError(
+            "no skeleton is drawn on the sampled frames of src_pose.mp4 (pose detection found "
+            "nobody); click points by hand with --points FILE"
+        )
     return PointsSpec(tuple(frames), "pixels", size[0], size[1], "src_pose.mp4 skeleton")
 
 

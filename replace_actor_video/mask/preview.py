@@ -14,8 +14,9 @@ POSITIVE_RGB = (0, 255, 0)
 NEGATIVE_RGB = (255, 0, 0)
 
 
-def render_preview(frame: np.ndarray, mask: np.ndarray, clicks: FramePoints | None = None,
-                   *, alpha: float = TINT_ALPHA) -> np.ndarray:
+def render_preview(
+    frame: np.ndarray, mask: np.ndarray, clicks: FramePoints | None = None, *, alpha: float = TINT_ALPHA
+) -> np.ndarray:
     """An RGB frame with `mask` blended toward the tint colour and the clicks drawn as dots
     (positive green, negative red, with a white ring so they show on any background)."""
     out = frame.copy()

@@ -18,7 +18,6 @@ JPEG folder or an mp4 (the latter needs decord), not arrays.
 from __future__ import annotations
 
 import pickle
-
 import re
 import tempfile
 import warnings
@@ -35,8 +34,17 @@ from .points import FramePoints, PointsSpec
 OBJ_ID = 1
 JPEG_QUALITY = 95
 
-_SIZES = {"tiny": "t", "t": "t", "small": "s", "s": "s", "base_plus": "b+", "b+": "b+", "base-plus": "b+",
-          "large": "l", "l": "l"}
+_SIZES = {
+    "tiny": "t",
+    "t": "t",
+    "small": "s",
+    "s": "s",
+    "base_plus": "b+",
+    "b+": "b+",
+    "base-plus": "b+",
+    "large": "l",
+    "l": "l",
+}
 _CKPT_NAME = re.compile(r"sam2(\.1)?[_-]hiera[_-](tiny|small|base[_-]plus|large|b\+|t|s|l)(?![a-z])", re.IGNORECASE)
 
 
@@ -47,8 +55,10 @@ def infer_sam2_config(checkpoint: str | Path) -> str:
     configs/sam2.1/sam2.1_hiera_b+.yaml (the names Meta publishes; Wan2.2 ships sam2_hiera_large.pt)."""
     m = _CKPT_NAME.search(Path(checkpoint).name)
     if not m:
-        raise UserError(f"cannot tell the SAM2 model size from the file name {Path(checkpoint).name!r}; "
-                        "pass --sam2_config (e.g. configs/sam2.1/sam2.1_hiera_l.yaml)")
+        raise UserError(
+            f"cannot tell the SAM2 model size from the file name {Path(checkpoint).name!r}; "
+            "pass --sam2_config (e.g. configs/sam2.1/sam2.1_hiera_l.yaml)"
+        )
     size = _SIZES[m.group(2).lower().replace("-", "_")]
     return f"configs/sam2.1/sam2.1_hiera_{size}.yaml" if m.group(1) else f"configs/sam2/sam2_hiera_{size}.yaml"
 
@@ -58,8 +68,10 @@ def _sam2_package() -> Any:
         import sam2
         import torch  # noqa: F401
     except ImportError as exc:
-        raise UserError(f"the contour mask needs the sam2 package ({exc.name} is missing); "
-                        "install it as requirements-mask-cpu.txt shows") from None
+        raise UserError(
+            f"the contour mask needs the sam2 package ({exc.name} is missing); "
+            "install it as requirements-mask-cpu.txt shows"
+        ) from None
     return sam2
 
 
@@ -69,8 +81,10 @@ def check_sam2_config(config: str) -> str:
     root = Path(pkg.__path__[0])
     name = config.removeprefix("sam2/") if config.startswith("sam2/configs/") else config
     if not (root / name).is_file():
-        raise UserError(f"SAM2 config {config!r} is not in the sam2 package; use a name such as "
-                        "configs/sam2.1/sam2.1_hiera_l.yaml or sam2_hiera_l.yaml")
+        raise UserError(
+            f"SAM2 config {config!r} is not in the sam2 package; use a name such as "
+            "configs/sam2.1/sam2.1_hiera_l.yaml or sam2_hiera_l.yaml"
+        )
     return name
 
 
@@ -94,25 +108,36 @@ class Sam2VideoSegmenter:
 
         ckpt = Path(settings.checkpoint)
         if not ckpt.is_file():
-            raise UserError(f"{ckpt}: SAM2 checkpoint not found; pass --sam2_checkpoint "
-                            "(Wan2.2-Animate-14B/process_checkpoint/sam2/sam2_hiera_large.pt)")
+            raise UserError(
+                f"{ckpt}: SAM2 checkpoint not found; pass --sam2_checkpoint "
+                "(Wan2.2-Animate-14B/process_checkpoint/sam2/sam2_hiera_large.pt)"
+            )
         self.config = check_sam2_config(settings.config or infer_sam2_config(ckpt))
         if settings.device.startswith("cuda") and not torch.cuda.is_available():
             raise UserError("SAM2 device is cuda but torch sees no CUDA GPU; pass --device cpu (slow) or fix CUDA")
         try:
-            self.predictor = build_sam2_video_predictor(self.config, str(ckpt), device=settings.device,
-                                                        hydra_overrides_extra=_size_overrides(settings.image_size))
+            self.predictor = build_sam2_video_predictor(
+                self.config,
+                str(ckpt),
+                device=settings.device,
+                hydra_overrides_extra=_size_overrides(settings.image_size),
+            )
         except RuntimeError as exc:
             # sam2 raises a bare RuntimeError (and logs the keys) when the weights don't fit the config.
-            raise UserError(f"{ckpt} does not match SAM2 config {self.config} ({exc or 'state dict mismatch'}); "
-                            "pass the --sam2_config that matches the checkpoint") from None
+            raise UserError(
+                f"{ckpt} does not match SAM2 config {self.config} ({exc or 'state dict mismatch'}); "
+                "pass the --sam2_config that matches the checkpoint"
+            ) from None
         except (EOFError, IndexError, KeyError, OSError, ValueError, pickle.UnpicklingError) as exc:
             # torch.load on a truncated or foreign file fails with any of these.
-            raise UserError(f"{ckpt}: not a readable SAM2 checkpoint ({type(exc).__name__}); download it again") from None
+            raise UserError(
+                f"{ckpt}: not a readable SAM2 checkpoint ({type(exc).__name__}); download it again"
+            ) from None
         self.device = settings.device
 
-    def segment_chunk(self, frames: np.ndarray, prompts: dict[int, FramePoints],
-                      init_mask: np.ndarray | None = None) -> np.ndarray:
+    def segment_chunk(
+        self, frames: np.ndarray, prompts: dict[int, FramePoints], init_mask: np.ndarray | None = None
+    ) -> np.ndarray:
         """Masks (T, H, W) bool for frames (T, H, W, 3) RGB uint8.
 
         prompts: local frame index -> clicks in pixels; init_mask: a mask for local frame 0 (used only
@@ -135,12 +160,12 @@ class Sam2VideoSegmenter:
                 for idx, fp in sorted(prompts.items()):
                     pts = np.array(fp.positive + fp.negative, dtype=np.float32)
                     labels = np.array([1] * len(fp.positive) + [0] * len(fp.negative), dtype=np.int32)
-                    self.predictor.add_new_points_or_box(state, frame_idx=idx, obj_id=OBJ_ID,
-                                                         points=pts, labels=labels)
+                    self.predictor.add_new_points_or_box(state, frame_idx=idx, obj_id=OBJ_ID, points=pts, labels=labels)
                 first = 0 if use_mask else min(prompts)
                 for reverse in (False, True) if first > 0 else (False,):
-                    for idx, _, logits in self.predictor.propagate_in_video(state, start_frame_idx=first,
-                                                                            reverse=reverse):
+                    for idx, _, logits in self.predictor.propagate_in_video(
+                        state, start_frame_idx=first, reverse=reverse
+                    ):
                         out[idx] = (logits[0, 0] > 0).cpu().numpy()
                 self.predictor.reset_state(state)
         assert out.shape[0] == n
@@ -160,14 +185,18 @@ def _write_jpegs(frames: np.ndarray, folder: Path) -> None:
 
     for i, frame in enumerate(frames):
         # sam2 sorts the folder by int(stem): 00000.jpg, 00001.jpg, ...
-        ok = cv2.imwrite(str(folder / f"{i:05d}.jpg"), np.ascontiguousarray(frame[..., ::-1]),
-                         [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        ok = cv2.imwrite(
+            str(folder / f"{i:05d}.jpg"),
+            np.ascontiguousarray(frame[..., ::-1]),
+            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
+        )
         if not ok:
             raise OSError(f"could not write a frame JPEG into {folder}")
 
 
-def segment_video(segmenter: Sam2VideoSegmenter, frames: Iterable[np.ndarray], points: PointsSpec,
-                  chunk_frames: int = 400) -> Iterator[np.ndarray]:
+def segment_video(
+    segmenter: Sam2VideoSegmenter, frames: Iterable[np.ndarray], points: PointsSpec, chunk_frames: int = 400
+) -> Iterator[np.ndarray]:
     """Yield one (H, W) bool mask per input frame, in order, running SAM2 chunk by chunk.
 
     `points` must be in pixels of the frames (see points.resolve_points). chunk_frames >= 2."""

@@ -18,19 +18,34 @@ OUTPUTS = ("src_mask.mp4", "src_bg.mp4", "mask_preview.mp4", "mask_points.json")
 LABEL = "contour mask (SAM2 → grow → blockify)"
 
 
-def worker_argv(folder: Path, video: Path, mask: MaskOptions, *, checkpoint: Path, resolution: tuple[int, int],
-                fps: int | None) -> list[str]:
+def worker_argv(
+    folder: Path, video: Path, mask: MaskOptions, *, checkpoint: Path, resolution: tuple[int, int], fps: int | None
+) -> list[str]:
     where = MaskStageOptions(src_root_path=str(folder), video_path=str(video), resolution=resolution, fps=fps)
     points = mask.points if mask.points == "auto" else str(Path(mask.points).expanduser().resolve())
     mask = dataclasses.replace(mask, sam2_checkpoint=str(checkpoint), points=points)
     return [sys.executable, "-m", "replace_actor_video.mask", *to_argv(where), *to_argv(mask)]
 
 
-def contour_step(ctx: RunContext, *, stage: str, folder: Path, video: Path, mask: MaskOptions, checkpoint: Path,
-                 resolution: tuple[int, int], fps: int | None) -> None:
-    ctx.step(LABEL, worker_argv(folder, video, mask, checkpoint=checkpoint, resolution=resolution, fps=fps),
-             stage=stage, expected_outputs=[folder / name for name in OUTPUTS], cwd=ctx.scratch(stage),
-             env=own_module_env())
+def contour_step(
+    ctx: RunContext,
+    *,
+    stage: str,
+    folder: Path,
+    video: Path,
+    mask: MaskOptions,
+    checkpoint: Path,
+    resolution: tuple[int, int],
+    fps: int | None,
+) -> None:
+    ctx.step(
+        LABEL,
+        worker_argv(folder, video, mask, checkpoint=checkpoint, resolution=resolution, fps=fps),
+        stage=stage,
+        expected_outputs=[folder / name for name in OUTPUTS],
+        cwd=ctx.scratch(stage),
+        env=own_module_env(),
+    )
 
 
 def check_points(path: str, width: int, height: int, frames: int) -> None:

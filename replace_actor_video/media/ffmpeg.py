@@ -24,8 +24,9 @@ def rate_text(fps: Fraction) -> str:
     return str(fps.numerator) if fps.denominator == 1 else f"{fps.numerator}/{fps.denominator}"
 
 
-def retime_trim_mux_argv(video: Path, out: Path, *, fps: Fraction, frames: int,
-                         audio_from: Path | None = None) -> list[str]:
+def retime_trim_mux_argv(
+    video: Path, out: Path, *, fps: Fraction, frames: int, audio_from: Path | None = None
+) -> list[str]:
     """Re-stamp every frame of `video` at `fps` (no frame dropped or repeated), keep the first `frames`,
     and take the audio of `audio_from` from its start, cut to the new video's duration.
 
@@ -45,9 +46,26 @@ def retime_trim_mux_argv(video: Path, out: Path, *, fps: Fraction, frames: int,
     return argv
 
 
-
 def mux_audio_argv(video: Path, audio_from: Path, out: Path, *, duration: float) -> list[str]:
     """Copy the video stream and add the first audio stream of `audio_from` from its start, cut to
     `duration` (the video's); a shorter audio track just ends early, the video is never cut."""
-    return [ffmpeg_bin(), "-hide_banner", "-nostdin", "-y", "-i", str(video), "-i", str(audio_from),
-            "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", *AAC_ARGS, "-t", f"{duration:.6f}", str(out)]
+    return [
+        ffmpeg_bin(),
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-i",
+        str(video),
+        "-i",
+        str(audio_from),
+        "-map",
+        "0:v:0",
+        "-map",
+        "1:a:0",
+        "-c:v",
+        "copy",
+        *AAC_ARGS,
+        "-t",
+        f"{duration:.6f}",
+        str(out),
+    ]

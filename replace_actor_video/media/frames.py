@@ -30,14 +30,25 @@ if TYPE_CHECKING:  # typing.Self is Python 3.11+; only annotations use it (postp
 # Lossless H.264 of a full-range grey picture: Y holds exactly 0/255 and chroma is the neutral 128,
 # so every decoder returns 0/255 whatever range or matrix it assumes (a limited-range reading of
 # 0/255 clips back to 0/255). yuv444p keeps odd sizes legal; decord/libavcodec decode it.
-MASK_CODEC_ARGS = ["-c:v", "libx264", "-qp", "0", "-preset", "medium", "-pix_fmt", "yuv444p",
-                   "-color_range", "pc"]
+MASK_CODEC_ARGS = ["-c:v", "libx264", "-qp", "0", "-preset", "medium", "-pix_fmt", "yuv444p", "-color_range", "pc"]
 
 
 def _rgb_codec_args(crf: int) -> list[str]:
     # The pad keeps yuv420p legal for odd sizes (preprocessing sizes are multiples of 16: a no-op there).
-    return ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-crf", str(crf), "-preset", "medium",
-            "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
+    return [
+        "-vf",
+        "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+        "-c:v",
+        "libx264",
+        "-crf",
+        str(crf),
+        "-preset",
+        "medium",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+    ]
 
 
 def _last_line(log: IO[bytes]) -> str:
@@ -52,8 +63,25 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
     frame_bytes = info.width * info.height * 3
     # -noautorotate: decord (upstream's reader) ignores rotation metadata, and the frame size must be
     # the probed (coded) size for the byte count below to hold.
-    argv = [ffmpeg_bin(), "-hide_banner", "-nostdin", "-v", "error", "-noautorotate", "-i", str(path), "-map", "0:v:0",
-            "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    argv = [
+        ffmpeg_bin(),
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-noautorotate",
+        "-i",
+        str(path),
+        "-map",
+        "0:v:0",
+        "-fps_mode",
+        "passthrough",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
         assert proc.stdout is not None
@@ -101,8 +129,9 @@ class VideoWriter:
 
     Use as a context manager: leaving the block with an exception kills ffmpeg and removes the temp."""
 
-    def __init__(self, path: str | Path, width: int, height: int, fps: Fraction | float,
-                 *, mask: bool = False, crf: int = 12) -> None:
+    def __init__(
+        self, path: str | Path, width: int, height: int, fps: Fraction | float, *, mask: bool = False, crf: int = 12
+    ) -> None:
         self.path = Path(path)
         self.width, self.height, self.mask = int(width), int(height), mask
         self.fps = Fraction(fps).limit_denominator(1001 * 1000)
@@ -116,9 +145,25 @@ class VideoWriter:
         tmp = self._stack.enter_context(atomic_file(self.path))
         self._log = self._stack.enter_context(tempfile.TemporaryFile())
         in_fmt = ["-pix_fmt", "yuv444p", "-color_range", "pc"] if self.mask else ["-pix_fmt", "rgb24"]
-        argv = [ffmpeg_bin(), "-hide_banner", "-nostdin", "-v", "error", "-y",
-                "-f", "rawvideo", *in_fmt, "-s", f"{self.width}x{self.height}", "-r", rate_text(self.fps),
-                "-i", "-", *self._codec, str(tmp)]
+        argv = [
+            ffmpeg_bin(),
+            "-hide_banner",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            *in_fmt,
+            "-s",
+            f"{self.width}x{self.height}",
+            "-r",
+            rate_text(self.fps),
+            "-i",
+            "-",
+            *self._codec,
+            str(tmp),
+        ]
         self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log)
         return self
 
@@ -168,8 +213,9 @@ class VideoWriter:
             raise failure
 
 
-def _write_all(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | float, what: str,
-               **writer: object) -> int:
+def _write_all(
+    path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | float, what: str, **writer: object
+) -> int:
     """Size the writer from the first frame, write them all; returns the number written."""
     it = iter(frames)
     first = next(it, None)
@@ -182,8 +228,7 @@ def _write_all(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | f
     return w.frames_written
 
 
-def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | float,
-                *, crf: int = 12) -> int:
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction | float, *, crf: int = 12) -> int:
     """Encode RGB frames to H.264 (yuv420p) atomically; returns the number of frames written."""
     return _write_all(path, frames, fps, "frames", crf=crf)
 

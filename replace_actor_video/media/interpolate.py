@@ -63,42 +63,94 @@ def _inputs(video: Path, audio_from: Path | None, *, own_audio: bool = False) ->
 def extract_frames_argv(video: Path, out_dir: Path) -> list[str]:
     """Every frame of `video` as out_dir/00000001.png, 00000002.png, … (the image2 muxer neither drops
     nor duplicates frames)."""
-    return [ffmpeg_bin(), "-hide_banner", "-nostdin", "-y", "-i", str(video), "-map", "0:v:0",
-            "-start_number", "1", str(out_dir / FRAME_PATTERN)]
+    return [
+        ffmpeg_bin(),
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-i",
+        str(video),
+        "-map",
+        "0:v:0",
+        "-start_number",
+        "1",
+        str(out_dir / FRAME_PATTERN),
+    ]
 
 
-def frames_to_video_argv(frames_dir: Path, out: Path, *, fps: Fraction, frames: int,
-                         audio_from: Path | None) -> list[str]:
+def frames_to_video_argv(
+    frames_dir: Path, out: Path, *, fps: Fraction, frames: int, audio_from: Path | None
+) -> list[str]:
     """Encode frames_dir/00000001.png… (exactly `frames` of them) at `fps`, adding the first audio stream
     of `audio_from` cut to the video's duration."""
-    return [ffmpeg_bin(), "-hide_banner", "-nostdin", "-y", "-framerate", rate_text(fps), "-start_number", "1",
-            *_inputs(frames_dir / FRAME_PATTERN, audio_from),
-            *_encode_args(fps=fps, frames=frames, audio=audio_from is not None), str(out)]
+    return [
+        ffmpeg_bin(),
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-framerate",
+        rate_text(fps),
+        "-start_number",
+        "1",
+        *_inputs(frames_dir / FRAME_PATTERN, audio_from),
+        *_encode_args(fps=fps, frames=frames, audio=audio_from is not None),
+        str(out),
+    ]
 
 
-def resample_argv(video: Path, out: Path, *, rate_in: Fraction, fps: Fraction, frames: int, pad: int,
-                  audio_from: Path | None) -> list[str]:
+def resample_argv(
+    video: Path, out: Path, *, rate_in: Fraction, fps: Fraction, frames: int, pad: int, audio_from: Path | None
+) -> list[str]:
     """Re-stamp `video` at `rate_in` (what its frames really are: an upstream writer may have rounded the
     container rate), resample to exactly `fps` by taking the nearest frame, and keep exactly `frames`
     (the last one repeated when up to `pad` are missing at the end)."""
     vf = f"setpts=N/(({rate_text(rate_in)})*TB),fps={rate_text(fps)},{exact_length_filter(fps, frames, pad)}"
-    return [ffmpeg_bin(), "-hide_banner", "-nostdin", "-y", *_inputs(video, audio_from), "-vf", vf,
-            *_encode_args(fps=fps, frames=frames, audio=audio_from is not None), str(out)]
+    return [
+        ffmpeg_bin(),
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        *_inputs(video, audio_from),
+        "-vf",
+        vf,
+        *_encode_args(fps=fps, frames=frames, audio=audio_from is not None),
+        str(out),
+    ]
 
 
 def filtered_argv(video: Path, out: Path, *, vf: str, fps: Fraction, frames: int, pad: int, audio: bool) -> list[str]:
     """Run the filter chain `vf` (which outputs `fps`) over `video`, keeping exactly `frames` and the
     video's own audio."""
-    return [ffmpeg_bin(), "-hide_banner", "-nostdin", "-y", *_inputs(video, None, own_audio=audio),
-            "-vf", f"{vf},{exact_length_filter(fps, frames, pad)}",
-            *_encode_args(fps=fps, frames=frames, audio=audio), str(out)]
+    return [
+        ffmpeg_bin(),
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        *_inputs(video, None, own_audio=audio),
+        "-vf",
+        f"{vf},{exact_length_filter(fps, frames, pad)}",
+        *_encode_args(fps=fps, frames=frames, audio=audio),
+        str(out),
+    ]
 
 
 def video_only_argv(video: Path, out: Path) -> list[str]:
     """Copy the first video stream into an MP4 (no re-encode): upstreams get a file whose name says
     'video', whose container records nb_frames, and no audio for them to mishandle."""
-    return [ffmpeg_bin(), "-hide_banner", "-nostdin", "-y", "-i", str(video), "-map", "0:v:0", "-c:v", "copy",
-            "-an", str(out)]
+    return [
+        ffmpeg_bin(),
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-i",
+        str(video),
+        "-map",
+        "0:v:0",
+        "-c:v",
+        "copy",
+        "-an",
+        str(out),
+    ]
 
 
 def finish_upscaled_argv(video: Path, out: Path, *, copy: bool, audio_from: Path | None, duration: float) -> list[str]:

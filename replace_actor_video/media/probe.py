@@ -66,8 +66,10 @@ def probe_video(path: str | Path, *, count_frames: bool = False) -> VideoInfo:
     if container == "image2" or container.endswith("_pipe"):
         raise UserError(f"{path}: this is a still image, not a video; pass a video file (mp4, mov, mkv, webm)")
     streams = data.get("streams", [])
-    video = next((s for s in streams if s.get("codec_type") == "video"
-                  and not s.get("disposition", {}).get("attached_pic")), None)
+    video = next(
+        (s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")),
+        None,
+    )
     if video is None:
         raise UserError(f"{path}: no video stream; pass a video file (mp4, mov, mkv, webm)")
     fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
@@ -78,12 +80,20 @@ def probe_video(path: str | Path, *, count_frames: bool = False) -> VideoInfo:
     if frames <= 0 or not fps:
         raise UserError(f"{path}: the video stream has no decodable frames; re-export the video")
     if min(int(video.get("width") or 0), int(video.get("height") or 0)) < 1:
-        raise UserError(f"{path}: the video stream has no picture size ({video.get('width')}x{video.get('height')}); "
-                        "re-export the video")
+        raise UserError(
+            f"{path}: the video stream has no picture size ({video.get('width')}x{video.get('height')}); "
+            "re-export the video"
+        )
     return VideoInfo(
-        path=path, width=int(video["width"]), height=int(video["height"]), fps=fps, frames=frames,
-        duration=duration or frames / fps, has_audio=any(s.get("codec_type") == "audio" for s in streams),
-        codec=video.get("codec_name", ""), pix_fmt=video.get("pix_fmt", ""),
+        path=path,
+        width=int(video["width"]),
+        height=int(video["height"]),
+        fps=fps,
+        frames=frames,
+        duration=duration or frames / fps,
+        has_audio=any(s.get("codec_type") == "audio" for s in streams),
+        codec=video.get("codec_name", ""),
+        pix_fmt=video.get("pix_fmt", ""),
     )
 
 

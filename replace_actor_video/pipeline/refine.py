@@ -40,17 +40,31 @@ SET_HERE = {"video_path", "src_root_path", "replace", "retarget", "use_flux"}  #
 class RefineOwnOptions:
     """Refine (second replace pass over a generated video)"""
 
-    input: str = option(label="Generated video",
-                        help="the generated video to refine (output of run_generation.py --replace)",
-                        widget="video", group="inputs")
+    input: str = option(
+        label="Generated video",
+        help="the generated video to refine (output of run_generation.py --replace)",
+        widget="video",
+        group="inputs",
+    )
     refer_path: str = same_as(PreprocessOptions, "refer_path", help="the reference image of the first pass")
-    save_path: str = same_as(PreprocessOptions, "save_path", default="refine_process",
-                             help="folder for the refine pass's preprocessing results")
+    save_path: str = same_as(
+        PreprocessOptions,
+        "save_path",
+        default="refine_process",
+        help="folder for the refine pass's preprocessing results",
+    )
     save_file: str = same_as(GenerateOptions, "save_file", default="refined.mp4", aliases=())
-    fps: int = same_as(PreprocessOptions, "fps", default=-1, help="frames per second to sample the input at; -1 "
-                       "keeps the generated video's fps")
-    audio_from: str | None = same_as(GenerateOptions, "audio_from", help="take the audio from this file (e.g. the "
-                                     "original source video) instead of the input")
+    fps: int = same_as(
+        PreprocessOptions,
+        "fps",
+        default=-1,
+        help="frames per second to sample the input at; -1 keeps the generated video's fps",
+    )
+    audio_from: str | None = same_as(
+        GenerateOptions,
+        "audio_from",
+        help="take the audio from this file (e.g. the original source video) instead of the input",
+    )
 
 
 # The contour mask's options come with MaskOptions (OPTION_CLASSES); iterations/k/w_len/h_len shape the official one.
@@ -61,8 +75,9 @@ OPTION_CLASSES = [RefineOptions, MaskOptions, RunOptions]
 def stage_options(opts: RefineOptions) -> tuple[PreprocessOptions, GenerateOptions]:
     """The two stages' options for a replace pass over `opts.input`."""
     values = vars(opts)
-    pre = build(PreprocessOptions, {**values, "video_path": opts.input, "replace": True, "retarget": False,
-                                    "use_flux": False})
+    pre = build(
+        PreprocessOptions, {**values, "video_path": opts.input, "replace": True, "retarget": False, "use_flux": False}
+    )
     gen = build(GenerateOptions, {**values, "src_root_path": opts.save_path, "replace": True})
     return pre, gen
 
@@ -82,15 +97,25 @@ class Checked:
         return {**self.gen.facts(), "refine_of": str(self.pre.video.path)}
 
 
-def check(opts: RefineOptions, mask: MaskOptions, run_opts: RunOptions, problems: Problems, *, ctx: RunContext,
-          planned: VideoInfo | None = None) -> Checked | None:
+def check(
+    opts: RefineOptions,
+    mask: MaskOptions,
+    run_opts: RunOptions,
+    problems: Problems,
+    *,
+    ctx: RunContext,
+    planned: VideoInfo | None = None,
+) -> Checked | None:
     """Every problem the refine pass would meet: its two stages' checks on the options refine gives them, with the
     inner run directory where their records go; `planned` stands in for an input an earlier step writes."""
     pre, gen = stage_options(opts)
     inner = ctx.nested(SUB_RUN)
     if absolute(opts.save_file) == absolute(opts.input):
-        problems.add(f"{absolute(opts.save_file)}: --save_file is the input; choose another output path",
-                     option="save_file", stage=STAGE)
+        problems.add(
+            f"{absolute(opts.save_file)}: --save_file is the input; choose another output path",
+            option="save_file",
+            stage=STAGE,
+        )
     pre_checked = preprocess.check(pre, mask, run_opts, problems, ctx=inner, planned=planned)
     planned_record = pre_checked.planned if pre_checked else None
     if planned_record is None:
@@ -99,8 +124,15 @@ def check(opts: RefineOptions, mask: MaskOptions, run_opts: RunOptions, problems
     return Checked(pre_checked, gen_checked) if gen_checked else None
 
 
-def run(opts: RefineOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx: RunContext,
-        resume: bool = False, planned: VideoInfo | None = None) -> Path:
+def run(
+    opts: RefineOptions,
+    mask: MaskOptions,
+    run_opts: RunOptions,
+    *,
+    ctx: RunContext,
+    resume: bool = False,
+    planned: VideoInfo | None = None,
+) -> Path:
     """Preprocess `input` in replace mode into `save_path`, generate into `save_file`. With `resume`, a
     finished refine of the same input and options in this run directory is kept."""
     problems = Problems()
@@ -122,11 +154,16 @@ def run(opts: RefineOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx: Ru
     inner = ctx.nested(SUB_RUN)
     if ctx.dry_run:
         preprocess.run(pre, mask, run_opts, ctx=inner, resume=resume, planned=planned)
-        return generate.run(gen, run_opts, ctx=inner, resume=resume, planned=checked.pre.planned,
-                            creates=ctx.run_dir)
+        return generate.run(gen, run_opts, ctx=inner, resume=resume, planned=checked.pre.planned, creates=ctx.run_dir)
 
-    with ctx.running(STAGE, options={**as_dict(opts), "mask": as_dict(mask)}, inputs=inputs,
-                     upstream={"run_dir": str(inner.run_dir)}, fp=fp, outputs=[save_file]):
+    with ctx.running(
+        STAGE,
+        options={**as_dict(opts), "mask": as_dict(mask)},
+        inputs=inputs,
+        upstream={"run_dir": str(inner.run_dir)},
+        fp=fp,
+        outputs=[save_file],
+    ):
         ctx.say("refine 1/2: preprocess the generated video (replace mode)")
         preprocess.run(pre, mask, run_opts, ctx=inner, resume=resume)
         ctx.say("refine 2/2: generate (replace mode)")
@@ -141,9 +178,15 @@ def plan(values: Mapping[str, Any]) -> Plan:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return stage_main(description="Refine (optional): a second replace pass (preprocess + generation) over a "
-                      "generated video, to reduce artifacts.", option_classes=OPTION_CLASSES, plan=plan, run=run,
-                      argv=argv, stage=STAGE)
+    return stage_main(
+        description="Refine (optional): a second replace pass (preprocess + generation) over a "
+        "generated video, to reduce artifacts.",
+        option_classes=OPTION_CLASSES,
+        plan=plan,
+        run=run,
+        argv=argv,
+        stage=STAGE,
+    )
 
 
 if __name__ == "__main__":

@@ -47,37 +47,72 @@ class PipelineOptions:
     """Pipeline"""
 
     output_path: str = option("output_wanimate.mp4", label="Output video", help="the final video", group="outputs")
-    run_dir: str | None = option(None, help="run directory to create or resume (manifest, logs, intermediate "
-                                 "files); default: <runs_dir>/<output file name>", widget="dir", group="run")
+    run_dir: str | None = option(
+        None,
+        help="run directory to create or resume (manifest, logs, intermediate "
+        "files); default: <runs_dir>/<output file name>",
+        widget="dir",
+        group="run",
+    )
     force: bool = option(False, help="rerun every stage even when its results are up to date", group="run")
-    refine: bool = option(False, label="Refine (second replace pass)",
-                          help="after generation, a second replace pass over the result (replace mode)",
-                          group="finishing")
-    target_fps: float | None = option(None, label="Interpolate to fps",
-                                      help="after generation (and refine), interpolate to this fps, e.g. 30",
-                                      group="finishing")
-    interp_backend: str = option("auto", choices=("auto", "ncnn", "cuda", "ffmpeg"),
-                                 label="Interpolation backend",
-                                 help="interpolation backend (run_postprocess.py --backend)", group="finishing")
-    upscale: str = option("none", choices=("none", "seedvr", "realesrgan"), label="Upscale with",
-                          help="last, upscale with this backend",
-                          group="finishing")
-    upscale_seed: int = option(666, label="Upscale seed (SeedVR2)",
-                               help="SeedVR2 seed (run_upscale.py --seed)", group="finishing")
+    refine: bool = option(
+        False,
+        label="Refine (second replace pass)",
+        help="after generation, a second replace pass over the result (replace mode)",
+        group="finishing",
+    )
+    target_fps: float | None = option(
+        None,
+        label="Interpolate to fps",
+        help="after generation (and refine), interpolate to this fps, e.g. 30",
+        group="finishing",
+    )
+    interp_backend: str = option(
+        "auto",
+        choices=("auto", "ncnn", "cuda", "ffmpeg"),
+        label="Interpolation backend",
+        help="interpolation backend (run_postprocess.py --backend)",
+        group="finishing",
+    )
+    upscale: str = option(
+        "none",
+        choices=("none", "seedvr", "realesrgan"),
+        label="Upscale with",
+        help="last, upscale with this backend",
+        group="finishing",
+    )
+    upscale_seed: int = option(
+        666, label="Upscale seed (SeedVR2)", help="SeedVR2 seed (run_upscale.py --seed)", group="finishing"
+    )
 
 
-STAGE_OPTIONS = (PipelineOptions, PreprocessOptions, MaskOptions, GenerateOptions,
-                 refine.RefineOptions, postprocess.PostprocessOptions, upscale.UpscaleOptions, RunOptions)
+STAGE_OPTIONS = (
+    PipelineOptions,
+    PreprocessOptions,
+    MaskOptions,
+    GenerateOptions,
+    refine.RefineOptions,
+    postprocess.PostprocessOptions,
+    upscale.UpscaleOptions,
+    RunOptions,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Wan2.2-Animate pipeline: preprocess → generate → [refine] → [postprocess] → [upscale], "
-                    "resumable. `--doctor` checks the set-up.")
-    parser.add_argument("--doctor", action="store_true", help="check GPU, ffmpeg, upstream clones, checkpoint "
-                        "and Python packages, then exit")
-    parser.add_argument("--config", help="TOML file with values for any option below (keys = option names without "
-                        "the dashes, optionally under [tables]; checked like the command line); the command line wins")
+        "resumable. `--doctor` checks the set-up."
+    )
+    parser.add_argument(
+        "--doctor",
+        action="store_true",
+        help="check GPU, ffmpeg, upstream clones, checkpoint and Python packages, then exit",
+    )
+    parser.add_argument(
+        "--config",
+        help="TOML file with values for any option below (keys = option names without "
+        "the dashes, optionally under [tables]; checked like the command line); the command line wins",
+    )
     seen: set[str] = set()
     for cls in STAGE_OPTIONS:
         add_to_parser(parser, cls, seen=seen, skip=WIRED)
@@ -103,9 +138,12 @@ class PipelineConfig:
 
     def outputs(self) -> dict[str, Path]:
         """Every stage's output: a file in the run directory, the last one --output_path."""
-        stages = {"generate": self.generate.save_file, "refine": self.refine and self.refine.save_file,
-                  "postprocess": self.postprocess and self.postprocess.output,
-                  "upscale": self.upscale and self.upscale.output}
+        stages = {
+            "generate": self.generate.save_file,
+            "refine": self.refine and self.refine.save_file,
+            "postprocess": self.postprocess and self.postprocess.output,
+            "upscale": self.upscale and self.upscale.output,
+        }
         return {name: absolute(path) for name, path in stages.items() if path}
 
 
@@ -122,33 +160,73 @@ def collect_config(values: Mapping[str, Any], problems: Problems) -> PipelineCon
     if pipe.refine and not values.get("replace"):
         problems.add("--refine is a second replace pass; add --replace or drop --refine", option="refine")
     values = {**values, "save_path": values.get("save_path") or str(run_dir / "preprocess")}
-    finishing = [name for name, on in (("refine", pipe.refine), ("postprocess", pipe.target_fps is not None),
-                                       ("upscale", pipe.upscale != "none")) if on]
+    finishing = [
+        name
+        for name, on in (
+            ("refine", pipe.refine),
+            ("postprocess", pipe.target_fps is not None),
+            ("upscale", pipe.upscale != "none"),
+        )
+        if on
+    ]
     outputs = {name: str(run_dir / f"{name}.mp4") for name in ("generate", *finishing)}
     outputs[(["generate", *finishing])[-1]] = pipe.output_path
     wiring: list[tuple[type, dict[str, Any]]] = [
-        (PreprocessOptions, {}), (MaskOptions, {}),
-        (GenerateOptions, {"src_root_path": values["save_path"], "save_file": outputs["generate"]})]
+        (PreprocessOptions, {}),
+        (MaskOptions, {}),
+        (GenerateOptions, {"src_root_path": values["save_path"], "save_file": outputs["generate"]}),
+    ]
     previous = outputs["generate"]
     if pipe.refine:
-        wiring.append((refine.RefineOptions, {"input": previous, "save_path": str(run_dir / "refine_process"),
-                                              "save_file": outputs["refine"], "fps": -1, "audio_from": None}))
+        wiring.append(
+            (
+                refine.RefineOptions,
+                {
+                    "input": previous,
+                    "save_path": str(run_dir / "refine_process"),
+                    "save_file": outputs["refine"],
+                    "fps": -1,
+                    "audio_from": None,
+                },
+            )
+        )
         previous = outputs["refine"]
     if pipe.target_fps is not None:
         # generation already matched the clips' colours in its loop (--color_match): not again after the fact
-        wiring.append((postprocess.PostprocessOptions, {"input": previous, "output": outputs["postprocess"],
-                                                        "backend": pipe.interp_backend, "color_match": "off"}))
+        wiring.append(
+            (
+                postprocess.PostprocessOptions,
+                {
+                    "input": previous,
+                    "output": outputs["postprocess"],
+                    "backend": pipe.interp_backend,
+                    "color_match": "off",
+                },
+            )
+        )
         previous = outputs["postprocess"]
     if pipe.upscale != "none":
-        wiring.append((upscale.UpscaleOptions, {"input": previous, "output": outputs["upscale"],
-                                                "backend": pipe.upscale, "seed": pipe.upscale_seed}))
-    built = {cls: objs[0] for cls, wired in wiring
-             if (objs := build_all((cls,), {**values, **wired}, problems)) is not None}
+        wiring.append(
+            (
+                upscale.UpscaleOptions,
+                {"input": previous, "output": outputs["upscale"], "backend": pipe.upscale, "seed": pipe.upscale_seed},
+            )
+        )
+    built = {
+        cls: objs[0] for cls, wired in wiring if (objs := build_all((cls,), {**values, **wired}, problems)) is not None
+    }
     if len(built) < len(wiring) or len(problems):
         return None
-    return PipelineConfig(pipe, built[PreprocessOptions], built[MaskOptions], built[GenerateOptions],
-                          built.get(refine.RefineOptions), built.get(postprocess.PostprocessOptions),
-                          built.get(upscale.UpscaleOptions), run_opts)
+    return PipelineConfig(
+        pipe,
+        built[PreprocessOptions],
+        built[MaskOptions],
+        built[GenerateOptions],
+        built.get(refine.RefineOptions),
+        built.get(postprocess.PostprocessOptions),
+        built.get(upscale.UpscaleOptions),
+        run_opts,
+    )
 
 
 def config_from(values: Mapping[str, Any]) -> PipelineConfig:
@@ -186,9 +264,15 @@ def intermediates(cfg: PipelineConfig) -> list[Path]:
     """What the run keeps in its run directory, none of which --output_path may be: its folders, its manifest and
     every stage's intermediate video (also of the stages this run leaves out: a rerun with them writes there)."""
     run_dir = cfg.run_dir
-    return [absolute(cfg.preprocess.save_path), run_dir / "work", run_dir / "logs", run_dir / refine.SUB_RUN,
-            run_dir / "refine_process", run_dir / MANIFEST,
-            *(run_dir / f"{name}.mp4" for name in ("generate", "refine", "postprocess", "upscale"))]
+    return [
+        absolute(cfg.preprocess.save_path),
+        run_dir / "work",
+        run_dir / "logs",
+        run_dir / refine.SUB_RUN,
+        run_dir / "refine_process",
+        run_dir / MANIFEST,
+        *(run_dir / f"{name}.mp4" for name in ("generate", "refine", "postprocess", "upscale")),
+    ]
 
 
 def check(cfg: PipelineConfig, problems: Problems, *, ctx: RunContext) -> Planned | None:
@@ -205,8 +289,10 @@ def check(cfg: PipelineConfig, problems: Problems, *, ctx: RunContext) -> Planne
     with problems.check(option="output_path"):
         for path in intermediates(cfg):
             if output == path or path in output.parents:
-                raise UserError(f"--output_path {output}: the run keeps its own {path.name} there; choose an output "
-                                "path outside the run's files (e.g. out/final.mp4)")
+                raise UserError(
+                    f"--output_path {output}: the run keeps its own {path.name} there; choose an output "
+                    "path outside the run's files (e.g. out/final.mp4)"
+                )
         check_output_file(output, inputs=inputs, may_replace=cfg.run.overwrite or ctx.owns(last, output))
     pre = preprocess.check(cfg.preprocess, cfg.mask, cfg.run, problems, ctx=ctx)
     if pre is None:  # generation cannot be checked against a preprocessing that is not planned: its options can
@@ -218,23 +304,37 @@ def check(cfg: PipelineConfig, problems: Problems, *, ctx: RunContext) -> Planne
         return None
     outputs = cfg.outputs()
     record = pre.planned
-    generated = VideoInfo(path=outputs["generate"], width=record["width"], height=record["height"], fps=gen.fps,
-                          frames=gen.frames, duration=gen.frames / gen.fps, has_audio=gen.audio is not None,
-                          codec="h264", pix_fmt="yuv420p")
+    generated = VideoInfo(
+        path=outputs["generate"],
+        width=record["width"],
+        height=record["height"],
+        fps=gen.fps,
+        frames=gen.frames,
+        duration=gen.frames / gen.fps,
+        has_audio=gen.audio is not None,
+        codec="h264",
+        pix_fmt="yuv420p",
+    )
     video = generated
     if cfg.refine:
         refine.check(cfg.refine, cfg.mask, cfg.run, problems, ctx=ctx, planned=video)
         video = dataclasses.replace(video, path=outputs["refine"])
     interpolated = None
     if cfg.postprocess and cfg.pipeline.target_fps is not None and cfg.pipeline.target_fps <= gen.fps:
-        problems.add(f"--target_fps {cfg.pipeline.target_fps:g} is not above the preprocessing fps "
-                     f"({float(gen.fps):g}); preprocess at a lower --fps or drop --target_fps",
-                     option="target_fps")
+        problems.add(
+            f"--target_fps {cfg.pipeline.target_fps:g} is not above the preprocessing fps "
+            f"({float(gen.fps):g}); preprocess at a lower --fps or drop --target_fps",
+            option="target_fps",
+        )
     elif cfg.postprocess:
         checked = postprocess.check(cfg.postprocess, cfg.run, problems, ctx=ctx, planned=video)
         if checked is not None:
-            interpolated = dataclasses.replace(video, path=outputs["postprocess"], fps=checked.target,
-                                               frames=target_frames(video.frames, video.fps, checked.target))
+            interpolated = dataclasses.replace(
+                video,
+                path=outputs["postprocess"],
+                fps=checked.target,
+                frames=target_frames(video.frames, video.fps, checked.target),
+            )
             video = interpolated
     if cfg.upscale:
         upscale.check(cfg.upscale, cfg.run, problems, ctx=ctx, planned=video)
@@ -256,8 +356,11 @@ def plan(values: Mapping[str, Any]) -> Plan:
         return Plan([], problems.items, {})
     ctx = PlanContext.at(cfg.run_dir)
     planned = check(cfg, problems, ctx=ctx)
-    facts: dict[str, Any] = {"run_dir": str(cfg.run_dir), "output": str(absolute(cfg.pipeline.output_path)),
-                             "seed": cfg.generate.seed}
+    facts: dict[str, Any] = {
+        "run_dir": str(cfg.run_dir),
+        "output": str(absolute(cfg.pipeline.output_path)),
+        "seed": cfg.generate.seed,
+    }
     if planned is not None and not problems:
         facts.update(planned.facts)
         if planned.interpolated is not None:
@@ -305,6 +408,7 @@ def run(cfg: PipelineConfig, *, ctx: RunContext, planned: Planned | None = None)
 
 # ---- --config FILE.toml -------------------------------------------------------------------------------------------
 
+
 def option_specs(parser: argparse.ArgumentParser) -> dict[str, OptionSpec]:
     """Every option pipeline.py takes, by name, as the class that owns its flag declares it."""
     accepted = {a.dest for a in parser._actions}
@@ -338,8 +442,10 @@ def config_file_defaults(path: str, parser: argparse.ArgumentParser) -> dict[str
     for key, value in flat.items():
         spec = known.get(key)
         if spec is None:
-            bad.append(f"{path}:{key}: unknown option; keys are pipeline.py option names without the dashes "
-                       "(python pipeline.py --help)")
+            bad.append(
+                f"{path}:{key}: unknown option; keys are pipeline.py option names without the dashes "
+                "(python pipeline.py --help)"
+            )
             continue
         try:
             values[key] = coerce(spec, value)

@@ -61,8 +61,9 @@ def offload_t5(opts: GenerateOptions, nproc: int, gpus: list[Gpu]) -> bool:
     return not (gpus and gpus[0].memory_mib >= BIG_GPU_MIB)
 
 
-def choose_memory_profile(requested: str, gpus: list[Gpu], *, width: int, height: int,
-                          frame_num: int) -> tuple[str, str]:
+def choose_memory_profile(
+    requested: str, gpus: list[Gpu], *, width: int, height: int, frame_num: int
+) -> tuple[str, str]:
     """(profile, why). auto: the fastest profile whose estimated peak (memory_plan.py) fits the first GPU's free
     memory; full where no GPU is visible (upstream's behaviour)."""
     if requested != "auto":
@@ -75,8 +76,9 @@ def choose_memory_profile(requested: str, gpus: list[Gpu], *, width: int, height
         free = min(free, float(cap))
     profile = memory_plan.choose(free, width, height, frame_num)
     need = memory_plan.needs_gib(profile, width, height, frame_num)
-    return profile, (f"auto: {free:.0f} GiB free on {gpus[0].name}, {width}x{height} needs ~{need:.0f} GiB with "
-                     f"{profile}")
+    return profile, (
+        f"auto: {free:.0f} GiB free on {gpus[0].name}, {width}x{height} needs ~{need:.0f} GiB with {profile}"
+    )
 
 
 def gpu_count(opts: GenerateOptions) -> int:
@@ -111,13 +113,26 @@ class Checked:
         return {"seed": self.opts.seed}
 
     def facts(self) -> dict[str, Any]:
-        return {"seed": self.opts.seed, "fps": self.fps, "frames": self.frames, "size": self.size, "nproc": self.nproc,
-                "clips": wan_generate.clip_count(self.frames, self.opts.frame_num, self.opts.refert_num),
-                "memory_profile": self.memory_profile}
+        return {
+            "seed": self.opts.seed,
+            "fps": self.fps,
+            "frames": self.frames,
+            "size": self.size,
+            "nproc": self.nproc,
+            "clips": wan_generate.clip_count(self.frames, self.opts.frame_num, self.opts.refert_num),
+            "memory_profile": self.memory_profile,
+        }
 
 
-def check(opts: GenerateOptions, run_opts: RunOptions, problems: Problems, *, ctx: RunContext,
-          planned: dict | None = None, creates: Path | None = None) -> Checked | None:
+def check(
+    opts: GenerateOptions,
+    run_opts: RunOptions,
+    problems: Problems,
+    *,
+    ctx: RunContext,
+    planned: dict | None = None,
+    creates: Path | None = None,
+) -> Checked | None:
     """Every problem generating with `opts` would meet, added to `problems` (none is raised); what it resolved when
     there is none. `planned` stands in for the record of a preprocessing folder an earlier step writes; `creates`
     is the run directory the output may go into before it exists (default: this stage's)."""
@@ -145,8 +160,12 @@ def check(opts: GenerateOptions, run_opts: RunOptions, problems: Problems, *, ct
     inputs = [src_root] + ([absolute(opts.audio_from)] if opts.audio_from else [])
     with problems.check(option="save_file", stage=STAGE):
         if not problems.mentions(str(save_file)):
-            check_output_file(save_file, inputs=inputs,
-                          may_replace=run_opts.overwrite or ctx.owns(STAGE, save_file), run_dir=creates or ctx.run_dir)
+            check_output_file(
+                save_file,
+                inputs=inputs,
+                may_replace=run_opts.overwrite or ctx.owns(STAGE, save_file),
+                run_dir=creates or ctx.run_dir,
+            )
     nproc = 1
     with problems.check(option="nproc_per_node", stage=STAGE):
         nproc = gpu_count(opts)
@@ -158,9 +177,13 @@ def check(opts: GenerateOptions, run_opts: RunOptions, problems: Problems, *, ct
     if not problems.about("nproc_per_node"):
         with problems.check(option="nproc_per_node", stage=STAGE):
             wan_generate.check_parallel(nproc, frame_num=opts.frame_num, width=size[0], height=size[1])
-    profile, why = (("full", "several GPUs: FSDP shards the weights") if nproc > 1 else
-                    choose_memory_profile(opts.memory_profile, visible_gpus(), width=size[0], height=size[1],
-                                          frame_num=opts.frame_num))
+    profile, why = (
+        ("full", "several GPUs: FSDP shards the weights")
+        if nproc > 1
+        else choose_memory_profile(
+            opts.memory_profile, visible_gpus(), width=size[0], height=size[1], frame_num=opts.frame_num
+        )
+    )
     with problems.check(option="memory_profile", stage=STAGE):
         wan_generate.check_memory_profile(profile, fp8=opts.fp8, multi_gpu=nproc > 1, why=why)
     if len(problems) > before:
@@ -177,8 +200,15 @@ def read_preprocessing(src_root: Path, *, replace: bool) -> dict[str, Any]:
     return {**record, "frames": pose.frames, "width": pose.width, "height": pose.height}
 
 
-def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume: bool = False,
-        planned: dict | None = None, creates: Path | None = None) -> Path:
+def run(
+    opts: GenerateOptions,
+    run_opts: RunOptions,
+    *,
+    ctx: RunContext,
+    resume: bool = False,
+    planned: dict | None = None,
+    creates: Path | None = None,
+) -> Path:
     """Generate into `save_file`. With `resume`, a finished run of the same inputs and options in this
     run directory is kept. `planned` stands in for the preprocessing record when a dry-run pipeline
     describes this stage before preprocessing has produced anything; `creates` as for check()."""
@@ -205,45 +235,82 @@ def run(opts: GenerateOptions, run_opts: RunOptions, *, ctx: RunContext, resume:
     ctx.say(f"generate: memory profile {profile} ({why})")
     need = memory_plan.needs_gib(profile, width, height, opts.frame_num)
     if gpus and gpus[0].free_mib is not None and need > gpus[0].free_mib / 1024:
-        ctx.say(f"warning: {width}x{height} with --memory_profile {profile} needs ~{need:.0f} GiB (estimate), "
-                f"{gpus[0].free_mib / 1024:.0f} GiB are free: it may run out of GPU memory; preprocess at a smaller "
-                "--resolution_area")
+        ctx.say(
+            f"warning: {width}x{height} with --memory_profile {profile} needs ~{need:.0f} GiB (estimate), "
+            f"{gpus[0].free_mib / 1024:.0f} GiB are free: it may run out of GPU memory; preprocess at a smaller "
+            "--resolution_area"
+        )
     offload = offload_t5(opts, nproc, [] if opts.no_offload else gpus) or profile == "balanced"
     t5_cpu = opts.t5_cpu or profile == "low"
     if gpus and not offload:
-        ctx.say(f"generate: {gpus[0].name} has {gpus[0].memory_mib / 1024:.0f} GiB: T5 stays on the GPU "
-                "(no --offload_model)")
+        ctx.say(
+            f"generate: {gpus[0].name} has {gpus[0].memory_mib / 1024:.0f} GiB: T5 stays on the GPU "
+            "(no --offload_model)"
+        )
     raw = ctx.scratch(STAGE) / "generated_30fps_raw.mp4"
     upstream_opts = dataclasses.replace(
-        opts, wan22_dir=str(wan22), ckpt_dir=str(ckpt), src_root_path=str(src_root), save_file=str(raw),
-        lora=" ".join(format_lora_arg(path, weight) for path, weight in loras) or None, memory_profile=profile,
-        t5_cpu=t5_cpu)
+        opts,
+        wan22_dir=str(wan22),
+        ckpt_dir=str(ckpt),
+        src_root_path=str(src_root),
+        save_file=str(raw),
+        lora=" ".join(format_lora_arg(path, weight) for path, weight in loras) or None,
+        memory_profile=profile,
+        t5_cpu=t5_cpu,
+    )
     call = wan_generate.GenerateCall(upstream_opts, offload_model=offload, nproc=nproc)
     runner = worker_runner(opts.worker, call, ctx)
     reads = [src_root, *(path for path, _ in loras)]
     if ctx.dry_run:
-        ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, runner=runner,
-                 inputs=reads, expected_outputs=[raw])
-        ctx.step(f"retime to {fps} fps, trim to {frames} frames{', mux source audio' if audio else ''}",
-                 retime_trim_mux_argv(raw, save_file, fps=fps, frames=frames, audio_from=audio), stage=STAGE,
-                 inputs=[raw, *([audio] if audio else [])], expected_outputs=[save_file])
+        ctx.step(
+            "generate (official generate.py via launcher)",
+            call.argv(),
+            stage=STAGE,
+            runner=runner,
+            inputs=reads,
+            expected_outputs=[raw],
+        )
+        ctx.step(
+            f"retime to {fps} fps, trim to {frames} frames{', mux source audio' if audio else ''}",
+            retime_trim_mux_argv(raw, save_file, fps=fps, frames=frames, audio_from=audio),
+            stage=STAGE,
+            inputs=[raw, *([audio] if audio else [])],
+            expected_outputs=[save_file],
+        )
         return save_file
 
-    resolved = {**as_dict(opts), "nproc": nproc, "offload_model": offload, "t5_cpu": t5_cpu,
-                "memory_profile_used": profile, "memory_profile_why": why}
+    resolved = {
+        **as_dict(opts),
+        "nproc": nproc,
+        "offload_model": offload,
+        "t5_cpu": t5_cpu,
+        "memory_profile_used": profile,
+        "memory_profile_why": why,
+    }
     with ctx.running(STAGE, options=resolved, inputs=inputs, upstream=upstream, fp=fp, outputs=[save_file]):
         raw.unlink(missing_ok=True)
-        ctx.step("generate (official generate.py via launcher)", call.argv(), stage=STAGE, expected_outputs=[raw],
-                 cwd=ctx.scratch(STAGE), runner=runner)
+        ctx.step(
+            "generate (official generate.py via launcher)",
+            call.argv(),
+            stage=STAGE,
+            expected_outputs=[raw],
+            cwd=ctx.scratch(STAGE),
+            runner=runner,
+        )
         wan_generate.check_generated(raw, expected_frames=frames)
         with atomic_file(save_file) as tmp:
-            ctx.step("retime, trim, mux audio",
-                     retime_trim_mux_argv(raw, tmp, fps=fps, frames=frames, audio_from=audio), stage=STAGE,
-                     expected_outputs=[tmp])
+            ctx.step(
+                "retime, trim, mux audio",
+                retime_trim_mux_argv(raw, tmp, fps=fps, frames=frames, audio_from=audio),
+                stage=STAGE,
+                expected_outputs=[tmp],
+            )
             check_final(tmp, fps=fps, frames=frames, audio=audio is not None)
         record_drift(ctx, save_file, opts, src_root)
-    ctx.say(f"generation done: {save_file} ({frames} frames at {fps} fps{', with audio' if audio else ''}, "
-            f"seed {opts.seed})")
+    ctx.say(
+        f"generation done: {save_file} ({frames} frames at {fps} fps{', with audio' if audio else ''}, "
+        f"seed {opts.seed})"
+    )
     return save_file
 
 
@@ -265,8 +332,11 @@ def record_drift(ctx: RunContext, video: Path, opts: GenerateOptions, src_root: 
     the log: what --color_match removed, or what is left."""
     mask = src_root / "src_mask.mp4" if opts.replace and (src_root / "src_mask.mp4").is_file() else None
     report = video_drift(video, clip_len=opts.frame_num, refert_num=opts.refert_num, mask_path=mask)
-    report["color_match"] = {"method": opts.color_match, "strength": opts.color_match_strength,
-                             "anchor": opts.color_match_anchor}
+    report["color_match"] = {
+        "method": opts.color_match,
+        "strength": opts.color_match_strength,
+        "anchor": opts.color_match_anchor,
+    }
     ctx.stage_record(STAGE)["color_drift"] = report
     ctx.save()
     ctx.note(STAGE, f"generate: {drift_summary(report)}")
@@ -285,12 +355,16 @@ def worker_runner(mode: str, call: wan_generate.GenerateCall, ctx: RunContext) -
     others = [w for w in workers.list_workers() if w.get("own", {}).get("wan22_dir") is not None]
     if mode == "start" and not ctx.dry_run:
         handle = workers.start_worker(call)
-        ctx.say(f"generate: started a warm worker (pid {handle.pid}): this job loads the models, later jobs with "
-                f"the same model options reuse them; it exits {workers.idle_timeout():.0f} s after its last job")
+        ctx.say(
+            f"generate: started a warm worker (pid {handle.pid}): this job loads the models, later jobs with "
+            f"the same model options reuse them; it exits {workers.idle_timeout():.0f} s after its last job"
+        )
         return workers.WorkerRunner(handle)
     if others:
-        ctx.say(f"generate: {len(others)} warm worker(s) with other model options hold GPU memory; if this job runs "
-                "out of memory, stop them: python -m replace_actor_video.upstream.wan.worker_client stop --all")
+        ctx.say(
+            f"generate: {len(others)} warm worker(s) with other model options hold GPU memory; if this job runs "
+            "out of memory, stop them: python -m replace_actor_video.upstream.wan.worker_client stop --all"
+        )
     return None
 
 
@@ -326,8 +400,14 @@ def plan(values: Mapping[str, Any]) -> Plan:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return stage_main(description="Stage 2: Wan2.2-Animate generation (official generate.py, animate-14B).",
-                      option_classes=OPTION_CLASSES, plan=plan, run=run, argv=argv, stage=STAGE)
+    return stage_main(
+        description="Stage 2: Wan2.2-Animate generation (official generate.py, animate-14B).",
+        option_classes=OPTION_CLASSES,
+        plan=plan,
+        run=run,
+        argv=argv,
+        stage=STAGE,
+    )
 
 
 if __name__ == "__main__":

@@ -42,16 +42,20 @@ class Checked:
         return {"resolution": self.resolution, "fps": self.fps, "sam2_checkpoint": str(self.checkpoint)}
 
 
-def check(opts: MaskStageOptions, mask: MaskOptions, run_opts: RunOptions, problems: Problems, *,
-          ctx: RunContext) -> Checked | None:
+def check(
+    opts: MaskStageOptions, mask: MaskOptions, run_opts: RunOptions, problems: Problems, *, ctx: RunContext
+) -> Checked | None:
     """Every problem re-masking `src_root_path` would meet, added to `problems`; what it resolved when none."""
     before = len(problems)
     folder = absolute(opts.src_root_path)
     record = read_record(folder) or {}
     video = absolute(opts.video_path) if opts.video_path else Path(record.get("video_path", ""))
     if not opts.video_path and not record:
-        problems.add(f"{folder}: no rav_preprocess.json; pass --video_path (and --resolution/--fps used)",
-                     option="src_root_path", stage=STAGE)
+        problems.add(
+            f"{folder}: no rav_preprocess.json; pass --video_path (and --resolution/--fps used)",
+            option="src_root_path",
+            stage=STAGE,
+        )
     elif not video.is_file():
         problems.add(f"{video}: driving video not found; pass --video_path", option="video_path", stage=STAGE)
     with problems.check(option="points", stage=STAGE):
@@ -79,17 +83,31 @@ def run(opts: MaskStageOptions, mask: MaskOptions, run_opts: RunOptions, *, ctx:
     if checked is None:
         raise UserError(problems.items[0].message)
     folder, video = checked.folder, checked.video
-    argv = worker_argv(folder, video, mask, checkpoint=checked.checkpoint, resolution=checked.resolution,
-                       fps=checked.fps)
+    argv = worker_argv(
+        folder, video, mask, checkpoint=checked.checkpoint, resolution=checked.resolution, fps=checked.fps
+    )
     if ctx.dry_run:
         ctx.step(LABEL, argv, stage=STAGE, inputs=[folder, video], expected_outputs=[folder / n for n in OUTPUTS])
         return folder
     inputs = {"src_root_path": describe_path(folder), "video_path": describe_path(video)}
-    with ctx.running(STAGE, options={**as_dict(opts), **as_dict(mask)}, inputs=inputs,
-                     upstream={"sam2_checkpoint": str(checked.checkpoint)}, fp=fingerprint([as_dict(mask), inputs]),
-                     outputs=[folder / name for name in OUTPUTS]):
-        contour_step(ctx, stage=STAGE, folder=folder, video=video, mask=mask, checkpoint=checked.checkpoint,
-                     resolution=checked.resolution, fps=checked.fps)
+    with ctx.running(
+        STAGE,
+        options={**as_dict(opts), **as_dict(mask)},
+        inputs=inputs,
+        upstream={"sam2_checkpoint": str(checked.checkpoint)},
+        fp=fingerprint([as_dict(mask), inputs]),
+        outputs=[folder / name for name in OUTPUTS],
+    ):
+        contour_step(
+            ctx,
+            stage=STAGE,
+            folder=folder,
+            video=video,
+            mask=mask,
+            checkpoint=checked.checkpoint,
+            resolution=checked.resolution,
+            fps=checked.fps,
+        )
     ctx.say(f"contour mask done: {folder / 'src_mask.mp4'} (preview: {folder / 'mask_preview.mp4'})")
     return folder
 
@@ -100,8 +118,14 @@ def plan(values: Mapping[str, Any]) -> Plan:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return stage_main(description="Contour mask for a replace-mode preprocessing folder (SAM2 by points → grow → "
-                      "blockify).", option_classes=OPTION_CLASSES, plan=plan, run=run, argv=argv, stage=STAGE)
+    return stage_main(
+        description="Contour mask for a replace-mode preprocessing folder (SAM2 by points → grow → blockify).",
+        option_classes=OPTION_CLASSES,
+        plan=plan,
+        run=run,
+        argv=argv,
+        stage=STAGE,
+    )
 
 
 if __name__ == "__main__":

@@ -71,8 +71,9 @@ def _common(topology: Topology, distributed_type: str) -> dict[str, Any]:
     return config
 
 
-def fsdp_section(wrap_classes: str = FSDP_WRAP_CLASSES, offload_params: bool = False,
-                 ignored_modules: str = FSDP_IGNORED_MODULES) -> dict[str, Any]:
+def fsdp_section(
+    wrap_classes: str = FSDP_WRAP_CLASSES, offload_params: bool = False, ignored_modules: str = FSDP_IGNORED_MODULES
+) -> dict[str, Any]:
     section = {
         "fsdp_version": 2,
         "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
@@ -92,15 +93,32 @@ def fsdp_section(wrap_classes: str = FSDP_WRAP_CLASSES, offload_params: bool = F
 
 def deepspeed_section(stage: int) -> dict[str, Any]:
     if stage == 2:
-        return {"gradient_accumulation_steps": 1, "offload_optimizer_device": "cpu", "offload_param_device": "cpu",
-                "zero3_init_flag": False, "zero_stage": 2}
-    return {"gradient_accumulation_steps": 1, "offload_optimizer_device": "none", "offload_param_device": "none",
-            "zero3_init_flag": True, "zero3_save_16bit_model": True, "zero_stage": 3}
+        return {
+            "gradient_accumulation_steps": 1,
+            "offload_optimizer_device": "cpu",
+            "offload_param_device": "cpu",
+            "zero3_init_flag": False,
+            "zero_stage": 2,
+        }
+    return {
+        "gradient_accumulation_steps": 1,
+        "offload_optimizer_device": "none",
+        "offload_param_device": "none",
+        "zero3_init_flag": True,
+        "zero3_save_16bit_model": True,
+        "zero_stage": 3,
+    }
 
 
-def accelerate_config(strategy: str, topology: Topology, *, gradient_accumulation_steps: int = 1,
-                      fsdp_wrap_classes: str = FSDP_WRAP_CLASSES, fsdp_offload_params: bool = False,
-                      fsdp_ignored_modules: str = FSDP_IGNORED_MODULES) -> dict[str, Any]:
+def accelerate_config(
+    strategy: str,
+    topology: Topology,
+    *,
+    gradient_accumulation_steps: int = 1,
+    fsdp_wrap_classes: str = FSDP_WRAP_CLASSES,
+    fsdp_offload_params: bool = False,
+    fsdp_ignored_modules: str = FSDP_IGNORED_MODULES,
+) -> dict[str, Any]:
     """The accelerate config dict for `strategy` (one of STRATEGIES)."""
     if strategy == "fsdp":
         config = _common(topology, "FSDP")

@@ -11,8 +11,23 @@ from ..media.ffmpeg import H264_ARGS, ffmpeg_bin, rate_text
 
 def reference_frame_argv(video: Path, index: int, out: Path) -> list[str]:
     """Frame `index` (0-based, in source frames) of `video` as a PNG."""
-    return [ffmpeg_bin(), "-hide_banner", "-nostdin", "-y", "-i", str(video), "-map", "0:v:0",
-            "-vf", f"select=eq(n\\,{index})", "-frames:v", "1", "-update", "1", str(out)]
+    return [
+        ffmpeg_bin(),
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-i",
+        str(video),
+        "-map",
+        "0:v:0",
+        "-vf",
+        f"select=eq(n\\,{index})",
+        "-frames:v",
+        "1",
+        "-update",
+        "1",
+        str(out),
+    ]
 
 
 def clip_ranges(frames: int, clip_frames: int, max_clips: int = 0) -> list[tuple[int, int]]:

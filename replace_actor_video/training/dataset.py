@@ -56,8 +56,13 @@ PREPROCESS_CLI = REPO / "run_preprocessing.py"
 # target frames are the driving video itself and a pose retargeted to another body would not match them.
 PREPROCESS_SET_HERE = ("video_path", "refer_path", "save_path", "retarget", "use_flux")
 MASK_SET_HERE = ("points",)  # replace mode: SAM2 clicks come from each video's own pose ('auto')
-CLIP_FILES = {ds.VIDEO: "video.mp4", ds.POSE: "pose.mp4", ds.FACE: "face.mp4", ds.INPAINT: "inpaint.mp4",
-              ds.MASK: "mask.mp4"}
+CLIP_FILES = {
+    ds.VIDEO: "video.mp4",
+    ds.POSE: "pose.mp4",
+    ds.FACE: "face.mp4",
+    ds.INPAINT: "inpaint.mp4",
+    ds.MASK: "mask.mp4",
+}
 UPSTREAM_FILES = {ds.POSE: "src_pose.mp4", ds.FACE: "src_face.mp4", ds.INPAINT: "src_bg.mp4", ds.MASK: "src_mask.mp4"}
 
 
@@ -65,21 +70,40 @@ UPSTREAM_FILES = {ds.POSE: "src_pose.mp4", ds.FACE: "src_face.mp4", ds.INPAINT: 
 class DatasetOptions:
     """Training dataset (DiffSynth-Studio layout)"""
 
-    input: str = option(help="a folder of videos (optional <name>.txt prompt and <name>.png/.jpg reference "
-                        "beside each) or a CSV with columns video[,prompt][,reference]", widget="file",
-                        group="inputs")
-    output: str = option("datasets/animate", help="the dataset folder (metadata.csv, clips/, preprocess/)",
-                         widget="dir", group="outputs")
-    clip_frames: int = option(81, help="frames per training clip, 4n+1; DiffSynth reads only the first "
-                              "--num_frames of each file, so longer videos are cut into clips", group="dataset")
+    input: str = option(
+        help="a folder of videos (optional <name>.txt prompt and <name>.png/.jpg reference "
+        "beside each) or a CSV with columns video[,prompt][,reference]",
+        widget="file",
+        group="inputs",
+    )
+    output: str = option(
+        "datasets/animate", help="the dataset folder (metadata.csv, clips/, preprocess/)", widget="dir", group="outputs"
+    )
+    clip_frames: int = option(
+        81,
+        help="frames per training clip, 4n+1; DiffSynth reads only the first "
+        "--num_frames of each file, so longer videos are cut into clips",
+        group="dataset",
+    )
     max_clips: int = option(0, help="at most this many clips per video (0 = all)", group="dataset")
-    reference_frame: int = option(0, help="where a video has no reference image: the source frame to take "
-                                  "as reference (0 = first)", group="dataset")
-    default_prompt: str = option(ds.DEFAULT_PROMPT, help="prompt for videos without one (an empty prompt "
-                                 "breaks DiffSynth's loader)", widget="textarea", group="dataset")
-    gpus_per_video: float = option(1, help="GPUs Ray reserves for each video's preprocessing (one task per video, "
-                                   "placed on free GPUs across the cluster); 0 = none, e.g. on a machine without "
-                                   "GPUs", group="performance")
+    reference_frame: int = option(
+        0,
+        help="where a video has no reference image: the source frame to take as reference (0 = first)",
+        group="dataset",
+    )
+    default_prompt: str = option(
+        ds.DEFAULT_PROMPT,
+        help="prompt for videos without one (an empty prompt breaks DiffSynth's loader)",
+        widget="textarea",
+        group="dataset",
+    )
+    gpus_per_video: float = option(
+        1,
+        help="GPUs Ray reserves for each video's preprocessing (one task per video, "
+        "placed on free GPUs across the cluster); 0 = none, e.g. on a machine without "
+        "GPUs",
+        group="performance",
+    )
 
 
 def validate(opts: DatasetOptions) -> None:
@@ -134,8 +158,12 @@ class Builder:
         return ds.file_keys(self.replace)
 
     def preprocess_options(self, item: VideoItem, reference: Path) -> PreprocessOptions:
-        return dataclasses.replace(self.template, video_path=str(item.video), refer_path=str(reference),
-                                   save_path=str(self.layout.preprocess(item)))
+        return dataclasses.replace(
+            self.template,
+            video_path=str(item.video),
+            refer_path=str(reference),
+            save_path=str(self.layout.preprocess(item)),
+        )
 
     def preprocess_argv(self, item: VideoItem, reference: Path) -> list[str]:
         argv = [sys.executable, str(PREPROCESS_CLI), *to_argv(self.preprocess_options(item, reference))]
@@ -143,6 +171,7 @@ class Builder:
 
     def media_fingerprint(self, item: VideoItem) -> str:
         """What the clips of `item` depend on (the prompt is not: it only goes into metadata.csv)."""
+
         def stat(path: Path | None) -> Any:
             if path is None:
                 return {"frame": self.opts.reference_frame}
@@ -154,8 +183,17 @@ class Builder:
 
         pre = {k: v for k, v in as_dict(self.template).items() if k not in PREPROCESS_SET_HERE}
         mask = as_dict(self.mask) if self.replace else None
-        return fingerprint([stat(item.video), stat(item.reference), pre, mask, upstream_commit(self.template.wan22_dir),
-                            self.opts.clip_frames, self.opts.max_clips])
+        return fingerprint(
+            [
+                stat(item.video),
+                stat(item.reference),
+                pre,
+                mask,
+                upstream_commit(self.template.wan22_dir),
+                self.opts.clip_frames,
+                self.opts.max_clips,
+            ]
+        )
 
     def is_done(self, item: VideoItem, fp: str) -> bool:
         record = self.layout.read_record(item)
@@ -177,15 +215,25 @@ class Builder:
             pre_dir = self.layout.preprocess(item)
             if not (record.get("preprocessed") == fp and wan_preprocess.read_record(pre_dir)):
                 argv = self.preprocess_argv(item, reference) + [
-                    "--overwrite", "--runs_dir", str(ctx.run_dir / "preprocess-runs")]
+                    "--overwrite",
+                    "--runs_dir",
+                    str(ctx.run_dir / "preprocess-runs"),
+                ]
                 ctx.step("preprocess (run_preprocessing.py)", argv, stage=STAGE)
                 self.layout.write_record(item, {"status": "preprocessed", "preprocessed": fp})
             done = self.cut_clips(item, pre_dir, ctx)
         except BaseException as exc:
             ctx.abort_stage(STAGE, exc)
             raise
-        done.update({"fingerprint": fp, "preprocessed": fp, "video": str(item.video), "reference": str(reference),
-                     "reference_taken_from_frame": None if item.reference else self.opts.reference_frame})
+        done.update(
+            {
+                "fingerprint": fp,
+                "preprocessed": fp,
+                "video": str(item.video),
+                "reference": str(reference),
+                "reference_taken_from_frame": None if item.reference else self.opts.reference_frame,
+            }
+        )
         self.layout.write_record(item, done)
         ctx.end_stage(STAGE, status="done", outputs=[self.layout.clips(item)])
         return done
@@ -196,9 +244,12 @@ class Builder:
             return out
         probe_video(item.video)  # a clear one-line error for a missing or unreadable video
         with atomic_file(out) as tmp:
-            ctx.step(f"reference: frame {self.opts.reference_frame}",
-                     clips.reference_frame_argv(item.video, self.opts.reference_frame, tmp), stage=STAGE,
-                     expected_outputs=[tmp])
+            ctx.step(
+                f"reference: frame {self.opts.reference_frame}",
+                clips.reference_frame_argv(item.video, self.opts.reference_frame, tmp),
+                stage=STAGE,
+                expected_outputs=[tmp],
+            )
         return out
 
     def cut_clips(self, item: VideoItem, pre_dir: Path, ctx: RunContext) -> dict[str, Any]:
@@ -211,44 +262,84 @@ class Builder:
         final = self.layout.clips(item)
         with atomic_dir(final) as tmp:
             target = tmp / "sampled_source.mp4"
-            resample = [sys.executable, "-m", "replace_actor_video.training.resample", "--video", str(item.video),
-                        "--out", str(target), "--width", str(pose.width), "--height", str(pose.height),
-                        "--fps", str(self.template.fps)]
-            ctx.step("target video: the frames preprocessing sampled", resample, stage=STAGE, expected_outputs=[target],
-                     env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))})
+            resample = [
+                sys.executable,
+                "-m",
+                "replace_actor_video.training.resample",
+                "--video",
+                str(item.video),
+                "--out",
+                str(target),
+                "--width",
+                str(pose.width),
+                "--height",
+                str(pose.height),
+                "--fps",
+                str(self.template.fps),
+            ]
+            ctx.step(
+                "target video: the frames preprocessing sampled",
+                resample,
+                stage=STAGE,
+                expected_outputs=[target],
+                env={
+                    **os.environ,
+                    "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+                },
+            )
             sources = {ds.VIDEO: target, **{key: pre_dir / UPSTREAM_FILES[key] for key in self.keys()[1:]}}
             for k in range(len(ranges)):
                 (tmp / f"{k:03d}").mkdir()
             for key, source in sources.items():
                 outputs = [tmp / f"{k:03d}" / CLIP_FILES[key] for k in range(len(ranges))]
-                ctx.step(f"clips: {key}", clips.cut_argv(source, outputs, ranges, fps=fps),
-                         stage=STAGE, expected_outputs=outputs)
+                ctx.step(
+                    f"clips: {key}",
+                    clips.cut_argv(source, outputs, ranges, fps=fps),
+                    stage=STAGE,
+                    expected_outputs=outputs,
+                )
             target.unlink()
             self.check_clips(tmp, ranges)
         rows = [{key: f"clips/{item.id}/{k:03d}/{CLIP_FILES[key]}" for key in self.keys()} for k in range(len(ranges))]
-        return {"status": "done", "clips": rows, "frames": pose.frames, "fps": str(fps), "size": [pose.width, pose.height]}
+        return {
+            "status": "done",
+            "clips": rows,
+            "frames": pose.frames,
+            "fps": str(fps),
+            "size": [pose.width, pose.height],
+        }
 
     def check_clips(self, folder: Path, ranges: list[tuple[int, int]]) -> None:
         """Every stream of every clip must have the clip's frame count, or training pairs would drift."""
         for k, (start, end) in enumerate(ranges):
-            counts = {key: probe_video(folder / f"{k:03d}" / CLIP_FILES[key], count_frames=True).frames
-                      for key in self.keys()}
+            counts = {
+                key: probe_video(folder / f"{k:03d}" / CLIP_FILES[key], count_frames=True).frames for key in self.keys()
+            }
             if set(counts.values()) != {end - start}:
                 raise StageFailed(f"clip {k:03d}: expected {end - start} frames in every stream, got {counts}")
 
 
 # -- the whole dataset ------------------------------------------------------------------------------
-def run(opts: DatasetOptions, pre_values: dict[str, Any], mask: MaskOptions, run_opts: RunOptions, *,
-        ctx: RunContext, eng: engine.EngineOptions | None = None) -> Path:
+def run(
+    opts: DatasetOptions,
+    pre_values: dict[str, Any],
+    mask: MaskOptions,
+    run_opts: RunOptions,
+    *,
+    ctx: RunContext,
+    eng: engine.EngineOptions | None = None,
+) -> Path:
     """Build (or bring up to date) the dataset in `opts.output`; returns the metadata.csv path.
     `pre_values` are the preprocessing options as parsed (PreprocessOptions less PREPROCESS_SET_HERE)."""
     validate(opts)
     eng = eng or engine.EngineOptions()
     engine.validate(eng)
-    template = build(PreprocessOptions, {**pre_values, "video_path": "-", "refer_path": "-",
-                                                    "retarget": False, "use_flux": False})
-    template = dataclasses.replace(template, wan22_dir=str(absolute(template.wan22_dir)),
-                                   ckpt_dir=str(absolute(template.ckpt_dir)))
+    template = build(
+        PreprocessOptions, {**pre_values, "video_path": "-", "refer_path": "-", "retarget": False, "use_flux": False}
+    )
+    template = dataclasses.replace(
+        template, wan22_dir=str(absolute(template.wan22_dir)), ckpt_dir=str(absolute(template.ckpt_dir))
+    )
     wan_preprocess.validate(template)
     items = read_inputs(absolute(opts.input))
     layout = Layout(absolute(opts.output))
@@ -265,9 +356,13 @@ def run(opts: DatasetOptions, pre_values: dict[str, Any], mask: MaskOptions, run
     wan_preprocess.check_wan22(Path(template.wan22_dir))
     wan_preprocess.check_process_checkpoint(Path(template.ckpt_dir), replace=template.replace, use_flux=False)
     options = {**as_dict(opts), "preprocess": as_dict(template), "mask": as_dict(mask) if template.replace else None}
-    ctx.begin_stage(STAGE, options=options, inputs={"input": str(absolute(opts.input))},
-                    upstream={"Wan2.2": {"path": template.wan22_dir, "commit": upstream_commit(template.wan22_dir)}},
-                    fp=fingerprint(options))
+    ctx.begin_stage(
+        STAGE,
+        options=options,
+        inputs={"input": str(absolute(opts.input))},
+        upstream={"Wan2.2": {"path": template.wan22_dir, "commit": upstream_commit(template.wan22_dir)}},
+        fp=fingerprint(options),
+    )
     results: dict[str, dict[str, Any]] = {}
     todo, missing = [], []
     for item in items:
@@ -277,11 +372,14 @@ def run(opts: DatasetOptions, pre_values: dict[str, Any], mask: MaskOptions, run
             results[item.id] = {**layout.read_record(item), "skipped": True}
         else:
             todo.append(item)
-    ctx.say(f"dataset: {len(items)} videos, {len(results)} already done, {len(todo)} to build, one Ray task each"
-            + (f" with {opts.gpus_per_video:g} GPU(s)" if opts.gpus_per_video else " on CPUs"))
+    ctx.say(
+        f"dataset: {len(items)} videos, {len(results)} already done, {len(todo)} to build, one Ray task each"
+        + (f" with {opts.gpus_per_video:g} GPU(s)" if opts.gpus_per_video else " on CPUs")
+    )
     for item in missing:  # logged and skipped like any failing video; the others go on
-        results[item.id] = failed_record(builder, item, f"{item.video}: video not found; fix its path in "
-                                         f"{opts.input} or remove it")
+        results[item.id] = failed_record(
+            builder, item, f"{item.video}: video not found; fix its path in {opts.input} or remove it"
+        )
         ctx.say(f"dataset: {item.id} FAILED: {results[item.id]['error']}")
     try:
         results.update(build_all(builder, todo, ctx, eng))
@@ -290,12 +388,18 @@ def run(opts: DatasetOptions, pre_values: dict[str, Any], mask: MaskOptions, run
         raise
     metadata = write_outputs(builder, items, results)
     failed = [r for r in results.values() if r.get("status") == "failed"]
-    ctx.end_stage(STAGE, status="done" if not failed else "failed", outputs=[metadata, layout.root / "dataset.json"],
-                  error=f"{len(failed)} video(s) failed" if failed else None)
+    ctx.end_stage(
+        STAGE,
+        status="done" if not failed else "failed",
+        outputs=[metadata, layout.root / "dataset.json"],
+        error=f"{len(failed)} video(s) failed" if failed else None,
+    )
     print_summary(ctx, items, results, metadata)
     if failed:
-        raise StageFailed(f"{len(failed)} of {len(items)} videos failed (listed above and in "
-                          f"{layout.root / 'dataset.json'}); metadata.csv lists the others; rerun to retry them")
+        raise StageFailed(
+            f"{len(failed)} of {len(items)} videos failed (listed above and in "
+            f"{layout.root / 'dataset.json'}); metadata.csv lists the others; rerun to retry them"
+        )
     return metadata
 
 
@@ -303,8 +407,13 @@ def failed_record(builder: Builder, item: VideoItem, error: str) -> dict[str, An
     """Record a failed video (the rerun retries it) and return the record."""
     log = builder.run_dir / "videos" / item.id / "logs" / f"{STAGE}.log"
     earlier = builder.layout.read_record(item) or {}
-    record = {"status": "failed", "video": str(item.video), "error": error,
-              "log": str(log) if log.is_file() else None, "preprocessed": earlier.get("preprocessed")}
+    record = {
+        "status": "failed",
+        "video": str(item.video),
+        "error": error,
+        "log": str(log) if log.is_file() else None,
+        "preprocessed": earlier.get("preprocessed"),
+    }
     builder.layout.write_record(item, record)
     return record
 
@@ -313,9 +422,13 @@ def build_one(builder: Builder, item: VideoItem) -> dict[str, Any]:
     """The Ray task of one video: its 'done' record, or a 'failed' one (logged and skipped, never raised:
     one bad video must not stop the others)."""
     if not os.access(item.video, os.R_OK):
-        return failed_record(builder, item, f"node {engine.node_name()} cannot read {item.video}: the videos, the "
-                             "dataset folder and the upstream clones must be on storage every node sees, at the "
-                             "same path (docs/SCALE.md)")
+        return failed_record(
+            builder,
+            item,
+            f"node {engine.node_name()} cannot read {item.video}: the videos, the "
+            "dataset folder and the upstream clones must be on storage every node sees, at the "
+            "same path (docs/SCALE.md)",
+        )
     try:
         record = builder.build_video(item)
     except (UserError, StageFailed) as exc:
@@ -323,17 +436,21 @@ def build_one(builder: Builder, item: VideoItem) -> dict[str, Any]:
     return {**record, "output": f"{len(record['clips'])} clip(s) in {builder.layout.clips(item)}"}
 
 
-def build_all(builder: Builder, todo: list[VideoItem], ctx: RunContext,
-              eng: engine.EngineOptions) -> dict[str, dict[str, Any]]:
+def build_all(
+    builder: Builder, todo: list[VideoItem], ctx: RunContext, eng: engine.EngineOptions
+) -> dict[str, dict[str, Any]]:
     """One Ray task per video, placed on free GPUs (Ctrl-C cancels them and ends their process trees)."""
     if not todo:
         return {}
     board = Board([(item.id, item.id) for item in todo], title="dataset", prefix="dataset")
     engine.connect(eng)
     try:
-        return engine.run_tasks(build_one, [engine.Task(item.id, item.id, (builder, item),
-                                                        num_gpus=builder.opts.gpus_per_video) for item in todo],
-                                opts=eng, on_event=board.event)
+        return engine.run_tasks(
+            build_one,
+            [engine.Task(item.id, item.id, (builder, item), num_gpus=builder.opts.gpus_per_video) for item in todo],
+            opts=eng,
+            on_event=board.event,
+        )
     finally:
         engine.shutdown()
         board.close(table=False)
@@ -369,8 +486,11 @@ def write_outputs(builder: Builder, items: list[VideoItem], results: dict[str, d
         "fps": builder.template.fps,
         "sizes": sizes,
         "rows": len(rows),
-        "videos": {item.id: {k: v for k, v in results.get(item.id, {"status": "missing"}).items() if k != "clips"}
-                   | {"clips": len(results.get(item.id, {}).get("clips", []))} for item in items},
+        "videos": {
+            item.id: {k: v for k, v in results.get(item.id, {"status": "missing"}).items() if k != "clips"}
+            | {"clips": len(results.get(item.id, {}).get("clips", []))}
+            for item in items
+        },
     }
     with atomic_file(builder.layout.root / "dataset.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False))
@@ -382,8 +502,10 @@ def print_summary(ctx: RunContext, items: list[VideoItem], results: dict[str, di
     skipped = [i for i in done if results[i.id].get("skipped")]
     failed = [i for i in items if results.get(i.id, {}).get("status") == "failed"]
     clips_total = sum(len(results[i.id]["clips"]) for i in done)
-    ctx.say(f"dataset summary: {len(done)} of {len(items)} videos ready ({len(skipped)} were already done), "
-            f"{clips_total} clips, {len(failed)} failed; {metadata}")
+    ctx.say(
+        f"dataset summary: {len(done)} of {len(items)} videos ready ({len(skipped)} were already done), "
+        f"{clips_total} clips, {len(failed)} failed; {metadata}"
+    )
     for item in failed:
         record = results[item.id]
         log = record.get("log")
@@ -392,14 +514,19 @@ def print_summary(ctx: RunContext, items: list[VideoItem], results: dict[str, di
 
 def describe_plan(builder: Builder, items: list[VideoItem], ctx: RunContext) -> Path:
     gpus = builder.opts.gpus_per_video
-    ctx.say(f"dataset (dry run): {len(items)} videos into {builder.layout.root}, one Ray task each"
-            f"{f' with {gpus:g} GPU(s)' if gpus else ' on CPUs'}; "
-            f"metadata.csv columns: {', '.join([ds.VIDEO, ds.PROMPT, *builder.keys()[1:]])}")
+    ctx.say(
+        f"dataset (dry run): {len(items)} videos into {builder.layout.root}, one Ray task each"
+        f"{f' with {gpus:g} GPU(s)' if gpus else ' on CPUs'}; "
+        f"metadata.csv columns: {', '.join([ds.VIDEO, ds.PROMPT, *builder.keys()[1:]])}"
+    )
     for item in items:
         reference = item.reference or builder.layout.reference(item)
         if item.reference is None:
-            ctx.step(f"{item.id}: reference = frame {builder.opts.reference_frame}",
-                     clips.reference_frame_argv(item.video, builder.opts.reference_frame, reference), stage=STAGE)
+            ctx.step(
+                f"{item.id}: reference = frame {builder.opts.reference_frame}",
+                clips.reference_frame_argv(item.video, builder.opts.reference_frame, reference),
+                stage=STAGE,
+            )
         argv = builder.preprocess_argv(item, reference)
         ctx.step(f"{item.id}: preprocess", argv, stage=STAGE)
     ctx.say(f"then: each video resampled like its pose and cut into {builder.opts.clip_frames}-frame clips")
@@ -407,8 +534,10 @@ def describe_plan(builder: Builder, items: list[VideoItem], ctx: RunContext) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Build a DiffSynth-Studio training dataset for Wan2.2-Animate-14B "
-                                     "(official preprocessing per video, clips, metadata.csv).")
+    parser = argparse.ArgumentParser(
+        description="Build a DiffSynth-Studio training dataset for Wan2.2-Animate-14B "
+        "(official preprocessing per video, clips, metadata.csv)."
+    )
     seen: set[str] = set()
     add_to_parser(parser, DatasetOptions, seen=seen)
     pre_names = add_to_parser(parser, PreprocessOptions, skip=PREPROCESS_SET_HERE, seen=seen)
@@ -420,8 +549,14 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         opts, mask, run_opts = build(DatasetOptions, values), build(MaskOptions, values), build(RunOptions, values)
         ctx = RunContext.create(run_opts.runs_dir, STAGE, dry_run=run_opts.dry_run, cancel=threading.Event())
-        run(opts, {name: values[name] for name in pre_names}, mask, run_opts, ctx=ctx,
-            eng=build(engine.EngineOptions, values))
+        run(
+            opts,
+            {name: values[name] for name in pre_names},
+            mask,
+            run_opts,
+            ctx=ctx,
+            eng=build(engine.EngineOptions, values),
+        )
 
     return report_errors(body)
 

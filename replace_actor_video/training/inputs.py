@@ -52,8 +52,10 @@ def from_csv(path: Path) -> list[VideoItem]:
         reader = csv.DictReader(fh)
         columns = reader.fieldnames or []
         if "video" not in columns:
-            raise UserError(f"{path}: no 'video' column (found {', '.join(columns) or 'none'}); "
-                            "write a header line: video,prompt,reference")
+            raise UserError(
+                f"{path}: no 'video' column (found {', '.join(columns) or 'none'}); "
+                "write a header line: video,prompt,reference"
+            )
         ref_column = next((c for c in REFERENCE_COLUMNS if c in columns), None)
         items, seen = [], set()
         for line, row in enumerate(reader, start=2):
@@ -65,8 +67,11 @@ def from_csv(path: Path) -> list[VideoItem]:
             seen.add(video)
             reference = (row.get(ref_column) or "").strip() if ref_column else ""
             prompt = (row.get("prompt") or "").strip()
-            items.append(VideoItem(item_id(video), video, prompt or None,
-                                   (path.parent / reference).resolve() if reference else None))
+            items.append(
+                VideoItem(
+                    item_id(video), video, prompt or None, (path.parent / reference).resolve() if reference else None
+                )
+            )
     return items
 
 

@@ -26,8 +26,9 @@ from ..upstream.wan.preprocess import frame_indices
 
 
 def fit_filter(width: int, height: int) -> str:
-    return (f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
-            f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1")
+    return (
+        f"scale={width}:{height}:force_original_aspect_ratio=decrease,pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1"
+    )
 
 
 def resample(video: Path, out: Path, *, width: int, height: int, fps: int) -> int:
@@ -37,11 +38,50 @@ def resample(video: Path, out: Path, *, width: int, height: int, fps: int) -> in
     indices = frame_indices(info.frames, video_fps, float(fps), info.duration)
     rate = info.fps if fps == -1 else Fraction(fps)
     frame_bytes = width * height * 3
-    decode = [ffmpeg_bin(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(video), "-map", "0:v:0",
-              "-vf", fit_filter(width, height), "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
-    encode = [ffmpeg_bin(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-              "-s", f"{width}x{height}", "-r", rate_text(rate), "-i", "-", *H264_ARGS, str(out)]
-    with subprocess.Popen(decode, stdout=subprocess.PIPE) as dec, subprocess.Popen(encode, stdin=subprocess.PIPE) as enc:
+    decode = [
+        ffmpeg_bin(),
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(video),
+        "-map",
+        "0:v:0",
+        "-vf",
+        fit_filter(width, height),
+        "-fps_mode",
+        "passthrough",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]
+    encode = [
+        ffmpeg_bin(),
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        rate_text(rate),
+        "-i",
+        "-",
+        *H264_ARGS,
+        str(out),
+    ]
+    with (
+        subprocess.Popen(decode, stdout=subprocess.PIPE) as dec,
+        subprocess.Popen(encode, stdin=subprocess.PIPE) as enc,
+    ):
         current, frame = -1, b""
         for wanted in indices:
             while current < wanted:

@@ -42,11 +42,23 @@ from safetensors.torch import save_file
 from ..upstream.diffsynth import train as ds
 
 CONFIG_FILE = "rav_tiny_models.json"
-DIT = {"has_image_input": True, "patch_size": [1, 2, 2], "in_dim": 36, "dim": 64, "ffn_dim": 128, "freq_dim": 256,
-       "text_dim": 64, "out_dim": 16, "num_heads": 2, "num_layers": 2, "eps": 1e-06}
+DIT = {
+    "has_image_input": True,
+    "patch_size": [1, 2, 2],
+    "in_dim": 36,
+    "dim": 64,
+    "ffn_dim": 128,
+    "freq_dim": 256,
+    "text_dim": 64,
+    "out_dim": 16,
+    "num_heads": 2,
+    "num_layers": 2,
+    "eps": 1e-06,
+}
 T5 = {"dim": 64, "dim_attn": 64, "dim_ffn": 128, "num_heads": 2, "num_layers": 2, "num_buckets": 32}
-WORDS = ("a person dancer man woman walking dancing in red blue the of and is video motion "
-         "spinning jumping waving standing").split()
+WORDS = (
+    "a person dancer man woman walking dancing in red blue the of and is video motion spinning jumping waving standing"
+).split()
 
 
 class TinyAnimateAdapter(WanAnimateAdapter):
@@ -56,7 +68,9 @@ class TinyAnimateAdapter(WanAnimateAdapter):
         torch.nn.Module.__init__(self)
         self.pose_patch_embedding = torch.nn.Conv3d(16, dim, kernel_size=(1, 2, 2), stride=(1, 2, 2))
         self.motion_encoder = Generator(size=512, style_dim=512, motion_dim=20)
-        self.face_adapter = FaceAdapter(heads_num=num_heads, hidden_dim=dim, num_adapter_layers=math.ceil(num_layers / 5))
+        self.face_adapter = FaceAdapter(
+            heads_num=num_heads, hidden_dim=dim, num_adapter_layers=math.ceil(num_layers / 5)
+        )
         self.face_encoder = FaceEncoder(in_dim=512, hidden_dim=dim, num_heads=4)
 
 
@@ -67,9 +81,19 @@ class TinyImageEncoder(WanImageEncoder):
     def __init__(self):
         torch.nn.Module.__init__(self)
         self.model, self.transforms = clip_xlm_roberta_vit_h_14(
-            pretrained=False, return_transforms=True, return_tokenizer=False, dtype=torch.float32, device="cpu",
-            vision_layers=2, embed_dim=64, vocab_size=len(WORDS) + 8, max_text_len=16, text_dim=64, text_heads=2,
-            text_layers=1)
+            pretrained=False,
+            return_transforms=True,
+            return_tokenizer=False,
+            dtype=torch.float32,
+            device="cpu",
+            vision_layers=2,
+            embed_dim=64,
+            vocab_size=len(WORDS) + 8,
+            max_text_len=16,
+            text_dim=64,
+            text_heads=2,
+            text_layers=1,
+        )
 
 
 def _bf16(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -85,8 +109,9 @@ def write_tokenizer(folder: Path) -> int:
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-                                   model_max_length=512)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=512
+    )
     fast.save_pretrained(str(folder))
     return len(vocab)
 
@@ -104,32 +129,53 @@ def make(out: Path, seed: int = 0) -> dict:
     torch.save(_bf16(WanTextEncoder(vocab=vocab, **T5)), t5_file)
     # The VAE keeps its real shapes, saved like the official file (no "model." prefix): its hash is the real one.
     vae_file = out / ds.VAE_FILE
-    torch.save({k[len("model."):]: v for k, v in _bf16(WanVideoVAE()).items()}, vae_file)
+    torch.save({k[len("model.") :]: v for k, v in _bf16(WanVideoVAE()).items()}, vae_file)
     clip_file = out / ds.CLIP_FILE
     torch.save(_bf16(TinyImageEncoder()), clip_file)
 
     here = "replace_actor_video.training.tiny_model"  # the import path DiffSynth's ModelPool will use
     dit_hash = hash_model_file(str(dit_file))
     configs = [
-        {"model_hash": dit_hash, "model_name": "wan_video_dit", "model_class": "diffsynth.models.wan_video_dit.WanModel",
-         "extra_kwargs": DIT,
-         "state_dict_converter": "diffsynth.utils.state_dict_converters.wan_video_dit.WanVideoDiTStateDictConverter"},
-        {"model_hash": dit_hash, "model_name": "wan_video_animate_adapter", "model_class": f"{here}.TinyAnimateAdapter",
-         "state_dict_converter":
-             "diffsynth.utils.state_dict_converters.wan_video_animate_adapter.WanAnimateAdapterStateDictConverter"},
-        {"model_hash": hash_model_file(str(t5_file)), "model_name": "wan_video_text_encoder",
-         "model_class": "diffsynth.models.wan_video_text_encoder.WanTextEncoder", "extra_kwargs": {"vocab": vocab, **T5}},
-        {"model_hash": hash_model_file(str(clip_file)), "model_name": "wan_video_image_encoder",
-         "model_class": f"{here}.TinyImageEncoder"},
+        {
+            "model_hash": dit_hash,
+            "model_name": "wan_video_dit",
+            "model_class": "diffsynth.models.wan_video_dit.WanModel",
+            "extra_kwargs": DIT,
+            "state_dict_converter": "diffsynth.utils.state_dict_converters.wan_video_dit.WanVideoDiTStateDictConverter",
+        },
+        {
+            "model_hash": dit_hash,
+            "model_name": "wan_video_animate_adapter",
+            "model_class": f"{here}.TinyAnimateAdapter",
+            "state_dict_converter": "diffsynth.utils.state_dict_converters.wan_video_animate_adapter."
+            "WanAnimateAdapterStateDictConverter",
+        },
+        {
+            "model_hash": hash_model_file(str(t5_file)),
+            "model_name": "wan_video_text_encoder",
+            "model_class": "diffsynth.models.wan_video_text_encoder.WanTextEncoder",
+            "extra_kwargs": {"vocab": vocab, **T5},
+        },
+        {
+            "model_hash": hash_model_file(str(clip_file)),
+            "model_name": "wan_video_image_encoder",
+            "model_class": f"{here}.TinyImageEncoder",
+        },
     ]
-    summary = {"configs": configs, "vae_hash": hash_model_file(str(vae_file)), "seed": seed,
-               "bytes": {p.name: p.stat().st_size for p in (dit_file, t5_file, vae_file, clip_file)}}
+    summary = {
+        "configs": configs,
+        "vae_hash": hash_model_file(str(vae_file)),
+        "seed": seed,
+        "bytes": {p.name: p.stat().st_size for p in (dit_file, t5_file, vae_file, clip_file)},
+    }
     (out / CONFIG_FILE).write_text(json.dumps(summary, indent=2))
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write a tiny random Wan2.2-Animate-14B checkpoint for DiffSynth-Studio.")
+    parser = argparse.ArgumentParser(
+        description="Write a tiny random Wan2.2-Animate-14B checkpoint for DiffSynth-Studio."
+    )
     parser.add_argument("--out", required=True, type=Path, help="folder to write (the layout of Wan2.2-Animate-14B)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -1,5 +1,6 @@
 """The whole synthetic checkpoint folder: the profile-dependent light parts (DiT, LoRAs, tokenizers, ONNX)
 and the fixed-shape heavy encoders (umT5 11.4 GB, CLIP, VAE, SAM2)."""
+
 from __future__ import annotations
 
 import time
@@ -18,20 +19,35 @@ def _timed(label: str, write, path: Path) -> None:
     write()
     size = sum(p.stat().st_size for p in ([path] if path.is_file() else path.rglob("*")) if p.is_file())
     seconds = time.perf_counter() - started
-    print(f"[synthetic] {label}: {size / 1e9:.2f} GB in {seconds:.1f} s ({size / 1e9 / max(seconds, 1e-9):.2f} GB/s)",
-          flush=True)
+    print(
+        f"[synthetic] {label}: {size / 1e9:.2f} GB in {seconds:.1f} s ({size / 1e9 / max(seconds, 1e-9):.2f} GB/s)",
+        flush=True,
+    )
 
 
-def write_light(out: Path, profile: str, pose2d_layout: str, *, device: str = "cpu", onnx_from: Path | None = None,
-                distill_lora: bool = False) -> None:
+def write_light(
+    out: Path,
+    profile: str,
+    pose2d_layout: str,
+    *,
+    device: str = "cpu",
+    onnx_from: Path | None = None,
+    distill_lora: bool = False,
+) -> None:
     """The profile-dependent and small parts: DiT, LoRA(s), tokenizers, ONNX."""
     cfg = PROFILES[profile]
     _timed("DiT shards", lambda: write_dit(cfg, out, device), out)
-    _timed("relighting LoRA", lambda: save_torch_state_dict(lora_specs(cfg), out / LORA_FILE, wrap_key="state_dict",
-                                                            device=device), out / LORA_FILE)
+    _timed(
+        "relighting LoRA",
+        lambda: save_torch_state_dict(lora_specs(cfg), out / LORA_FILE, wrap_key="state_dict", device=device),
+        out / LORA_FILE,
+    )
     if distill_lora:
-        _timed("distill LoRA", lambda: write_safetensors(distill_lora_specs(cfg), out / DISTILL_LORA_FILE, device),
-               out / DISTILL_LORA_FILE)
+        _timed(
+            "distill LoRA",
+            lambda: write_safetensors(distill_lora_specs(cfg), out / DISTILL_LORA_FILE, device),
+            out / DISTILL_LORA_FILE,
+        )
     write_tokenizer(out / T5_TOKENIZER_DIR, "umt5")
     write_tokenizer(out / CLIP_TOKENIZER_DIR, "xlmr")
     write_onnx_models(out, pose2d_layout, onnx_from)
@@ -45,8 +61,17 @@ def write_heavy(out: Path, *, device: str = "cpu") -> None:
     write_sam2(out)
 
 
-def make_checkpoint(out: Path, profile: str, pose2d_layout: str = "file", seed: int = 0, skip_heavy: bool = False,
-                    *, device: str = "cpu", onnx_from: Path | None = None, distill_lora: bool = False) -> None:
+def make_checkpoint(
+    out: Path,
+    profile: str,
+    pose2d_layout: str = "file",
+    seed: int = 0,
+    skip_heavy: bool = False,
+    *,
+    device: str = "cpu",
+    onnx_from: Path | None = None,
+    distill_lora: bool = False,
+) -> None:
     """Write the whole synthetic checkpoint folder (or only its light parts). SAM2 is written last: a folder
     holding its file is complete (scripts/e2e_gpu.sh and bench_job.py rely on it)."""
     import torch

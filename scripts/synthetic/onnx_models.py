@@ -7,6 +7,7 @@ The lent GPU machine has onnxruntime but not the onnx package (its wheel and dep
 fit the carry beside the other wheels), so the graphs are written on the CPU side (`--write_onnx DIR`) and
 the GPU run copies them (`--onnx_from DIR`); both files together are 1.6 MB.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -24,8 +25,7 @@ IR_VERSION = 8  # what onnxruntime 1.1x and later accept with opset 17
 CARRIED = {"det": "yolov10m.onnx", "pose": "vitpose_h_wholebody.onnx"}  # flat names in an --onnx_from folder
 
 
-def constant_output_onnx(input_name: str, input_shape: Sequence[int], output_name: str,
-                         output: np.ndarray) -> bytes:
+def constant_output_onnx(input_name: str, input_shape: Sequence[int], output_name: str, output: np.ndarray) -> bytes:
     """Serialized ModelProto: ``output = template + 0 * mean(input)``.
 
     The zero-weighted input term keeps the graph a function of its input
@@ -41,13 +41,18 @@ def constant_output_onnx(input_name: str, input_shape: Sequence[int], output_nam
         helper.make_node("Add", ["scaled", "template"], [output_name]),
     ]
     graph = helper.make_graph(
-        nodes, "synthetic",
+        nodes,
+        "synthetic",
         inputs=[helper.make_tensor_value_info(input_name, TensorProto.FLOAT, list(input_shape))],
         outputs=[helper.make_tensor_value_info(output_name, TensorProto.FLOAT, list(output.shape))],
-        initializer=[numpy_helper.from_array(np.zeros((), np.float32), "zero"),
-                     numpy_helper.from_array(output.astype(np.float32), "template")])
-    model = helper.make_model(graph, producer_name="make_synthetic_checkpoint",
-                              opset_imports=[helper.make_opsetid("", OPSET)])
+        initializer=[
+            numpy_helper.from_array(np.zeros((), np.float32), "zero"),
+            numpy_helper.from_array(output.astype(np.float32), "template"),
+        ],
+    )
+    model = helper.make_model(
+        graph, producer_name="make_synthetic_checkpoint", opset_imports=[helper.make_opsetid("", OPSET)]
+    )
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model, full_check=True)
     return model.SerializeToString()
@@ -91,17 +96,29 @@ def wholebody_keypoints() -> np.ndarray:
     cx, head_y, hw, hh = 0.5, 0.235, 0.02, 0.026  # face centre and half size
     body = {
         0: (cx, head_y + 0.1 * hh),  # nose
-        1: (cx + 0.45 * hw, head_y - 0.2 * hh), 2: (cx - 0.45 * hw, head_y - 0.2 * hh),  # eyes
-        3: (cx + hw, head_y), 4: (cx - hw, head_y),  # ears
-        5: (cx + 0.05, 0.30), 6: (cx - 0.05, 0.30),  # shoulders
-        7: (cx + 0.07, 0.41), 8: (cx - 0.07, 0.41),  # elbows
-        9: (cx + 0.08, 0.50), 10: (cx - 0.08, 0.50),  # wrists
-        11: (cx + 0.035, 0.52), 12: (cx - 0.035, 0.52),  # hips
-        13: (cx + 0.04, 0.66), 14: (cx - 0.04, 0.66),  # knees
-        15: (cx + 0.04, 0.79), 16: (cx - 0.04, 0.79),  # ankles
+        1: (cx + 0.45 * hw, head_y - 0.2 * hh),
+        2: (cx - 0.45 * hw, head_y - 0.2 * hh),  # eyes
+        3: (cx + hw, head_y),
+        4: (cx - hw, head_y),  # ears
+        5: (cx + 0.05, 0.30),
+        6: (cx - 0.05, 0.30),  # shoulders
+        7: (cx + 0.07, 0.41),
+        8: (cx - 0.07, 0.41),  # elbows
+        9: (cx + 0.08, 0.50),
+        10: (cx - 0.08, 0.50),  # wrists
+        11: (cx + 0.035, 0.52),
+        12: (cx - 0.035, 0.52),  # hips
+        13: (cx + 0.04, 0.66),
+        14: (cx - 0.04, 0.66),  # knees
+        15: (cx + 0.04, 0.79),
+        16: (cx - 0.04, 0.79),  # ankles
         # feet: big toe, small toe, heel; left then right
-        17: (cx + 0.045, 0.825), 18: (cx + 0.06, 0.82), 19: (cx + 0.037, 0.80),
-        20: (cx - 0.045, 0.825), 21: (cx - 0.06, 0.82), 22: (cx - 0.037, 0.80),
+        17: (cx + 0.045, 0.825),
+        18: (cx + 0.06, 0.82),
+        19: (cx + 0.037, 0.80),
+        20: (cx - 0.045, 0.825),
+        21: (cx - 0.06, 0.82),
+        22: (cx - 0.037, 0.80),
     }
     kps = np.zeros((133, 2), np.float64)
     for k, uv in body.items():
@@ -125,11 +142,15 @@ def _face68(cx: float, cy: float, hw: float, hh: float) -> np.ndarray:
     pts += [(cx + hw * s, cy + 0.3 * hh) for s in np.linspace(-0.3, 0.3, 5)]  # nostrils
     for side in (-1, 1):
         ex, ey = cx + side * 0.45 * hw, cy - 0.2 * hh
-        pts += [(ex + 0.25 * hw * np.cos(a), ey + 0.08 * hh * np.sin(a))
-                for a in np.linspace(0.0, 2 * np.pi, 6, endpoint=False)]
+        pts += [
+            (ex + 0.25 * hw * np.cos(a), ey + 0.08 * hh * np.sin(a))
+            for a in np.linspace(0.0, 2 * np.pi, 6, endpoint=False)
+        ]
     for radius, count in ((1.0, 12), (0.6, 8)):
-        pts += [(cx + radius * 0.4 * hw * np.cos(a), cy + 0.6 * hh + radius * 0.12 * hh * np.sin(a))
-                for a in np.linspace(0.0, 2 * np.pi, count, endpoint=False)]
+        pts += [
+            (cx + radius * 0.4 * hw * np.cos(a), cy + 0.6 * hh + radius * 0.12 * hh * np.sin(a))
+            for a in np.linspace(0.0, 2 * np.pi, count, endpoint=False)
+        ]
     return np.asarray(pts)
 
 
@@ -160,7 +181,7 @@ def vitpose_output() -> np.ndarray:
     ys, xs = np.mgrid[0:h, 0:w]
     dx = xs[None] - (kps[:, 0] * w)[:, None, None]
     dy = ys[None] - (kps[:, 1] * h)[:, None, None]
-    heat = HEATMAP_PEAK * np.exp(-(dx ** 2 + dy ** 2) / (2 * HEATMAP_SIGMA ** 2))
+    heat = HEATMAP_PEAK * np.exp(-(dx**2 + dy**2) / (2 * HEATMAP_SIGMA**2))
     return heat[None].astype(np.float32)
 
 
@@ -191,8 +212,10 @@ def write_onnx_models(out: Path, pose2d_layout: str, source: Path | None = None)
         try:
             import onnx  # noqa: F401
         except ImportError:
-            raise SystemExit("the onnx package is not importable here: write the two graphs where it is "
-                             "(make_synthetic_checkpoint.py --write_onnx DIR) and pass --onnx_from DIR") from None
+            raise SystemExit(
+                "the onnx package is not importable here: write the two graphs where it is "
+                "(make_synthetic_checkpoint.py --write_onnx DIR) and pass --onnx_from DIR"
+            ) from None
     det = out / DET_FILE
     pose = out / POSE_FILE
     if pose2d_layout == "folder":
@@ -203,8 +226,10 @@ def write_onnx_models(out: Path, pose2d_layout: str, source: Path | None = None)
     if source is not None:
         for kind, path in (("det", det), ("pose", pose)):
             if not (source / CARRIED[kind]).is_file():
-                raise SystemExit(f"--onnx_from {source}: {CARRIED[kind]} is missing; write the folder with "
-                                 "make_synthetic_checkpoint.py --write_onnx DIR")
+                raise SystemExit(
+                    f"--onnx_from {source}: {CARRIED[kind]} is missing; write the folder with "
+                    "make_synthetic_checkpoint.py --write_onnx DIR"
+                )
             shutil.copyfile(source / CARRIED[kind], path)
         return
     det.write_bytes(detector_onnx())

@@ -1,4 +1,5 @@
 """The SAM2-L checkpoint that preprocess_data.py loads in replace mode."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,4 +30,3 @@ def write_sam2(out: Path) -> None:
     path = out / SAM2_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": state}, path)
-

@@ -7,6 +7,7 @@ The DiT's q/k RMSNorm gains are therefore set to QK_GAIN instead of 1: after the
 has unit RMS, so a head's logit q·k/sqrt(head_dim) has a standard deviation of about QK_GAIN² (4 here), as in
 trained models, and each query's softmax is peaked on a few keys (tests/test_lossless_check.py measures both).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 # q/k RMSNorm gain of the DiT self/cross attention and the face adapter: logit std ≈ QK_GAIN² (see above).
 QK_GAIN = 2.0
+
 
 @dataclass(frozen=True)
 class DitConfig:
@@ -51,6 +53,7 @@ TEXT_DIM = 4096  # umT5-XXL width, fed to the DiT text embedding
 CLIP_DIM = 1280  # ViT-H/14 width, fed to the DiT image embedding (MLPProj)
 LORA_RANK = 128  # wan/animate.py: get_loraconfig(rank=128, alpha=128)
 
+
 @dataclass(frozen=True)
 class TensorSpec:
     """One state-dict entry: its name, shape, dtype and how to fill it."""
@@ -81,7 +84,7 @@ class SpecBuilder:
     def normal(self, name: str, shape: Sequence[int], std: float | None = None) -> None:
         if std is None:
             fan_in = math.prod(shape[1:]) if len(shape) > 1 else shape[0]
-            std = fan_in ** -0.5
+            std = fan_in**-0.5
         self.specs.append(TensorSpec(name, tuple(shape), self.dtype, "normal", std))
 
     def zeros(self, name: str, shape: Sequence[int]) -> None:
@@ -137,9 +140,9 @@ def dit_specs(cfg: DitConfig) -> list[TensorSpec]:
         b.norm(f"{p}.norm3", d)  # cross_attn_norm=True: the only affine block norm
         b.linear(f"{p}.ffn.0", f, d)
         b.linear(f"{p}.ffn.2", d, f)
-        b.normal(f"{p}.modulation", (1, 6, d), std=d ** -0.5)
+        b.normal(f"{p}.modulation", (1, 6, d), std=d**-0.5)
     b.linear("head.head", 4 * 16, d)  # prod(patch_size) * out_dim
-    b.normal("head.modulation", (1, 2, d), std=d ** -0.5)
+    b.normal("head.modulation", (1, 2, d), std=d**-0.5)
     b.norm("img_emb.proj.0", CLIP_DIM)
     b.linear("img_emb.proj.1", CLIP_DIM, CLIP_DIM)
     b.linear("img_emb.proj.3", d, CLIP_DIM)
@@ -253,12 +256,12 @@ def t5_specs() -> list[TensorSpec]:
         b.norm(f"{p}.norm1", dim, bias=False)
         b.normal(f"{p}.attn.q.weight", (dim, dim), std=(dim * dim) ** -0.5)
         for proj in ("k", "v"):
-            b.normal(f"{p}.attn.{proj}.weight", (dim, dim), std=dim ** -0.5)
-        b.normal(f"{p}.attn.o.weight", (dim, dim), std=dim ** -0.5)
+            b.normal(f"{p}.attn.{proj}.weight", (dim, dim), std=dim**-0.5)
+        b.normal(f"{p}.attn.o.weight", (dim, dim), std=dim**-0.5)
         b.norm(f"{p}.norm2", dim, bias=False)
-        b.normal(f"{p}.ffn.gate.0.weight", (dim_ffn, dim), std=dim ** -0.5)
-        b.normal(f"{p}.ffn.fc1.weight", (dim_ffn, dim), std=dim ** -0.5)
-        b.normal(f"{p}.ffn.fc2.weight", (dim, dim_ffn), std=dim_ffn ** -0.5)
+        b.normal(f"{p}.ffn.gate.0.weight", (dim_ffn, dim), std=dim**-0.5)
+        b.normal(f"{p}.ffn.fc1.weight", (dim_ffn, dim), std=dim**-0.5)
+        b.normal(f"{p}.ffn.fc2.weight", (dim, dim_ffn), std=dim_ffn**-0.5)
         # shared_pos=False: every block owns its relative position embedding.
         b.normal(f"{p}.pos_embedding.embedding.weight", (buckets, heads), std=(2 * buckets * heads) ** -0.5)
     b.norm("norm", dim, bias=False)
@@ -274,8 +277,8 @@ def clip_specs() -> list[TensorSpec]:
     b = SpecBuilder("fp16")
     vdim, vlayers, patch, tokens = 1280, 32, 14, (224 // 14) ** 2 + 1
     b.normal("visual.patch_embedding.weight", (vdim, 3, patch, patch))  # pre_norm: no bias
-    b.normal("visual.cls_embedding", (1, 1, vdim), std=vdim ** -0.5)
-    b.normal("visual.pos_embedding", (1, tokens, vdim), std=vdim ** -0.5)
+    b.normal("visual.cls_embedding", (1, 1, vdim), std=vdim**-0.5)
+    b.normal("visual.pos_embedding", (1, tokens, vdim), std=vdim**-0.5)
     b.norm("visual.pre_norm", vdim)
     for i in range(vlayers):
         p = f"visual.transformer.{i}"
@@ -286,7 +289,7 @@ def clip_specs() -> list[TensorSpec]:
         b.linear(f"{p}.mlp.0", 4 * vdim, vdim)
         b.linear(f"{p}.mlp.2", vdim, 4 * vdim)
     b.norm("visual.post_norm", vdim)
-    b.normal("visual.head", (vdim, 1024), std=vdim ** -0.5)
+    b.normal("visual.head", (vdim, 1024), std=vdim**-0.5)
     tdim, tlayers = 1024, 24
     b.normal("textual.token_embedding.weight", (250002, tdim), std=0.02)
     b.normal("textual.type_embedding.weight", (1, tdim), std=0.02)
@@ -338,8 +341,19 @@ def vae_specs() -> list[TensorSpec]:
 
     # Encoder3d(96, z_dim*2=32, [1, 2, 4, 4], 2 res blocks, temporal [F, T, T]).
     b.conv("encoder.conv1", 96, 3, k3)
-    enc = [(96, 96), (96, 96), "down2d", (96, 192), (192, 192), "down3d",
-           (192, 384), (384, 384), "down3d", (384, 384), (384, 384)]
+    enc = [
+        (96, 96),
+        (96, 96),
+        "down2d",
+        (96, 192),
+        (192, 192),
+        "down3d",
+        (192, 384),
+        (384, 384),
+        "down3d",
+        (384, 384),
+        (384, 384),
+    ]
     dim = 96
     for k, item in enumerate(enc):
         p = f"encoder.downsamples.{k}"
@@ -359,8 +373,23 @@ def vae_specs() -> list[TensorSpec]:
     # each upsample halves the channels, hence the cin // 2 after it.
     b.conv("decoder.conv1", 384, 16, k3)
     middle("decoder.middle", 384)
-    dec = [(384, 384), (384, 384), (384, 384), "up3d", (192, 384), (384, 384), (384, 384), "up3d",
-           (192, 192), (192, 192), (192, 192), "up2d", (96, 96), (96, 96), (96, 96)]
+    dec = [
+        (384, 384),
+        (384, 384),
+        (384, 384),
+        "up3d",
+        (192, 384),
+        (384, 384),
+        (384, 384),
+        "up3d",
+        (192, 192),
+        (192, 192),
+        (192, 192),
+        "up2d",
+        (96, 96),
+        (96, 96),
+        (96, 96),
+    ]
     for k, item in enumerate(dec):
         p = f"decoder.upsamples.{k}"
         if isinstance(item, tuple):
@@ -373,5 +402,3 @@ def vae_specs() -> list[TensorSpec]:
     rms("decoder.head.0", 96)
     b.conv("decoder.head.2", 3, 96, k3)
     return b.specs
-
-

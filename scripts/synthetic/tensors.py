@@ -1,5 +1,6 @@
 """Filling tensor specs with values and writing them: torch.save state dicts (T5, CLIP, VAE, relighting LoRA)
 and safetensors files written one tensor at a time (the DiT shards, 34.5 GB at full size)."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,9 @@ def make_tensor(spec: TensorSpec, device: str = "cpu") -> torch.Tensor:
     raise ValueError(f"unknown init {spec.init!r}")
 
 
-def save_torch_state_dict(specs: Iterable[TensorSpec], path: Path, wrap_key: str | None = None,
-                          device: str = "cpu") -> None:
+def save_torch_state_dict(
+    specs: Iterable[TensorSpec], path: Path, wrap_key: str | None = None, device: str = "cpu"
+) -> None:
     """torch.save a plain state dict (optionally wrapped as ``{wrap_key: sd}``).
 
     torch.save needs the whole dict in memory; the biggest one (umT5, 11.4 GB)
@@ -78,8 +80,11 @@ def write_safetensors(specs: Sequence[TensorSpec], path: Path, device: str = "cp
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
     for s in specs:
-        header[s.name] = {"dtype": _SAFETENSORS_DTYPES[s.dtype], "shape": list(s.shape),
-                          "data_offsets": [offset, offset + s.nbytes]}
+        header[s.name] = {
+            "dtype": _SAFETENSORS_DTYPES[s.dtype],
+            "shape": list(s.shape),
+            "data_offsets": [offset, offset + s.nbytes],
+        }
         offset += s.nbytes
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)  # the format pads the header to 8 bytes
@@ -129,4 +134,3 @@ def write_dit(cfg: DitConfig, out: Path, device: str = "cpu") -> None:
         weight_map.update({s.name: name for s in shard})
     index = {"metadata": {"total_size": sum(s.nbytes for s in specs)}, "weight_map": weight_map}
     (out / DIT_INDEX).write_text(json.dumps(index, indent=2) + "\n")
-

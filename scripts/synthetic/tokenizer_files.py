@@ -1,5 +1,6 @@
 """Offline Hugging Face tokenizers for umT5 (T5EncoderModel) and XLM-R (CLIPModel), written with the
 tokenizers library: AutoTokenizer loads them without network or sentencepiece models."""
+
 from __future__ import annotations
 
 import json
@@ -37,18 +38,31 @@ def write_tokenizer(out: Path, kind: str) -> None:
     if kind == "umt5":
         # umT5 ids: <pad>=0, </s>=1, <unk>=2; encoder input ends with </s>.
         specials = ["<pad>", "</s>", "<unk>"]
-        post = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
-                                             special_tokens=[("</s>", 1)])
-        config = {"tokenizer_class": "T5Tokenizer", "pad_token": "<pad>", "eos_token": "</s>",
-                  "unk_token": "<unk>", "extra_ids": 0, "additional_special_tokens": []}
+        post = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)])
+        config = {
+            "tokenizer_class": "T5Tokenizer",
+            "pad_token": "<pad>",
+            "eos_token": "</s>",
+            "unk_token": "<unk>",
+            "extra_ids": 0,
+            "additional_special_tokens": [],
+        }
     elif kind == "xlmr":
         # XLM-R ids: <s>=0, <pad>=1, </s>=2, <unk>=3; CLIP's pad_id=1 relies on it.
         specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-        post = processors.TemplateProcessing(single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
-                                             special_tokens=[("<s>", 0), ("</s>", 2)])
-        config = {"tokenizer_class": "XLMRobertaTokenizer", "bos_token": "<s>", "eos_token": "</s>",
-                  "sep_token": "</s>", "cls_token": "<s>", "pad_token": "<pad>", "unk_token": "<unk>",
-                  "mask_token": "<mask>"}
+        post = processors.TemplateProcessing(
+            single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+        )
+        config = {
+            "tokenizer_class": "XLMRobertaTokenizer",
+            "bos_token": "<s>",
+            "eos_token": "</s>",
+            "sep_token": "</s>",
+            "cls_token": "<s>",
+            "pad_token": "<pad>",
+            "unk_token": "<unk>",
+            "mask_token": "<mask>",
+        }
     else:
         raise ValueError(f"unknown tokenizer kind {kind!r}")
     vocab = _unigram_vocab(specials)
@@ -65,4 +79,3 @@ def write_tokenizer(out: Path, kind: str) -> None:
     (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
     special_map = {k: v for k, v in config.items() if k.endswith("_token")}
     (out / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2) + "\n")
-

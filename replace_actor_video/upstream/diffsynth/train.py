@@ -76,16 +76,19 @@ def model_paths(ckpt_dir: Path) -> list:
     missing = [] if shards else [DIT_GLOB]
     missing += [name for name in (T5_FILE, VAE_FILE, CLIP_FILE, TOKENIZER_DIR) if not (ckpt_dir / name).exists()]
     if missing:
-        raise UserError(f"{ckpt_dir}: missing {', '.join(missing)}; download Wan-AI/Wan2.2-Animate-14B there "
-                        "(./install.sh) or pass --ckpt_dir")
+        raise UserError(
+            f"{ckpt_dir}: missing {', '.join(missing)}; download Wan-AI/Wan2.2-Animate-14B there "
+            "(./install.sh) or pass --ckpt_dir"
+        )
     return [shards, str(ckpt_dir / T5_FILE), str(ckpt_dir / VAE_FILE), str(ckpt_dir / CLIP_FILE)]
 
 
 def check_diffsynth(diffsynth_dir: Path) -> Path:
     script = diffsynth_dir / TRAIN_SCRIPT
     if not script.is_file():
-        raise UserError(f"{script} not found; install DiffSynth-Studio with scripts/install_training.sh "
-                        "or pass --diffsynth_dir")
+        raise UserError(
+            f"{script} not found; install DiffSynth-Studio with scripts/install_training.sh or pass --diffsynth_dir"
+        )
     return script
 
 
@@ -119,27 +122,49 @@ class TrainCall:
 
     def args(self) -> list[str]:
         """The train.py arguments (without the script path)."""
-        args = ["--dataset_base_path", str(self.dataset_dir),
-                "--dataset_metadata_path", str(self.metadata),
-                "--data_file_keys", ",".join(file_keys(self.replace)),
-                "--extra_inputs", ",".join(extra_inputs(self.replace)),
-                "--num_frames", str(self.num_frames),
-                "--dataset_repeat", str(self.dataset_repeat),
-                "--dataset_num_workers", str(self.dataset_num_workers),
-                "--model_paths", json.dumps(self.model_paths),
-                "--tokenizer_path", str(self.tokenizer_path),
-                "--learning_rate", repr(self.learning_rate),
-                "--num_epochs", str(self.num_epochs),
-                "--gradient_accumulation_steps", str(self.gradient_accumulation_steps),
-                "--remove_prefix_in_ckpt", MODE_DEFAULTS[self.mode]["remove_prefix_in_ckpt"],
-                "--output_path", str(self.output_path)]
+        args = [
+            "--dataset_base_path",
+            str(self.dataset_dir),
+            "--dataset_metadata_path",
+            str(self.metadata),
+            "--data_file_keys",
+            ",".join(file_keys(self.replace)),
+            "--extra_inputs",
+            ",".join(extra_inputs(self.replace)),
+            "--num_frames",
+            str(self.num_frames),
+            "--dataset_repeat",
+            str(self.dataset_repeat),
+            "--dataset_num_workers",
+            str(self.dataset_num_workers),
+            "--model_paths",
+            json.dumps(self.model_paths),
+            "--tokenizer_path",
+            str(self.tokenizer_path),
+            "--learning_rate",
+            repr(self.learning_rate),
+            "--num_epochs",
+            str(self.num_epochs),
+            "--gradient_accumulation_steps",
+            str(self.gradient_accumulation_steps),
+            "--remove_prefix_in_ckpt",
+            MODE_DEFAULTS[self.mode]["remove_prefix_in_ckpt"],
+            "--output_path",
+            str(self.output_path),
+        ]
         if self.height is not None and self.width is not None:
             args += ["--height", str(self.height), "--width", str(self.width)]
         else:
             args += ["--max_pixels", str(self.max_pixels)]
         if self.mode == "lora":
-            args += ["--lora_base_model", "dit", "--lora_target_modules", self.lora_target_modules,
-                     "--lora_rank", str(self.lora_rank)]
+            args += [
+                "--lora_base_model",
+                "dit",
+                "--lora_target_modules",
+                self.lora_target_modules,
+                "--lora_rank",
+                str(self.lora_rank),
+            ]
         else:
             # motion_encoder.enc gets no gradient (see above); DDP would stop at the second step without this.
             args += ["--trainable_models", "animate_adapter", "--find_unused_parameters"]
@@ -167,4 +192,3 @@ def tensor_count(path: Path) -> int:
         size = int.from_bytes(fh.read(8), "little")
         header = json.loads(fh.read(size) or b"{}")
     return sum(1 for key in header if key != "__metadata__")
-

@@ -23,5 +23,6 @@ MINTERPOLATE = "minterpolate=fps={rate}:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:
 
 def argv(video: Path, out: Path, *, fps: Fraction, frames: int, pad: int, audio: bool) -> list[str]:
     """One ffmpeg run: interpolate `video` to `fps`, keep exactly `frames`, keep its audio."""
-    return filtered_argv(video, out, vf=MINTERPOLATE.format(rate=rate_text(fps)), fps=fps, frames=frames, pad=pad,
-                         audio=audio)
+    return filtered_argv(
+        video, out, vf=MINTERPOLATE.format(rate=rate_text(fps)), fps=fps, frames=frames, pad=pad, audio=audio
+    )

@@ -41,11 +41,15 @@ INSTALL_HINT = "see docs/FINISHING.md (scripts/install_finishing.sh installs the
 
 def check_clone(clone: Path) -> None:
     if not (clone / SCRIPT).is_file():
-        raise UserError(f"{clone / SCRIPT} not found; clone xinntao/Real-ESRGAN (scripts/install_finishing.sh) "
-                        "or pass --realesrgan_dir")
+        raise UserError(
+            f"{clone / SCRIPT} not found; clone xinntao/Real-ESRGAN (scripts/install_finishing.sh) "
+            "or pass --realesrgan_dir"
+        )
     if not (clone / "realesrgan" / "version.py").is_file():
-        raise UserError(f"{clone / 'realesrgan' / 'version.py'} missing; run `python setup.py develop` in {clone} "
-                        "(scripts/install_finishing.sh does it)")
+        raise UserError(
+            f"{clone / 'realesrgan' / 'version.py'} missing; run `python setup.py develop` in {clone} "
+            "(scripts/install_finishing.sh does it)"
+        )
 
 
 def check_python(*, face_enhance: bool) -> None:
@@ -57,16 +61,21 @@ def check_python(*, face_enhance: bool) -> None:
     spec = importlib.util.find_spec("ffmpeg")
     locations = list(spec.submodule_search_locations or []) if spec else []
     if not any((Path(p) / "_probe.py").is_file() for p in locations):
-        missing.append("ffmpeg-python" + (" (the installed `ffmpeg` package is a different one: "
-                                          "pip uninstall ffmpeg)" if spec else ""))
+        missing.append(
+            "ffmpeg-python"
+            + (" (the installed `ffmpeg` package is a different one: pip uninstall ffmpeg)" if spec else "")
+        )
     if missing:
         raise UserError(f"Real-ESRGAN needs {', '.join(missing)} in this Python ({sys.executable}); {INSTALL_HINT}")
 
 
 def missing_weights(clone: Path, model_name: str) -> list[Path]:
     """Weight files not in <clone>/weights (upstream would download them on the first run)."""
-    return [clone / "weights" / Path(url).name for url in MODELS[model_name][1]
-            if not (clone / "weights" / Path(url).name).is_file()]
+    return [
+        clone / "weights" / Path(url).name
+        for url in MODELS[model_name][1]
+        if not (clone / "weights" / Path(url).name).is_file()
+    ]
 
 
 def single_gpu_env() -> dict[str, str]:
@@ -89,8 +98,22 @@ class RealEsrganCall:
     ffmpeg: str
 
     def upstream_args(self) -> list[str]:
-        args = ["-i", str(self.video), "-o", str(self.out_dir), "-n", self.model_name, "-s", str(self.outscale),
-                "--suffix", SUFFIX, "-t", str(self.tile), "--ffmpeg_bin", self.ffmpeg]
+        args = [
+            "-i",
+            str(self.video),
+            "-o",
+            str(self.out_dir),
+            "-n",
+            self.model_name,
+            "-s",
+            str(self.outscale),
+            "--suffix",
+            SUFFIX,
+            "-t",
+            str(self.tile),
+            "--ffmpeg_bin",
+            self.ffmpeg,
+        ]
         if self.face_enhance:
             args.append("--face_enhance")
         if self.fp32:

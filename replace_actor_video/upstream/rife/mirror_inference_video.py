@@ -32,10 +32,10 @@ def apply_upstream_rules(args: argparse.Namespace) -> argparse.Namespace:
     """What upstream does to the parsed arguments before loading the model (asserts included)."""
     if args.exp != 1:
         args.multi = (2 ** args.exp)
-    assert (not args.video is None or not args.img is None)
+    assert (args.video is not None or args.img is not None)
     if args.UHD and args.scale == 1.0:
         args.scale = 0.5
     assert args.scale in [0.25, 0.5, 1.0, 2.0, 4.0]
-    if not args.img is None:
+    if args.img is not None:
         args.png = True
     return args

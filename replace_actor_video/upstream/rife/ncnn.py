@@ -75,12 +75,15 @@ def find_model(binary: Path, rife_model: str) -> Path:
     given = Path(rife_model).expanduser()
     model = given if given.is_dir() else binary.parent / rife_model
     if not (model / "flownet.param").is_file():
-        raise UserError(f"--rife_model {rife_model}: no flownet.param in {model}; pass a model folder of the "
-                        f"rife-ncnn-vulkan release (e.g. {DEFAULT_MODEL})")
+        raise UserError(
+            f"--rife_model {rife_model}: no flownet.param in {model}; pass a model folder of the "
+            f"rife-ncnn-vulkan release (e.g. {DEFAULT_MODEL})"
+        )
     name = model.resolve().name
     if "rife-v4" not in name or "rife-v2" in name or "rife-v3" in name:
-        raise UserError(f"--rife_model {rife_model}: only rife-v4 models accept a target frame count; "
-                        f"use {DEFAULT_MODEL}")
+        raise UserError(
+            f"--rife_model {rife_model}: only rife-v4 models accept a target frame count; use {DEFAULT_MODEL}"
+        )
     return model.resolve()
 
 
@@ -99,8 +102,9 @@ def probe(setup: NcnnSetup, timeout: float = 120.0) -> Probe:
         Image.new("RGB", (64, 64), (255, 255, 255)).save(b)
         argv = [str(setup.binary), "-0", str(a), "-1", str(b), "-o", str(out), "-m", setup.model.name]
         try:
-            proc = subprocess.run(argv, cwd=setup.model.parent, capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
+            proc = subprocess.run(
+                argv, cwd=setup.model.parent, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+            )
         except subprocess.TimeoutExpired:
             return Probe(None, f"{setup.binary} did not finish a two-frame test in {timeout:.0f}s")
         except OSError as exc:
@@ -110,8 +114,11 @@ def probe(setup: NcnnSetup, timeout: float = 120.0) -> Probe:
         device = devices[0][1] if devices else None
         if proc.returncode != 0 or not out.is_file():
             said = " / ".join([line.strip() for line in text.splitlines() if line.strip()][-2:]) or "no output"
-            return Probe(device, f"{setup.binary.name} failed a two-frame test (exit {proc.returncode}: {said}); "
-                         "it needs a Vulkan driver (libvulkan1 and the NVIDIA ICD)")
+            return Probe(
+                device,
+                f"{setup.binary.name} failed a two-frame test (exit {proc.returncode}: {said}); "
+                "it needs a Vulkan driver (libvulkan1 and the NVIDIA ICD)",
+            )
         return Probe(device or "unknown Vulkan device", None)
 
 
@@ -127,5 +134,16 @@ class NcnnCall:
         return self.setup.model.parent
 
     def argv(self) -> list[str]:
-        return [str(self.setup.binary), "-i", str(self.in_dir), "-o", str(self.out_dir), "-n", str(self.frames),
-                "-m", self.setup.model.name, "-f", FRAME_PATTERN]
+        return [
+            str(self.setup.binary),
+            "-i",
+            str(self.in_dir),
+            "-o",
+            str(self.out_dir),
+            "-n",
+            str(self.frames),
+            "-m",
+            self.setup.model.name,
+            "-f",
+            FRAME_PATTERN,
+        ]

@@ -30,23 +30,37 @@ LAUNCHER = Path(__file__).with_name("runtime") / "launcher.py"
 MODEL_CODE = "train_log/RIFE_HDv3.py"
 WEIGHTS = "train_log/flownet.pkl"
 # module → what to install (model/loss.py imports torchvision; cv2 reads the fps, skvideo the frames).
-MODULES = {"torch": "PyTorch", "torchvision": "torchvision", "cv2": "opencv-python", "skvideo": "sk-video",
-           "tqdm": "tqdm", "numpy": "numpy"}
+MODULES = {
+    "torch": "PyTorch",
+    "torchvision": "torchvision",
+    "cv2": "opencv-python",
+    "skvideo": "sk-video",
+    "tqdm": "tqdm",
+    "numpy": "numpy",
+}
 INSTALL_HINT = "pip install -r scripts/requirements_practical_rife_py312.txt (see docs/FINISHING.md)"
 
 
 def check_clone(rife_dir: Path) -> None:
     """UserError naming every missing file of a usable clone (script, model code, weights)."""
     if not (rife_dir / SCRIPT).is_file():
-        raise UserError(f"{rife_dir / SCRIPT} not found; clone hzwer/Practical-RIFE (scripts/install_finishing.sh) "
-                        "or pass --rife_pytorch_dir")
+        raise UserError(
+            f"{rife_dir / SCRIPT} not found; clone hzwer/Practical-RIFE (scripts/install_finishing.sh) "
+            "or pass --rife_pytorch_dir"
+        )
     missing = [name for name in (MODEL_CODE, WEIGHTS) if not (rife_dir / name).is_file()]
     code = rife_dir / MODEL_CODE
-    if code.is_file() and "IFNet_HDv3" in code.read_text(errors="replace") and not (rife_dir / "train_log/IFNet_HDv3.py").is_file():
+    if (
+        code.is_file()
+        and "IFNet_HDv3" in code.read_text(errors="replace")
+        and not (rife_dir / "train_log/IFNet_HDv3.py").is_file()
+    ):
         missing.append("train_log/IFNet_HDv3.py")
     if missing:
-        raise UserError(f"{rife_dir}: missing {', '.join(missing)}; unzip a Practical-RIFE model (4.25 recommended, "
-                        f"see its README) into {rife_dir / 'train_log'}")
+        raise UserError(
+            f"{rife_dir}: missing {', '.join(missing)}; unzip a Practical-RIFE model (4.25 recommended, "
+            f"see its README) into {rife_dir / 'train_log'}"
+        )
 
 
 def missing_modules() -> list[str]:
@@ -72,8 +86,16 @@ class RifeCall:
     multi: int
 
     def upstream_args(self) -> list[str]:
-        return ["--video", str(self.video), "--output", str(self.output),
-                "--model", str(self.rife_dir / "train_log"), "--multi", str(self.multi)]
+        return [
+            "--video",
+            str(self.video),
+            "--output",
+            str(self.output),
+            "--model",
+            str(self.rife_dir / "train_log"),
+            "--multi",
+            str(self.multi),
+        ]
 
     def argv(self, python: str = sys.executable) -> list[str]:
         return [python, str(LAUNCHER), "--rife_dir", str(self.rife_dir), "--", *self.upstream_args()]

@@ -32,5 +32,5 @@ def run_upstream_script(clone_flag: str, script_name: str, tag: str, shims: Call
         sys.exit(f"{tag} {script} not found")
     sys.path[:] = [str(clone)] + [p for p in sys.path if not _ours(p)]
     shims()
-    sys.argv = [str(script), *argv[cut + 1:]]
+    sys.argv = [str(script), *argv[cut + 1 :]]
     runpy.run_path(str(script), run_name="__main__")

@@ -42,27 +42,32 @@ def script(model: str) -> str:
 
 def check_clone(clone: Path, model: str) -> None:
     if not (clone / script(model)).is_file():
-        raise UserError(f"{clone / script(model)} not found; clone ByteDance-Seed/SeedVR (docs/FINISHING.md) "
-                        "or pass --seedvr_dir")
+        raise UserError(
+            f"{clone / script(model)} not found; clone ByteDance-Seed/SeedVR (docs/FINISHING.md) or pass --seedvr_dir"
+        )
     missing = [name for name in RELATIVE_FILES[model] if not (clone / name).is_file()]
     if missing:
-        raise UserError(f"{clone}: missing {', '.join(missing)}; "
-                        f"{CHECKPOINT_HINT[model].format(dir=clone)} (docs/FINISHING.md)")
+        raise UserError(
+            f"{clone}: missing {', '.join(missing)}; {CHECKPOINT_HINT[model].format(dir=clone)} (docs/FINISHING.md)"
+        )
 
 
 def check_python(python: str) -> None:
     """torch (for torchrun) must be in the Python that launches SeedVR; checked only for our own."""
     if Path(python).resolve() == Path(sys.executable).resolve() and importlib.util.find_spec("torch") is None:
-        raise UserError(f"PyTorch is not installed in {python}; install SeedVR's environment (docs/FINISHING.md) "
-                        "or pass --seedvr_python")
+        raise UserError(
+            f"PyTorch is not installed in {python}; install SeedVR's environment (docs/FINISHING.md) "
+            "or pass --seedvr_python"
+        )
 
 
 def sp_size_for(num_gpus: int, sp_size: int) -> int:
     """0 = all GPUs work on the one video (sequence parallel)."""
     sp = sp_size or num_gpus
     if num_gpus < 1 or sp < 1 or num_gpus % sp:
-        raise UserError(f"--num_gpus {num_gpus} / --sp_size {sp_size}: sp_size must divide num_gpus "
-                        "(0 = use all GPUs on the video)")
+        raise UserError(
+            f"--num_gpus {num_gpus} / --sp_size {sp_size}: sp_size must divide num_gpus (0 = use all GPUs on the video)"
+        )
     return sp
 
 
@@ -80,14 +85,36 @@ class SeedVrCall:
     python: str = sys.executable
 
     def upstream_args(self) -> list[str]:
-        return ["--video_path", str(self.in_dir), "--output_dir", str(self.out_dir), "--seed", str(self.seed),
-                "--res_h", str(self.res_h), "--res_w", str(self.res_w), "--sp_size", str(self.sp_size)]
+        return [
+            "--video_path",
+            str(self.in_dir),
+            "--output_dir",
+            str(self.out_dir),
+            "--seed",
+            str(self.seed),
+            "--res_h",
+            str(self.res_h),
+            "--res_w",
+            str(self.res_w),
+            "--sp_size",
+            str(self.sp_size),
+        ]
 
     def argv(self) -> list[str]:
         """torchrun → our launcher (stand-ins for a missing flash_attn or apex) → the official script."""
-        return [self.python, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-                "--nproc_per_node", str(self.num_gpus), str(LAUNCHER), str(self.clone / script(self.model)),
-                *self.upstream_args()]
+        return [
+            self.python,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nnodes",
+            "1",
+            "--nproc_per_node",
+            str(self.num_gpus),
+            str(LAUNCHER),
+            str(self.clone / script(self.model)),
+            *self.upstream_args(),
+        ]
 
     def env(self) -> dict[str, str]:
         path = os.environ.get("PYTHONPATH")

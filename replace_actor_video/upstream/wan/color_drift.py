@@ -26,8 +26,11 @@ def video_drift(path: str | Path, *, clip_len: int, refert_num: int, mask_path: 
     if masks is not None:
         masks.close()
     starts = color_match.clip_starts(len(frame_labs), clip_len, refert_num)
-    report = {"clip_len": clip_len, "refert_num": refert_num,
-              "whole_frame": color_match.drift_report(np.array(frame_labs).reshape(-1, 3), starts)}
+    report = {
+        "clip_len": clip_len,
+        "refert_num": refert_num,
+        "whole_frame": color_match.drift_report(np.array(frame_labs).reshape(-1, 3), starts),
+    }
     if person_labs and len(person_labs) == len(frame_labs):
         report["person_region"] = color_match.drift_report(np.array(person_labs), starts)
     return report
@@ -37,6 +40,8 @@ def summary(report: dict) -> str:
     line = color_match.summary(report["whole_frame"])
     if "person_region" in report and report["person_region"]["clips"] > 1:
         person = report["person_region"]
-        line += (f"; person region: ΔE at joins mean {person['join_delta_e_mean']}, vs the first clip max "
-                 f"{person['vs_first_clip_delta_e_max']}")
+        line += (
+            f"; person region: ΔE at joins mean {person['join_delta_e_mean']}, vs the first clip max "
+            f"{person['vs_first_clip_delta_e_max']}"
+        )
     return line

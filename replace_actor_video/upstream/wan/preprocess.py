@@ -54,40 +54,85 @@ class PreprocessOptions:
     """Preprocessing (official preprocess_data.py)"""
 
     video_path: str = option(label="Driving video", help="driving video", widget="video", group="inputs", upstream=ARGV)
-    refer_path: str = option(label="Character image", help="reference image of the character", widget="image",
-                             group="inputs",
-                             upstream=ARGV)
-    save_path: str = option("process_results", label="Preprocessing folder",
-                            help="folder for the preprocessing results", widget="dir",
-                            group="outputs", upstream=ARGV)
-    resolution: tuple[int, int] = option((1280, 720), parse=parse_resolution, nargs="+",
-                                         help="target area 'W H' or WxH; the video's aspect ratio is kept",
-                                         upstream=ARGV, upstream_flag="--resolution_area")
-    fps: int = option(30, label="Frame rate",
-                      help="frames per second to sample the driving video at; -1 keeps the source fps",
-                      upstream=ARGV)
-    replace: bool = option(False, label="Mode", switch=("Animate", "Replace"),
-                           help="replace mode: put the character into the video's scene "
-                           "(adds src_bg.mp4 and src_mask.mp4)", group="mode", upstream=ARGV,
-                           upstream_flag="--replace_flag")
-    retarget: bool = option(True, label="Fit the pose to the character",
-                            help="animate mode: retarget the driving pose to the reference's body "
-                            "proportions (--no-retarget to keep the raw pose)", group="mode", upstream=ARGV,
-                            upstream_flag="--retarget_flag")
-    use_flux: bool = option(False, label="Normalise poses with FLUX",
-                            help="animate mode with --retarget: normalise poses with FLUX.1 Kontext "
-                            "(needs process_checkpoint/FLUX.1-Kontext-dev)", group="mode", upstream=ARGV)
-    iterations: int = option(3, label="Official mask: dilation passes",
-                             help="replace mode, official mask: dilation iterations", group="mask",
-                             upstream=ARGV)
-    k: int = option(7, label="Official mask: dilation kernel", help="replace mode, official mask: dilation kernel size",
-                    group="mask", upstream=ARGV)
-    w_len: int = option(1, label="Official mask: grid columns",
-                        help="replace mode, official mask: grid cells across the mask box (1 = rectangle)",
-                        group="mask", upstream=ARGV)
-    h_len: int = option(1, label="Official mask: grid rows",
-                        help="replace mode, official mask: grid cells down the mask box (1 = rectangle)",
-                        group="mask", upstream=ARGV)
+    refer_path: str = option(
+        label="Character image", help="reference image of the character", widget="image", group="inputs", upstream=ARGV
+    )
+    save_path: str = option(
+        "process_results",
+        label="Preprocessing folder",
+        help="folder for the preprocessing results",
+        widget="dir",
+        group="outputs",
+        upstream=ARGV,
+    )
+    resolution: tuple[int, int] = option(
+        (1280, 720),
+        parse=parse_resolution,
+        nargs="+",
+        help="target area 'W H' or WxH; the video's aspect ratio is kept",
+        upstream=ARGV,
+        upstream_flag="--resolution_area",
+    )
+    fps: int = option(
+        30,
+        label="Frame rate",
+        help="frames per second to sample the driving video at; -1 keeps the source fps",
+        upstream=ARGV,
+    )
+    replace: bool = option(
+        False,
+        label="Mode",
+        switch=("Animate", "Replace"),
+        help="replace mode: put the character into the video's scene (adds src_bg.mp4 and src_mask.mp4)",
+        group="mode",
+        upstream=ARGV,
+        upstream_flag="--replace_flag",
+    )
+    retarget: bool = option(
+        True,
+        label="Fit the pose to the character",
+        help="animate mode: retarget the driving pose to the reference's body "
+        "proportions (--no-retarget to keep the raw pose)",
+        group="mode",
+        upstream=ARGV,
+        upstream_flag="--retarget_flag",
+    )
+    use_flux: bool = option(
+        False,
+        label="Normalise poses with FLUX",
+        help="animate mode with --retarget: normalise poses with FLUX.1 Kontext "
+        "(needs process_checkpoint/FLUX.1-Kontext-dev)",
+        group="mode",
+        upstream=ARGV,
+    )
+    iterations: int = option(
+        3,
+        label="Official mask: dilation passes",
+        help="replace mode, official mask: dilation iterations",
+        group="mask",
+        upstream=ARGV,
+    )
+    k: int = option(
+        7,
+        label="Official mask: dilation kernel",
+        help="replace mode, official mask: dilation kernel size",
+        group="mask",
+        upstream=ARGV,
+    )
+    w_len: int = option(
+        1,
+        label="Official mask: grid columns",
+        help="replace mode, official mask: grid cells across the mask box (1 = rectangle)",
+        group="mask",
+        upstream=ARGV,
+    )
+    h_len: int = option(
+        1,
+        label="Official mask: grid rows",
+        help="replace mode, official mask: grid cells down the mask box (1 = rectangle)",
+        group="mask",
+        upstream=ARGV,
+    )
     wan22_dir: str = config.WAN22.option()
     ckpt_dir: str = config.CHECKPOINT.option(help="Wan2.2-Animate-14B checkpoint folder")
 
@@ -99,8 +144,13 @@ def validation(opts: PreprocessOptions) -> Iterator[tuple[str, str]]:
     if opts.use_flux and (opts.replace or not opts.retarget):
         yield "use_flux", "--use_flux only works in animate mode with --retarget; drop --use_flux or --replace"
     if max(opts.resolution) > MAX_RESOLUTION_SIDE:
-        yield "resolution", (f"--resolution {opts.resolution[0]}x{opts.resolution[1]}: at most {MAX_RESOLUTION_SIDE} "
-                             "px per side (Wan2.2-Animate is trained at 1280x720)")
+        yield (
+            "resolution",
+            (
+                f"--resolution {opts.resolution[0]}x{opts.resolution[1]}: at most {MAX_RESOLUTION_SIDE} "
+                "px per side (Wan2.2-Animate is trained at 1280x720)"
+            ),
+        )
     for name in ("iterations", "k", "w_len", "h_len"):
         minimum = 0 if name == "iterations" else 1
         if getattr(opts, name) < minimum:
@@ -118,8 +168,10 @@ def frame_size(opts: PreprocessOptions, *, video: tuple[int, int], reference: tu
     source, (width, height) = ("video", video) if opts.replace else ("reference image", reference)
     size = upstream_size(width, height, opts.resolution[0] * opts.resolution[1])
     if min(size) < DIVISOR:
-        raise UserError(f"--resolution {opts.resolution[0]}x{opts.resolution[1]}: the {source}'s {width}x{height} "
-                        f"aspect gives {size[0]}x{size[1]} frames; raise --resolution")
+        raise UserError(
+            f"--resolution {opts.resolution[0]}x{opts.resolution[1]}: the {source}'s {width}x{height} "
+            f"aspect gives {size[0]}x{size[1]} frames; raise --resolution"
+        )
     return size
 
 
@@ -153,8 +205,13 @@ class PreprocessCall:
         return dataclasses.replace(self, opts=dataclasses.replace(self.opts, save_path=str(folder)))
 
     def argv(self, python: str = sys.executable) -> list[str]:
-        return [python, str(Path(self.opts.wan22_dir) / SCRIPT), "--ckpt_path", str(self.process_checkpoint),
-                *upstream_args(self.opts, ARGV)]
+        return [
+            python,
+            str(Path(self.opts.wan22_dir) / SCRIPT),
+            "--ckpt_path",
+            str(self.process_checkpoint),
+            *upstream_args(self.opts, ARGV),
+        ]
 
     def expected_outputs(self) -> list[Path]:
         names = REPLACE_OUTPUTS if self.opts.replace else ANIMATE_OUTPUTS
@@ -186,8 +243,9 @@ def check_process_checkpoint(ckpt_dir: Path, *, replace: bool, use_flux: bool) -
     if use_flux and not (pc / FLUX_DIR / "model_index.json").is_file():
         missing.append(f"{FLUX_DIR}/ (download black-forest-labs/FLUX.1-Kontext-dev into it)")
     if missing:
-        raise UserError(f"{pc}: missing {'; '.join(missing)}; download the checkpoint with ./install.sh "
-                        f"or pass --ckpt_dir")
+        raise UserError(
+            f"{pc}: missing {'; '.join(missing)}; download the checkpoint with ./install.sh or pass --ckpt_dir"
+        )
     return pc
 
 
@@ -208,13 +266,29 @@ def check_outputs(folder: Path, *, replace: bool) -> int:
 
 # ---- our record of a preprocessing folder ------------------------------------------------------------------------
 
-def write_record(folder: Path, *, video: Path, has_audio: bool, fps: Fraction, frames: int,
-                 opts: PreprocessOptions, mask_mode: str | None) -> None:
+
+def write_record(
+    folder: Path,
+    *,
+    video: Path,
+    has_audio: bool,
+    fps: Fraction,
+    frames: int,
+    opts: PreprocessOptions,
+    mask_mode: str | None,
+) -> None:
     """What later steps need: the fps and frame count (retiming), the source video (audio, re-masking) and
     the options that fixed the frame size and sampling (run_mask.py reproduces them)."""
-    record = {"video_path": str(video), "has_audio": has_audio, "fps": str(fps), "frames": frames,
-              "mode": "replace" if opts.replace else "animate", "mask_mode": mask_mode,
-              "resolution": list(opts.resolution), "fps_option": opts.fps}
+    record = {
+        "video_path": str(video),
+        "has_audio": has_audio,
+        "fps": str(fps),
+        "frames": frames,
+        "mode": "replace" if opts.replace else "animate",
+        "mask_mode": mask_mode,
+        "resolution": list(opts.resolution),
+        "fps_option": opts.fps,
+    }
     (folder / RECORD).write_text(json.dumps(record, indent=2))
 
 
@@ -232,6 +306,7 @@ def read_record(folder: Path) -> dict[str, Any] | None:
 
 
 # ---- how upstream samples and resizes the driving video ----------------------------------------------------------
+
 
 def frame_indices(frame_num: int, video_fps: float, fps: float, duration: float) -> list[int]:
     """The source frame indices preprocess_data.py samples (fps == -1 keeps the source rate): frame
@@ -269,11 +344,11 @@ def upstream_resize(frame: np.ndarray, area: int, divisor: int = DIVISOR) -> np.
     if h / w > new_h / new_w:
         fit_w = int(new_h / h * w)
         pad = int((new_w - fit_w) / 2)
-        out[:, pad:pad + fit_w] = cv2.resize(frame, (fit_w, new_h), interpolation=interp).reshape(new_h, fit_w, -1)
+        out[:, pad : pad + fit_w] = cv2.resize(frame, (fit_w, new_h), interpolation=interp).reshape(new_h, fit_w, -1)
     else:
         fit_h = int(new_w / w * h)
         pad = int((new_h - fit_h) / 2)
-        out[pad:pad + fit_h] = cv2.resize(frame, (new_w, fit_h), interpolation=interp).reshape(fit_h, new_w, -1)
+        out[pad : pad + fit_h] = cv2.resize(frame, (new_w, fit_h), interpolation=interp).reshape(fit_h, new_w, -1)
     return out
 
 

@@ -58,8 +58,10 @@ def worker_dir() -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = path.stat()
     if info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise UserError(f"{path}: the warm-worker folder must belong to you with mode 0700; remove it or set "
-                        "RAV_WORKER_DIR to a private folder")
+        raise UserError(
+            f"{path}: the warm-worker folder must belong to you with mode 0700; remove it or set "
+            "RAV_WORKER_DIR to a private folder"
+        )
     return path
 
 
@@ -121,14 +123,24 @@ def key_for(call: GenerateCall, *, python: str = sys.executable, env: Mapping[st
     env = os.environ if env is None else env
     opts = call.opts
     return WorkerKey(
-        python=str(python), wan22_dir=str(Path(opts.wan22_dir).resolve()), ckpt_dir=str(Path(opts.ckpt_dir).resolve()),
+        python=str(python),
+        wan22_dir=str(Path(opts.wan22_dir).resolve()),
+        ckpt_dir=str(Path(opts.ckpt_dir).resolve()),
         attention=opts.attention,
         loras=tuple((str(p), float(w), *_file_identity(p)) for p, w in lora_files(opts)),
-        compile=opts.compile, fp8=opts.fp8, vae_bf16=opts.vae_bf16, use_relighting_lora=opts.use_relighting_lora,
-        t5_cpu=opts.t5_cpu, convert_model_dtype=opts.convert_model_dtype, gpus=env.get("CUDA_VISIBLE_DEVICES", ""),
-        pythonpath=env.get("PYTHONPATH", ""), fastload=env.get("RAV_FASTLOAD", "1"), memory_profile=opts.memory_profile,
+        compile=opts.compile,
+        fp8=opts.fp8,
+        vae_bf16=opts.vae_bf16,
+        use_relighting_lora=opts.use_relighting_lora,
+        t5_cpu=opts.t5_cpu,
+        convert_model_dtype=opts.convert_model_dtype,
+        gpus=env.get("CUDA_VISIBLE_DEVICES", ""),
+        pythonpath=env.get("PYTHONPATH", ""),
+        fastload=env.get("RAV_FASTLOAD", "1"),
+        memory_profile=opts.memory_profile,
         memory_cap=env.get(CAP_ENV, ""),
-        color_match=(opts.color_match, opts.color_match_strength, opts.color_match_anchor))
+        color_match=(opts.color_match, opts.color_match_strength, opts.color_match_anchor),
+    )
 
 
 @dataclass(frozen=True)
@@ -197,8 +209,13 @@ def list_workers() -> list[dict[str, Any]]:
         if handle is None:
             continue
         state = json.loads(state_path.read_text())
-        out.append({**dataclasses.asdict(handle), "own": state.get("own", {}),
-                    **(_request(handle.socket, {"op": "ping"}) or {})})
+        out.append(
+            {
+                **dataclasses.asdict(handle),
+                "own": state.get("own", {}),
+                **(_request(handle.socket, {"op": "ping"}) or {}),
+            }
+        )
     return out
 
 
@@ -206,11 +223,16 @@ def launcher_options(call: GenerateCall) -> list[str]:
     """The launcher options of `call.argv()` (between the launcher path and `--`)."""
     argv = call.argv()
     start = argv.index(str(LAUNCHER)) + 1
-    return argv[start:argv.index("--")]
+    return argv[start : argv.index("--")]
 
 
-def start_worker(call: GenerateCall, *, python: str = sys.executable, env: Mapping[str, str] | None = None,
-                 timeout: float | None = None) -> WorkerHandle:
+def start_worker(
+    call: GenerateCall,
+    *,
+    python: str = sys.executable,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+) -> WorkerHandle:
     """Start a worker for the model options of `call` (a single-GPU job) and wait until its socket answers. Its
     models load with its first job; it exits `timeout` seconds (default RAV_WORKER_IDLE_S or 900) after its last."""
     if call.nproc > 1:
@@ -223,8 +245,20 @@ def start_worker(call: GenerateCall, *, python: str = sys.executable, env: Mappi
     sock, state, log = _paths(key.digest())
     own = launcher_options(dataclasses.replace(call, opts=dataclasses.replace(call.opts, negative_prompt=None)))
     # (the negative prompt comes per job)
-    argv = [python, str(WORKER_SCRIPT), "--socket", str(sock), "--key", key.digest(), "--state", str(state),
-            "--idle_timeout", str(idle_timeout() if timeout is None else timeout), "--", *own]
+    argv = [
+        python,
+        str(WORKER_SCRIPT),
+        "--socket",
+        str(sock),
+        "--key",
+        key.digest(),
+        "--state",
+        str(state),
+        "--idle_timeout",
+        str(idle_timeout() if timeout is None else timeout),
+        "--",
+        *own,
+    ]
     pid = start_detached(argv, log_path=log, env=env, cwd=worker_dir())
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -281,10 +315,19 @@ class WorkerRunner:
     def describe(self) -> str:
         return f"warm worker pid {self.handle.pid} ({self.handle.digest}; log {self.handle.log})"
 
-    def __call__(self, argv: Sequence[str], *, log_path: Path, label: str, cwd: Path | None = None,
-                 env: Mapping[str, str] | None = None, expected_outputs: Sequence[Path] = (),
-                 on_progress: Callable[[Progress], None] | None = None, echo: TextIO | None = sys.stdout,
-                 cancel: threading.Event | None = None) -> ProcessResult:
+    def __call__(
+        self,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        label: str,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        expected_outputs: Sequence[Path] = (),
+        on_progress: Callable[[Progress], None] | None = None,
+        echo: TextIO | None = sys.stdout,
+        cancel: threading.Event | None = None,
+    ) -> ProcessResult:
         argv = [str(a) for a in argv]
         if len(argv) < 2 or Path(argv[1]) != LAUNCHER:
             raise ValueError(f"a warm worker runs the Wan launcher's argv, not {format_argv(argv[:2])}")
@@ -292,6 +335,7 @@ class WorkerRunner:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         with open(log_path, "a", encoding="utf-8") as log, _Signals() as signals:
+
             def say(line: str) -> None:
                 log.write(line)
                 log.flush()
@@ -309,12 +353,15 @@ class WorkerRunner:
         if result.get("cancelled"):
             raise Cancelled(f"{label} cancelled; the warm worker ended the job")
         if not result.get("ok"):
-            raise StageFailed(f"{label} failed on the warm worker ({result.get('error') or 'no answer'})"
-                              f"{tail_hint(log_path)}; full log: {log_path}")
+            raise StageFailed(
+                f"{label} failed on the warm worker ({result.get('error') or 'no answer'})"
+                f"{tail_hint(log_path)}; full log: {log_path}"
+            )
         missing = [str(p) for p in expected_outputs if not Path(p).exists() or Path(p).stat().st_size == 0]
         if missing:
-            raise StageFailed(f"{label} ended but did not write {', '.join(missing)}{tail_hint(log_path)}; "
-                              f"full log: {log_path}")
+            raise StageFailed(
+                f"{label} ended but did not write {', '.join(missing)}{tail_hint(log_path)}; full log: {log_path}"
+            )
         return ProcessResult(argv, seconds, log_path)
 
     def _run(self, job_argv, say, signals, cancel, label) -> dict[str, Any]:
@@ -342,8 +389,10 @@ class WorkerRunner:
                 if wanted and cancel_sent is None:
                     cancel_sent = self._cancel(sock, say, label)
                 if cancel_sent is not None and time.monotonic() - cancel_sent > CANCEL_GRACE_S:
-                    say(f"[rav] {label}: the warm worker did not end the job within {CANCEL_GRACE_S:.0f} s: "
-                        "ending its process tree\n")
+                    say(
+                        f"[rav] {label}: the warm worker did not end the job within {CANCEL_GRACE_S:.0f} s: "
+                        "ending its process tree\n"
+                    )
                     kill_tree(self.handle.pid)
                     return {"ok": False, "cancelled": True}
         except KeyboardInterrupt:
@@ -408,9 +457,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     workers = list_workers()
     if args[0] == "list":
         for w in workers:
-            print(f"{w['digest']}  pid {w['pid']}  {'busy' if w.get('busy') else 'idle'} {w.get('idle_s', '?')} s  "
-                  f"jobs {w.get('jobs', 0)}  models {'loaded' if w.get('models_loaded') else 'not loaded'}  "
-                  f"attention {w['own'].get('attention')}  log {w['log']}")
+            print(
+                f"{w['digest']}  pid {w['pid']}  {'busy' if w.get('busy') else 'idle'} {w.get('idle_s', '?')} s  "
+                f"jobs {w.get('jobs', 0)}  models {'loaded' if w.get('models_loaded') else 'not loaded'}  "
+                f"attention {w['own'].get('attention')}  log {w['log']}"
+            )
         if not workers:
             print("no warm generation worker is running")
         return 0
@@ -420,8 +471,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stop_worker(WorkerHandle(w["digest"], w["pid"], Path(w["socket"]), Path(w["log"])))
             print(f"stopped {w['digest']} (pid {w['pid']})")
         return 0 if chosen or not args[1:] else 1
-    print("usage: python -m replace_actor_video.upstream.wan.worker_client [list | stop DIGEST... | stop --all]",
-          file=sys.stderr)
+    print(
+        "usage: python -m replace_actor_video.upstream.wan.worker_client [list | stop DIGEST... | stop --all]",
+        file=sys.stderr,
+    )
     return 2
 
 

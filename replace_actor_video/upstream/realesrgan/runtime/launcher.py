@@ -1,6 +1,7 @@
 """Run Real-ESRGAN's `inference_realesrgan_video.py` unchanged after the torchvision shim it needs.
 
-Usage (by the upscale stage, cwd = the clone): python upstream/realesrgan/runtime/launcher.py --realesrgan_dir DIR -- ARGS
+Usage (by the upscale stage, cwd = the clone):
+    python upstream/realesrgan/runtime/launcher.py --realesrgan_dir DIR -- ARGS
 
 Standard library only at import time. basicsr 1.4.2 (the latest on PyPI) imports `rgb_to_grayscale` from
 `torchvision.transforms.functional_tensor`, a module torchvision removed in 0.17; `import realesrgan`
@@ -17,8 +18,9 @@ import os
 import sys
 
 # Launchers run as files in the upstream Python: the shared runner is loaded from upstream/runtime/ by path.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                "runtime"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "runtime")
+)
 from run_script import run_upstream_script
 
 TAG = "[rav-realesrgan]"
@@ -32,8 +34,7 @@ def shim_functional_tensor() -> None:
         importlib.import_module(OLD)
     except ModuleNotFoundError:
         sys.modules[OLD] = importlib.import_module("torchvision.transforms.functional")
-        print(f"{TAG} {OLD} is gone in this torchvision; aliased it to torchvision.transforms.functional",
-              flush=True)
+        print(f"{TAG} {OLD} is gone in this torchvision; aliased it to torchvision.transforms.functional", flush=True)
 
 
 def main() -> None:

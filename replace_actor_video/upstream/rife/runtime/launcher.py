@@ -23,8 +23,9 @@ import types
 import warnings
 
 # Launchers run as files in the upstream Python: the shared runner is loaded from upstream/runtime/ by path.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                "runtime"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "runtime")
+)
 from run_script import run_upstream_script
 
 TAG = "[rav-rife]"

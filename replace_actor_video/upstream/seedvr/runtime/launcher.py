@@ -35,8 +35,21 @@ def _say(text: str) -> None:
         print(f"{TAG} {text}", flush=True)
 
 
-def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q=None, max_seqlen_k=None, dropout_p=0.0,
-                           softmax_scale=None, causal=False, window_size=(-1, -1), deterministic=False, **_unused):
+def flash_attn_varlen_func(
+    q,
+    k,
+    v,
+    cu_seqlens_q,
+    cu_seqlens_k,
+    max_seqlen_q=None,
+    max_seqlen_k=None,
+    dropout_p=0.0,
+    softmax_scale=None,
+    causal=False,
+    window_size=(-1, -1),
+    deterministic=False,
+    **_unused,
+):
     """flash_attn's varlen attention on packed [total, heads, dim] tensors, through SDPA."""
     import torch
     import torch.nn.functional as F
@@ -48,16 +61,23 @@ def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q=Non
     lens_k = {b - a for a, b in zip(bk, bk[1:])}
 
     def attend(q_, k_, v_):  # [B, L, H, D] → [B, L, H, D]
-        out = F.scaled_dot_product_attention(q_.transpose(1, 2), k_.transpose(1, 2), v_.transpose(1, 2),
-                                             dropout_p=dropout_p, is_causal=causal, scale=softmax_scale)
+        out = F.scaled_dot_product_attention(
+            q_.transpose(1, 2),
+            k_.transpose(1, 2),
+            v_.transpose(1, 2),
+            dropout_p=dropout_p,
+            is_causal=causal,
+            scale=softmax_scale,
+        )
         return out.transpose(1, 2)
 
     if len(lens_q) == 1 and len(lens_k) == 1:  # equal windows: one batched call
         n = len(bq) - 1
         out = attend(q.reshape(n, -1, *q.shape[1:]), k.reshape(n, -1, *k.shape[1:]), v.reshape(n, -1, *v.shape[1:]))
         return out.reshape(-1, *out.shape[2:])
-    return torch.cat([attend(q[a:b][None], k[c:d][None], v[c:d][None])[0]
-                      for a, b, c, d in zip(bq, bq[1:], bk, bk[1:])])
+    return torch.cat(
+        [attend(q[a:b][None], k[c:d][None], v[c:d][None])[0] for a, b, c, d in zip(bq, bq[1:], bk, bk[1:])]
+    )
 
 
 def _module(name: str) -> types.ModuleType:
@@ -106,12 +126,30 @@ def read_video_ffmpeg(filename, start_pts=0, end_pts=None, pts_unit="pts", outpu
 
     if start_pts or end_pts is not None:
         raise NotImplementedError("the ffmpeg stand-in for read_video reads whole videos only")
-    probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                                       "stream=width,height,avg_frame_rate", "-of", "json", str(filename)],
-                                      capture_output=True, check=True).stdout)["streams"][0]
+    probe = json.loads(
+        subprocess.run(
+            [
+                "ffprobe",
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=width,height,avg_frame_rate",
+                "-of",
+                "json",
+                str(filename),
+            ],
+            capture_output=True,
+            check=True,
+        ).stdout
+    )["streams"][0]
     width, height = int(probe["width"]), int(probe["height"])
-    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(filename), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-                         capture_output=True, check=True).stdout
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(filename), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
     frames = torch.from_numpy(np.frombuffer(raw, np.uint8).copy().reshape(-1, height, width, 3))
     if output_format == "TCHW":
         frames = frames.permute(0, 3, 1, 2)

@@ -44,8 +44,16 @@ from collections.abc import Callable, Mapping
 class ClipColorMatcher:
     """Per generate() call: what each clip is matched to, and its correction."""
 
-    def __init__(self, color_match, method: str, strength: float, anchor: str, clip_len: int, refert_num: int,
-                 log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        color_match,
+        method: str,
+        strength: float,
+        anchor: str,
+        clip_len: int,
+        refert_num: int,
+        log: Callable[[str], None],
+    ) -> None:
         self.cm, self.method, self.strength, self.anchor = color_match, method, strength, anchor
         self.clip_len, self.refert_num, self.log = clip_len, refert_num, log
         self.clip = 0
@@ -58,7 +66,7 @@ class ClipColorMatcher:
         if self.masks is None or self.mask_index is None:
             return None
         start = self.clip * (self.clip_len - self.refert_num)
-        return [self.masks[i] for i in self.mask_index[start:start + self.clip_len]]
+        return [self.masks[i] for i in self.mask_index[start : start + self.clip_len]]
 
     def references(self, video, masks):
         """(statistics of this clip, statistics it must get) for clip self.clip ≥ 1. "join": the clip's first
@@ -82,14 +90,16 @@ class ClipColorMatcher:
         where = "person region" if masks is not None else "frame"
         if index == 0:
             self.first = cm.stats_of(video, self.method, masks) if self.anchor == "first" else None
-            self.guide = video[-self.refert_num:].copy()
-            self.log(f"colour match: {self.method}, strength {self.strength:g}, {where}, each clip matched to "
-                     + ("the first clip" if self.anchor == "first" else "the guide frames it was given"))
+            self.guide = video[-self.refert_num :].copy()
+            self.log(
+                f"colour match: {self.method}, strength {self.strength:g}, {where}, each clip matched to "
+                + ("the first clip" if self.anchor == "first" else "the guide frames it was given")
+            )
             return
         src, ref = self.references(video, masks)
         if src.count < cm.MIN_PIXELS or ref.count < cm.MIN_PIXELS:
             self.log(f"colour match: clip {index} left as is (no {where})")
-            self.guide = video[-self.refert_num:].copy()
+            self.guide = video[-self.refert_num :].copy()
             return
         fn = cm.transform(self.method, src, ref)
         radius = cm.feather_radius(*video.shape[1:3])
@@ -97,11 +107,13 @@ class ClipColorMatcher:
             weight = None if masks is None else cm.feather(masks[t], radius)
             video[t] = cm.apply(video[t], fn, self.strength, weight)
         frames.copy_(torch.from_numpy(video * 2 - 1).permute(3, 0, 1, 2).to(frames.dtype))
-        self.guide = video[-self.refert_num:].copy()
+        self.guide = video[-self.refert_num :].copy()
         after, _ = self.references(video, masks)
-        self.log(f"colour match: clip {index} mean colour ΔE to its reference "
-                 f"{float(cm.delta_e(cm.lab_of(src), cm.lab_of(ref))):.2f} → "
-                 f"{float(cm.delta_e(cm.lab_of(after), cm.lab_of(ref))):.2f} ({time.perf_counter() - started:.1f} s)")
+        self.log(
+            f"colour match: clip {index} mean colour ΔE to its reference "
+            f"{float(cm.delta_e(cm.lab_of(src), cm.lab_of(ref))):.2f} → "
+            f"{float(cm.delta_e(cm.lab_of(after), cm.lab_of(ref))):.2f} ({time.perf_counter() - started:.1f} s)"
+        )
 
 
 def _set_instance(obj, name: str, value) -> Callable[[], None]:
@@ -130,8 +142,15 @@ def wrap_generate(original: Callable, color_match, settings: Mapping, log: Calla
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
         call = bound.arguments
-        matcher = ClipColorMatcher(color_match, settings["method"], settings["strength"], settings["anchor"],
-                                   int(call["clip_len"]), int(call["refert_num"]), log)
+        matcher = ClipColorMatcher(
+            color_match,
+            settings["method"],
+            settings["strength"],
+            settings["anchor"],
+            int(call["clip_len"]),
+            int(call["refert_num"]),
+            log,
+        )
         decode, prepare, prepare_replace = self.vae.decode, self.prepare_source, self.prepare_source_for_replace
         frames_read = {}
 
@@ -154,9 +173,11 @@ def wrap_generate(original: Callable, color_match, settings: Mapping, log: Calla
                 matcher.on_decoded(video)
             return videos
 
-        restores = [_set_instance(self.vae, "decode", vae_decode),
-                    _set_instance(self, "prepare_source", prepare_source),
-                    _set_instance(self, "prepare_source_for_replace", prepare_source_for_replace)]
+        restores = [
+            _set_instance(self.vae, "decode", vae_decode),
+            _set_instance(self, "prepare_source", prepare_source),
+            _set_instance(self, "prepare_source_for_replace", prepare_source_for_replace),
+        ]
         try:
             return original(self, *args, **kwargs)
         finally:

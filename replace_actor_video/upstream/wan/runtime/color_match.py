@@ -36,17 +36,17 @@ MIN_PIXELS = 256  # a clip (or masked region) with fewer pixels than this is lef
 EPS = 1e-6  # covariance floor: a flat clip must not blow the transform up
 
 # sRGB (D65) → XYZ, and Reinhard et al.'s RGB → LMS and the lαβ decorrelation
-_RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                        [0.2126729, 0.7151522, 0.0721750],
-                        [0.0193339, 0.1191920, 0.9503041]])
+_RGB_TO_XYZ = np.array(
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+)
 _D65_WHITE = np.array([0.95047, 1.0, 1.08883])
 _RGB_TO_LMS = np.array([[0.3811, 0.5783, 0.0402], [0.1967, 0.7244, 0.0782], [0.0241, 0.1288, 0.8444]])
-_LMS_TO_LAB = np.diag([1 / np.sqrt(3), 1 / np.sqrt(6), 1 / np.sqrt(2)]) @ np.array([[1, 1, 1], [1, 1, -2],
-                                                                                      [1, -1, 0]])
+_LMS_TO_LAB = np.diag([1 / np.sqrt(3), 1 / np.sqrt(6), 1 / np.sqrt(2)]) @ np.array([[1, 1, 1], [1, 1, -2], [1, -1, 0]])
 _LMS_FLOOR = 1 / 255  # log of zero: Reinhard's transfer treats black as the darkest 8-bit value
 
 
 # ---- colour spaces ----------------------------------------------------------------------------------------------
+
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB values in [0, 1], shape (..., 3) → CIELAB (D65), float64."""
@@ -128,7 +128,7 @@ class ColorStats:
 
     @property
     def lab_std(self) -> np.ndarray:
-        return np.sqrt(np.maximum(self._lab_sq / max(self.count, 1) - self.lab_mean ** 2, EPS))
+        return np.sqrt(np.maximum(self._lab_sq / max(self.count, 1) - self.lab_mean**2, EPS))
 
 
 def _sqrtm(matrix: np.ndarray, inverse: bool = False) -> np.ndarray:
@@ -189,8 +189,11 @@ def apply(frame: np.ndarray, fn: Transform, strength: float, weight: np.ndarray 
     moved = fn(pixels)
     if strength != 1.0 or weight is not None:
         step = moved - pixels
-        step *= np.float32(strength) if weight is None else np.float32(strength) * np.asarray(
-            weight, dtype=np.float32).reshape(-1, 1)
+        step *= (
+            np.float32(strength)
+            if weight is None
+            else np.float32(strength) * np.asarray(weight, dtype=np.float32).reshape(-1, 1)
+        )
         moved = pixels + step
     return np.clip(moved, 0.0, 1.0, out=moved).reshape(frame.shape)
 
@@ -220,6 +223,7 @@ def region_pixels(frame: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
 
 
 # ---- clips in a finished video ------------------------------------------------------------------------------------
+
 
 def clip_starts(frames: int, clip_len: int, refert_num: int) -> list[int]:
     """First frame of each clip in a video made by WanAnimate.generate: clip 0 is frames [0, clip_len); every
@@ -253,8 +257,14 @@ def stats_of(frames: Sequence[np.ndarray], method: str, masks: Sequence[np.ndarr
     return stats
 
 
-def match_video(frames: Iterable[np.ndarray], starts: Sequence[int], method: str, strength: float,
-                anchor: str = "join", log: Callable[[str], None] | None = None) -> Iterator[np.ndarray]:
+def match_video(
+    frames: Iterable[np.ndarray],
+    starts: Sequence[int],
+    method: str,
+    strength: float,
+    anchor: str = "join",
+    log: Callable[[str], None] | None = None,
+) -> Iterator[np.ndarray]:
     """Post hoc colour match of a finished video (uint8 (H, W, 3) RGB frames). anchor "join": each clip moved so
     that its first frame has the colours of the (matched) frame before it; "first": each clip moved to the first
     clip's colour distribution. Yields uint8 frames."""
@@ -269,15 +279,20 @@ def match_video(frames: Iterable[np.ndarray], starts: Sequence[int], method: str
             previous = floats[-1]
             yield from clip
             continue
-        src, ref = (stats_of(floats, method), first) if anchor == "first" else \
-            (stats_of(floats[:1], method), stats_of([previous], method))
+        src, ref = (
+            (stats_of(floats, method), first)
+            if anchor == "first"
+            else (stats_of(floats[:1], method), stats_of([previous], method))
+        )
         fn = transform(method, src, ref)
         out = [apply(frame, fn, strength) for frame in floats]
         if log:
             seen = out if anchor == "first" else out[:1]
-            log(f"clip {index}: ΔE to the {'first clip' if anchor == 'first' else 'frame before it'} "
+            log(
+                f"clip {index}: ΔE to the {'first clip' if anchor == 'first' else 'frame before it'} "
                 f"{float(delta_e(lab_of(src), lab_of(ref))):.2f} → "
-                f"{float(delta_e(lab_of(stats_of(seen, method)), lab_of(ref))):.2f}")
+                f"{float(delta_e(lab_of(stats_of(seen, method)), lab_of(ref))):.2f}"
+            )
         previous = out[-1]
         yield from (np.round(frame * 255).astype(np.uint8) for frame in out)
 
@@ -292,6 +307,7 @@ def clip_lab_mean(frames: Sequence[np.ndarray]) -> np.ndarray:
 
 
 # ---- the drift metric ---------------------------------------------------------------------------------------------
+
 
 def frame_lab_mean(frame: np.ndarray, mask: np.ndarray | None = None, stride: int = 1) -> np.ndarray:
     """Mean CIELAB colour of an (H, W, 3) frame (uint8, or float in [0, 1]), over the mask if given; `stride`
@@ -344,7 +360,9 @@ def summary(report: dict) -> str:
     """One line for logs."""
     if report["clips"] < 2:
         return "colour drift: one clip, no join"
-    return (f"colour drift over {report['clips']} clips: ΔE at joins mean {report['join_delta_e_mean']} max "
-            f"{report['join_delta_e_max']} (inside clips, frame to frame: median "
-            f"{report['within_clip_delta_e_median']}); clip colour vs the first clip: max "
-            f"{report['vs_first_clip_delta_e_max']}")
+    return (
+        f"colour drift over {report['clips']} clips: ΔE at joins mean {report['join_delta_e_mean']} max "
+        f"{report['join_delta_e_max']} (inside clips, frame to frame: median "
+        f"{report['within_clip_delta_e_median']}); clip colour vs the first clip: max "
+        f"{report['vs_first_clip_delta_e_max']}"
+    )

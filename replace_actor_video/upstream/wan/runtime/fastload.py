@@ -48,8 +48,15 @@ def checkpoint_files(ckpt_dir: str, *, relighting: bool = False) -> list[str]:
         with open(os.path.join(ckpt_dir, DIT_INDEX)) as fh:
             shards = sorted(set(json.load(fh)["weight_map"].values()))
     except (OSError, ValueError, KeyError):
-        shards = sorted(n for n in os.listdir(ckpt_dir) if n.startswith("diffusion_pytorch_model")
-                        and n.endswith(".safetensors")) if os.path.isdir(ckpt_dir) else []
+        shards = (
+            sorted(
+                n
+                for n in os.listdir(ckpt_dir)
+                if n.startswith("diffusion_pytorch_model") and n.endswith(".safetensors")
+            )
+            if os.path.isdir(ckpt_dir)
+            else []
+        )
     files += [os.path.join(ckpt_dir, name) for name in shards]
     if relighting:
         files.append(os.path.join(ckpt_dir, RELIGHTING_LORA))
@@ -128,8 +135,10 @@ def _assign_load(model, device, dtype, state_dict, strict=True, assign=True):
     result = torch.nn.Module.load_state_dict(model, state_dict, strict=strict, assign=True)
     left = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if left:
-        raise MetaLoadError(f"{type(model).__name__}: the checkpoint did not fill {', '.join(left[:5])}"
-                            + (f" and {len(left) - 5} more" if len(left) > 5 else ""))
+        raise MetaLoadError(
+            f"{type(model).__name__}: the checkpoint did not fill {', '.join(left[:5])}"
+            + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+        )
     model.to(device=device, dtype=dtype)
     return result
 

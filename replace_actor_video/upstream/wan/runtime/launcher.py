@@ -84,10 +84,19 @@ ROUTE_PACKAGES = {  # route → (module it imports, how to get it)
     "fa3-fp8": ("flash_attn_interface", "build FlashAttention-3: bash scripts/build_fa3.sh"),
     "sage": ("sageattention", "pip install sageattention"),
 }
-SDPA_SITES = ("wan.modules.attention", "wan.modules.model", "wan.modules.animate.model_animate",
-              "wan.modules.animate.clip", "wan.distributed.ulysses")
-DIT_SITES = ("wan.modules.attention", "wan.modules.model", "wan.modules.animate.model_animate",
-             "wan.distributed.ulysses")  # not clip.py: upstream pins CLIP to FA2 (version=2)
+SDPA_SITES = (
+    "wan.modules.attention",
+    "wan.modules.model",
+    "wan.modules.animate.model_animate",
+    "wan.modules.animate.clip",
+    "wan.distributed.ulysses",
+)
+DIT_SITES = (
+    "wan.modules.attention",
+    "wan.modules.model",
+    "wan.modules.animate.model_animate",
+    "wan.distributed.ulysses",
+)  # not clip.py: upstream pins CLIP to FA2 (version=2)
 FACE_BLOCKS = "wan.modules.animate.face_blocks"
 ROPE_SITES = ("wan.modules.model", "wan.modules.animate.model_animate")  # model_animate imports the name
 SP_ROPE_SITE = "wan.distributed.sequence_parallel"
@@ -100,10 +109,12 @@ class LauncherError(Exception):
 
 def _split_argv(argv):
     if "--" not in argv:
-        sys.exit(f"{TAG} usage: launcher.py --wan22_dir DIR [--attention {'|'.join(ROUTES)}] [--lora PATH:W] "
-                 "[--compile] [--fp8] -- <generate.py args>")
+        sys.exit(
+            f"{TAG} usage: launcher.py --wan22_dir DIR [--attention {'|'.join(ROUTES)}] [--lora PATH:W] "
+            "[--compile] [--fp8] -- <generate.py args>"
+        )
     cut = argv.index("--")
-    return argv[:cut], argv[cut + 1:]
+    return argv[:cut], argv[cut + 1 :]
 
 
 def _log(message):
@@ -130,12 +141,15 @@ def choose_attention(requested, available=module_available):
     if requested in ROUTE_PACKAGES:
         module, how = ROUTE_PACKAGES[requested]
         if not available(module):
-            raise LauncherError(f"--attention {requested} needs the {module} module, which this Python cannot "
-                                f"import ({how}); or use --attention auto (cuDNN SDPA, nothing to install)")
+            raise LauncherError(
+                f"--attention {requested} needs the {module} module, which this Python cannot "
+                f"import ({how}); or use --attention auto (cuDNN SDPA, nothing to install)"
+            )
     return requested
 
 
 # ---- attention functions ----------------------------------------------------------------------------------------
+
 
 def _half_qkv(q, k, v, q_scale, dtype):
     """Upstream flash_attention's dtype handling: fp16/bf16 kept, anything else cast to `dtype`."""
@@ -162,17 +176,36 @@ def _key_mask(k, k_lens):
     return None if bool(keep.all()) else keep[:, None, None, :]
 
 
-def _sdpa_flash_attention(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softmax_scale=None, q_scale=None,
-                          causal=False, window_size=(-1, -1), deterministic=False, dtype=None, version=None):
+def _sdpa_flash_attention(
+    q,
+    k,
+    v,
+    q_lens=None,
+    k_lens=None,
+    dropout_p=0.0,
+    softmax_scale=None,
+    q_scale=None,
+    causal=False,
+    window_size=(-1, -1),
+    deterministic=False,
+    dtype=None,
+    version=None,
+):
     """Drop-in for wan.modules.attention.flash_attention on [B, L, N, D] tensors. Padded keys beyond
     `k_lens` are masked exactly as the varlen flash kernel skips them."""
     import torch.nn.functional as F
 
     out_dtype = q.dtype
     q, k, v = _half_qkv(q, k, v, q_scale, dtype)
-    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                         attn_mask=_key_mask(k, k_lens), dropout_p=dropout_p, is_causal=causal,
-                                         scale=softmax_scale)
+    out = F.scaled_dot_product_attention(
+        q.transpose(1, 2),
+        k.transpose(1, 2),
+        v.transpose(1, 2),
+        attn_mask=_key_mask(k, k_lens),
+        dropout_p=dropout_p,
+        is_causal=causal,
+        scale=softmax_scale,
+    )
     return out.transpose(1, 2).contiguous().type(out_dtype)
 
 
@@ -180,18 +213,51 @@ def _sdpa_flash_attn_func(q, k, v, dropout_p=0.0, softmax_scale=None, causal=Fal
     """Drop-in for flash_attn.flash_attn_func ([B, L, N, D]) as FaceBlock calls it."""
     import torch.nn.functional as F
 
-    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-                                         dropout_p=dropout_p, is_causal=causal, scale=softmax_scale)
+    out = F.scaled_dot_product_attention(
+        q.transpose(1, 2),
+        k.transpose(1, 2),
+        v.transpose(1, 2),
+        dropout_p=dropout_p,
+        is_causal=causal,
+        scale=softmax_scale,
+    )
     return out.transpose(1, 2)
 
 
-def _fa3_flash_attention(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softmax_scale=None, q_scale=None,
-                         causal=False, window_size=(-1, -1), deterministic=False, dtype=None, version=None, fp8=False):
+def _fa3_flash_attention(
+    q,
+    k,
+    v,
+    q_lens=None,
+    k_lens=None,
+    dropout_p=0.0,
+    softmax_scale=None,
+    q_scale=None,
+    causal=False,
+    window_size=(-1, -1),
+    deterministic=False,
+    dtype=None,
+    version=None,
+    fp8=False,
+):
     """flash_attention through FA3's dense kernel, or with `fp8` its FP8 one (LOSSY); padded keys (never in
     Animate's DiT) or dropout go to SDPA."""
     if dropout_p or _key_mask(k, k_lens) is not None:
-        return _sdpa_flash_attention(q, k, v, q_lens, k_lens, dropout_p, softmax_scale, q_scale, causal,
-                                     window_size, deterministic, dtype, version)
+        return _sdpa_flash_attention(
+            q,
+            k,
+            v,
+            q_lens,
+            k_lens,
+            dropout_p,
+            softmax_scale,
+            q_scale,
+            causal,
+            window_size,
+            deterministic,
+            dtype,
+            version,
+        )
     import flash_attn_interface
 
     out_dtype = q.dtype
@@ -199,7 +265,10 @@ def _fa3_flash_attention(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softm
     scales = {}
     if fp8:
         (q, scales["q_descale"]), (k, scales["k_descale"]), (v, scales["v_descale"]) = (
-            fp8_per_head(q), fp8_per_head(k, centre=True), fp8_per_head(v))
+            fp8_per_head(q),
+            fp8_per_head(k, centre=True),
+            fp8_per_head(v),
+        )
     out = flash_attn_interface.flash_attn_func(q, k, v, softmax_scale=softmax_scale, causal=causal, **scales)
     if isinstance(out, tuple):  # FA3 before 2025 returned (out, lse); newer builds return out (Wan2.2 PR #312)
         out = out[0]
@@ -218,12 +287,38 @@ def fp8_per_head(x, centre=False):
     return (x / scale[:, None, :, None].to(x.dtype)).to(torch.float8_e4m3fn), scale
 
 
-def _sage_flash_attention(q, k, v, q_lens=None, k_lens=None, dropout_p=0.0, softmax_scale=None, q_scale=None,
-                          causal=False, window_size=(-1, -1), deterministic=False, dtype=None, version=None):
+def _sage_flash_attention(
+    q,
+    k,
+    v,
+    q_lens=None,
+    k_lens=None,
+    dropout_p=0.0,
+    softmax_scale=None,
+    q_scale=None,
+    causal=False,
+    window_size=(-1, -1),
+    deterministic=False,
+    dtype=None,
+    version=None,
+):
     """flash_attention through SageAttention (INT8 QK, lossy) where its kernels apply, else SDPA."""
     if dropout_p or q.size(-1) not in (64, 128) or _key_mask(k, k_lens) is not None:
-        return _sdpa_flash_attention(q, k, v, q_lens, k_lens, dropout_p, softmax_scale, q_scale, causal,
-                                     window_size, deterministic, dtype, version)
+        return _sdpa_flash_attention(
+            q,
+            k,
+            v,
+            q_lens,
+            k_lens,
+            dropout_p,
+            softmax_scale,
+            q_scale,
+            causal,
+            window_size,
+            deterministic,
+            dtype,
+            version,
+        )
     from sageattention import sageattn
 
     out_dtype = q.dtype
@@ -277,8 +372,9 @@ def clone_commit(wan22_dir):
         with open(marker) as fh:
             return fh.read().strip()
     try:
-        return subprocess.run(["git", "-C", wan22_dir, "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", wan22_dir, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -289,10 +385,12 @@ def check_patch_sites(wan22_dir):
     if missing:
         pinned = _load("pin", os.path.join(HERE, os.pardir, "pin.py")).COMMIT
         more = f" (and {len(missing) - 1} more site(s))" if len(missing) > 1 else ""
-        raise LauncherError(f"Wan2.2 at {wan22_dir} (commit {clone_commit(wan22_dir)[:12]}) lacks the patch site "
-                            f"{missing[0].describe()}{more}; this launcher was written for Wan2.2 {pinned[:12]}: "
-                            "check that commit out (./install.sh) or update "
-                            "replace_actor_video/upstream/wan/runtime/patch_sites.py")
+        raise LauncherError(
+            f"Wan2.2 at {wan22_dir} (commit {clone_commit(wan22_dir)[:12]}) lacks the patch site "
+            f"{missing[0].describe()}{more}; this launcher was written for Wan2.2 {pinned[:12]}: "
+            "check that commit out (./install.sh) or update "
+            "replace_actor_video/upstream/wan/runtime/patch_sites.py"
+        )
 
 
 def install_attention(route):
@@ -327,8 +425,12 @@ def _cached_motion(compute):
             x_[:, :, 1:] += pose
         cache = self.__dict__.setdefault("_rav_motion_cache", [])
         for face, motion_vec in cache:
-            if face.shape == face_pixel_values.shape and face.device == face_pixel_values.device \
-                    and face.dtype == face_pixel_values.dtype and torch.equal(face, face_pixel_values):
+            if (
+                face.shape == face_pixel_values.shape
+                and face.device == face_pixel_values.device
+                and face.dtype == face_pixel_values.dtype
+                and torch.equal(face, face_pixel_values)
+            ):
                 return x, motion_vec
         _, motion_vec = compute(self, [], [], face_pixel_values)
         cache.insert(0, (face_pixel_values.clone(), motion_vec))
@@ -439,14 +541,16 @@ def compile_blocks(model):
 
 def check_model_options(fp8, compile_, world_size, memory_profile="full"):
     if (fp8 or compile_) and world_size > 1:
-        raise LauncherError("--fp8 and --compile are single-GPU options (FSDP shards the blocks); drop them "
-                            "for multi-GPU runs")
+        raise LauncherError(
+            "--fp8 and --compile are single-GPU options (FSDP shards the blocks); drop them for multi-GPU runs"
+        )
     if memory_profile != "full" and (fp8 or world_size > 1):
-        raise LauncherError(f"--memory_profile {memory_profile} streams one GPU's DiT blocks: not with "
-                            + ("--fp8 (torchao's float8 weights cannot be streamed)" if fp8 else "several GPUs (FSDP)"))
+        raise LauncherError(
+            f"--memory_profile {memory_profile} streams one GPU's DiT blocks: not with "
+            + ("--fp8 (torchao's float8 weights cannot be streamed)" if fp8 else "several GPUs (FSDP)")
+        )
     if fp8 and not module_available("torchao"):
-        raise LauncherError("--fp8 needs torchao, which this Python cannot import (pip install torchao); "
-                            "or drop --fp8")
+        raise LauncherError("--fp8 needs torchao, which this Python cannot import (pip install torchao); or drop --fp8")
 
 
 def vae_in_bf16(vae):
@@ -482,8 +586,10 @@ def hook_model_build(loras, fp8, compile_, vae_bf16=False):
                 _log("fp8: DiT block linears quantized (float8 weights and activations, torchao)")
             if compile_:
                 compile_blocks(self.noise_model)
-                _log(f"compile: {len(self.noise_model.blocks)} DiT blocks wrapped with torch.compile "
-                     "(compiled on the first forward)")
+                _log(
+                    f"compile: {len(self.noise_model.blocks)} DiT blocks wrapped with torch.compile "
+                    "(compiled on the first forward)"
+                )
             if vae_bf16:
                 vae_in_bf16(self.vae)
                 _log("vae: encode/decode in bf16 autocast (LOSSY)")
@@ -508,8 +614,10 @@ def pass_prompt_to_animate(prompt, negative_prompt):
             kwargs["input_prompt"] = PROMPTS["prompt"]
         if PROMPTS["negative_prompt"] and not kwargs.get("n_prompt"):
             kwargs["n_prompt"] = PROMPTS["negative_prompt"]
-        _log(f"prompt patch: WanAnimate.generate(input_prompt={kwargs.get('input_prompt', '')!r}, "
-             f"n_prompt={'custom' if kwargs.get('n_prompt') else 'config default'})")
+        _log(
+            f"prompt patch: WanAnimate.generate(input_prompt={kwargs.get('input_prompt', '')!r}, "
+            f"n_prompt={'custom' if kwargs.get('n_prompt') else 'config default'})"
+        )
         return original(self, *args, **kwargs)
 
     generate.rav_prompt_patch = True
@@ -613,8 +721,10 @@ def prepare(own, upstream_argv):
         import wan  # noqa: F401  (binds upstream modules so the patches below replace the names they use)
 
         install_attention(route)
-        _log(f"attention route: {route} (requested {own.attention})"
-             + (": LOSSY (quantized attention)" if route in LOSSY_ROUTES else ""))
+        _log(
+            f"attention route: {route} (requested {own.attention})"
+            + (": LOSSY (quantized attention)" if route in LOSSY_ROUTES else "")
+        )
         install_color_match(own.color_match, own.color_match_strength, own.color_match_anchor)
         pass_prompt_to_animate(upstream_prompt(upstream_argv), own.negative_prompt)
         hook_model_build(loras, own.fp8, own.compile, own.vae_bf16)

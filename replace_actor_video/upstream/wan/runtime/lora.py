@@ -32,8 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PREFIXES = ("model.diffusion_model.", "diffusion_model.", "transformer.", "base_model.model.", "lora_unet_",
-            "unet.")
+PREFIXES = ("model.diffusion_model.", "diffusion_model.", "transformer.", "base_model.model.", "lora_unet_", "unet.")
 PAIR_SUFFIXES = (  # (down, up): the longest spellings first, so `.lora_A.default.weight` is not read as `.weight`
     (".lora_A.default.weight", ".lora_B.default.weight"),
     (".lora_down.weight", ".lora_up.weight"),
@@ -51,12 +50,23 @@ UNSUPPORTED = (".lora_mid.weight", ".dora_scale", ".hada_w1_a", ".lokr_w1")  # L
 # (diffusers scripts/convert_wan_to_diffusers.py, loaders/lora_conversion_utils.py). Norms are left out:
 # diffusers swaps norm2/norm3 and its LoRA loader drops norm deltas, so no diffusers file carries them.
 DIFFUSERS_BLOCK_NAMES = {
-    "self_attn.q": "attn1.to_q", "self_attn.k": "attn1.to_k", "self_attn.v": "attn1.to_v",
-    "self_attn.o": "attn1.to_out.0", "self_attn.norm_q": "attn1.norm_q", "self_attn.norm_k": "attn1.norm_k",
-    "cross_attn.q": "attn2.to_q", "cross_attn.k": "attn2.to_k", "cross_attn.v": "attn2.to_v",
-    "cross_attn.o": "attn2.to_out.0", "cross_attn.norm_q": "attn2.norm_q", "cross_attn.norm_k": "attn2.norm_k",
-    "cross_attn.k_img": "attn2.add_k_proj", "cross_attn.v_img": "attn2.add_v_proj",
-    "cross_attn.norm_k_img": "attn2.norm_added_k", "ffn.0": "ffn.net.0.proj", "ffn.2": "ffn.net.2",
+    "self_attn.q": "attn1.to_q",
+    "self_attn.k": "attn1.to_k",
+    "self_attn.v": "attn1.to_v",
+    "self_attn.o": "attn1.to_out.0",
+    "self_attn.norm_q": "attn1.norm_q",
+    "self_attn.norm_k": "attn1.norm_k",
+    "cross_attn.q": "attn2.to_q",
+    "cross_attn.k": "attn2.to_k",
+    "cross_attn.v": "attn2.to_v",
+    "cross_attn.o": "attn2.to_out.0",
+    "cross_attn.norm_q": "attn2.norm_q",
+    "cross_attn.norm_k": "attn2.norm_k",
+    "cross_attn.k_img": "attn2.add_k_proj",
+    "cross_attn.v_img": "attn2.add_v_proj",
+    "cross_attn.norm_k_img": "attn2.norm_added_k",
+    "ffn.0": "ffn.net.0.proj",
+    "ffn.2": "ffn.net.2",
 }
 DIFFUSERS_TOP_NAMES = {
     "text_embedding.0": "condition_embedder.text_embedder.linear_1",
@@ -79,6 +89,7 @@ class LoraError(ValueError):
 
 # ---- the argument ---------------------------------------------------------------------------------------------
 
+
 def parse_lora_arg(text: str) -> tuple[str, float]:
     """`PATH[:WEIGHT]` → (path, weight). The weight is whatever follows the last colon when it is a number,
     so Windows drive letters and colons inside names stay part of the path."""
@@ -99,6 +110,7 @@ def format_lora_arg(path: str | Path, weight: float) -> str:
 
 
 # ---- reading a file ---------------------------------------------------------------------------------------------
+
 
 def safetensors_keys(path: str | Path) -> list[str]:
     """Tensor names from a .safetensors header (8-byte little-endian length, then JSON), without torch."""
@@ -135,6 +147,7 @@ def load_state_dict(path: str | Path) -> dict[str, Any]:
 
 # ---- key classification -----------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class KeyRole:
     base: str  # the module path as spelled in the file, prefix removed
@@ -144,7 +157,7 @@ class KeyRole:
 def strip_prefix(key: str) -> str:
     for prefix in PREFIXES:
         if key.startswith(prefix):
-            return key[len(prefix):].lstrip("_")  # ComfyUI also knows a "lora_unet__" spelling
+            return key[len(prefix) :].lstrip("_")  # ComfyUI also knows a "lora_unet__" spelling
     return key
 
 
@@ -152,21 +165,23 @@ def classify_key(key: str) -> KeyRole | None:
     """What one key of a LoRA file is, or None when it is not a LoRA key at all."""
     for unsupported in UNSUPPORTED:
         if unsupported in key:
-            raise LoraError(f"LoRA key {key!r}: {unsupported.strip('.')} weights are not supported "
-                            "(only plain low-rank pairs and .diff/.diff_b/.diff_m deltas)")
+            raise LoraError(
+                f"LoRA key {key!r}: {unsupported.strip('.')} weights are not supported "
+                "(only plain low-rank pairs and .diff/.diff_b/.diff_m deltas)"
+            )
     rest = strip_prefix(key)
     for down, up in PAIR_SUFFIXES:
         if rest.endswith(down):
-            return KeyRole(rest[:-len(down)], "down")
+            return KeyRole(rest[: -len(down)], "down")
         if rest.endswith(up):
-            return KeyRole(rest[:-len(up)], "up")
+            return KeyRole(rest[: -len(up)], "up")
     if rest.endswith(PAIR_BIAS):
-        return KeyRole(rest[:-len(PAIR_BIAS)], "up_bias")
+        return KeyRole(rest[: -len(PAIR_BIAS)], "up_bias")
     if rest.endswith(ALPHA):
-        return KeyRole(rest[:-len(ALPHA)], "alpha")
+        return KeyRole(rest[: -len(ALPHA)], "alpha")
     for suffix, _param in sorted(DIFF_SUFFIXES.items(), key=lambda kv: -len(kv[0])):
         if rest.endswith(suffix):
-            return KeyRole(rest[:-len(suffix)], suffix[1:])
+            return KeyRole(rest[: -len(suffix)], suffix[1:])
     return None
 
 
@@ -176,6 +191,7 @@ def lora_key_count(keys: Iterable[str]) -> int:
 
 
 # ---- mapping onto the model -----------------------------------------------------------------------------------
+
 
 def diffusers_name(official: str) -> str | None:
     """The diffusers WanTransformer3DModel name of an official Wan module name, where one exists."""
@@ -265,12 +281,15 @@ def plan_merge(keys: Iterable[str], module_names: Iterable[str], parameter_names
     seen: dict[tuple[str, str], str] = {}
     for diff in plan.diffs:
         if seen.setdefault((diff.module, diff.param), diff.key) != diff.key:
-            raise LoraError(f"LoRA keys {seen[(diff.module, diff.param)]!r} and {diff.key!r} patch the same "
-                            f"{diff.param} of {diff.module}")
+            raise LoraError(
+                f"LoRA keys {seen[(diff.module, diff.param)]!r} and {diff.key!r} patch the same "
+                f"{diff.param} of {diff.module}"
+            )
     return plan
 
 
 # ---- merging (torch) ---------------------------------------------------------------------------------------------
+
 
 def lora_delta(down: Any, up: Any, alpha: float | None, shape: Any) -> Any:
     """(alpha/rank) · up @ down in float32, reshaped to the weight (Linear, or a Conv kernel)."""
@@ -281,8 +300,10 @@ def lora_delta(down: Any, up: Any, alpha: float | None, shape: Any) -> Any:
     scale = 1.0 if alpha is None else float(alpha) / d.shape[0]
     delta = (u @ d) * scale
     if delta.shape[0] != int(shape[0]) or delta.numel() != _numel(shape):
-        raise LoraError(f"LoRA delta {tuple(delta.shape)} does not fit a weight of shape {tuple(shape)}: "
-                        "the LoRA was made for another model (size)")
+        raise LoraError(
+            f"LoRA delta {tuple(delta.shape)} does not fit a weight of shape {tuple(shape)}: "
+            "the LoRA was made for another model (size)"
+        )
     return delta.reshape(shape)
 
 
@@ -310,8 +331,10 @@ def _add_(target: Any, delta: Any, weight: float, what: str) -> None:
     import torch
 
     if delta.numel() != target.numel():
-        raise LoraError(f"{what}: LoRA delta {tuple(delta.shape)} does not fit {tuple(target.shape)}; "
-                        "the LoRA was made for another model (size)")
+        raise LoraError(
+            f"{what}: LoRA delta {tuple(delta.shape)} does not fit {tuple(target.shape)}; "
+            "the LoRA was made for another model (size)"
+        )
     with torch.no_grad():
         delta = delta.to(device=target.device, dtype=torch.float32).reshape(target.shape)
         target.copy_((target.float() + weight * delta).to(target.dtype))
@@ -329,8 +352,10 @@ class MergeReport:
     def summary(self) -> str:
         text = f"{self.path} @ {self.weight:g}: merged {self.pairs} low-rank pairs and {self.diffs} deltas"
         if self.unmatched:
-            text += (f"; {len(self.unmatched)} keys name no module of this model and were skipped "
-                     f"(e.g. {', '.join(self.unmatched[:3])})")
+            text += (
+                f"; {len(self.unmatched)} keys name no module of this model and were skipped "
+                f"(e.g. {', '.join(self.unmatched[:3])})"
+            )
         if self.ignored:
             text += f"; {len(self.ignored)} non-LoRA keys ignored"
         return text
@@ -338,11 +363,14 @@ class MergeReport:
 
 def merge_state_dict(model: Any, state_dict: dict[str, Any], weight: float, *, path: str = "<lora>") -> MergeReport:
     """Merge one LoRA state dict into `model` in place. Refuses a file that patches nothing of this model."""
-    plan = plan_merge(state_dict.keys(), (name for name, _ in model.named_modules()),
-                      (name for name, _ in model.named_parameters()))
+    plan = plan_merge(
+        state_dict.keys(), (name for name, _ in model.named_modules()), (name for name, _ in model.named_parameters())
+    )
     if not plan.pairs and not plan.diffs:
-        raise LoraError(f"{path}: no key names a module of this model (first keys: "
-                        f"{', '.join(list(state_dict)[:3])}); is it a LoRA for Wan 14B?")
+        raise LoraError(
+            f"{path}: no key names a module of this model (first keys: "
+            f"{', '.join(list(state_dict)[:3])}); is it a LoRA for Wan 14B?"
+        )
     for pair in plan.pairs:
         target = _target_parameter(model, pair.module, "weight")
         alpha = None if pair.alpha is None else float(state_dict[pair.alpha])
@@ -350,11 +378,19 @@ def merge_state_dict(model: Any, state_dict: dict[str, Any], weight: float, *, p
         _add_(target, delta, weight, pair.module)
         if pair.up_bias is not None:
             scale = 1.0 if alpha is None else alpha / state_dict[pair.down].shape[0]
-            _add_(_target_parameter(model, pair.module, "bias"), state_dict[pair.up_bias].float() * scale, weight,
-                  f"{pair.module}.bias")
+            _add_(
+                _target_parameter(model, pair.module, "bias"),
+                state_dict[pair.up_bias].float() * scale,
+                weight,
+                f"{pair.module}.bias",
+            )
     for diff in plan.diffs:
-        _add_(_target_parameter(model, diff.module, diff.param), state_dict[diff.key], weight,
-              f"{diff.module}.{diff.param}")
+        _add_(
+            _target_parameter(model, diff.module, diff.param),
+            state_dict[diff.key],
+            weight,
+            f"{diff.module}.{diff.param}",
+        )
     return MergeReport(path, weight, len(plan.pairs), len(plan.diffs), plan.unmatched, plan.ignored)
 
 

@@ -67,6 +67,7 @@ def apply_cap(log: Callable[[str], None]) -> int | None:
 
 # ---- tensors of a module in one flat buffer ----------------------------------------------------------------------
 
+
 class ParamGroup:
     """The parameters and buffers of some modules, packed into one flat byte buffer in (pinned) CPU memory; the
     tensors are pointed at views of that buffer or of a same-sized buffer on the GPU. One copy moves them all."""
@@ -98,7 +99,7 @@ class ParamGroup:
         for size in shape:
             count *= size
         nbytes = count * torch.empty((), dtype=dtype).element_size()
-        return flat[offset:offset + nbytes].view(dtype).view(shape)
+        return flat[offset : offset + nbytes].view(dtype).view(shape)
 
     def point_to(self, flat: torch.Tensor) -> None:
         """Every tensor of the group now reads from `flat` (the pinned CPU copy or a GPU buffer)."""
@@ -112,6 +113,7 @@ class ParamGroup:
 
 
 # ---- the streamed DiT ------------------------------------------------------------------------------------------
+
 
 class StreamedBlocks(torch.nn.ModuleList):
     """model.blocks for a streamed DiT: the same modules (names, state_dict, compile, LoRA all unchanged); iterating
@@ -129,8 +131,15 @@ class DiTStreamer:
     """Places a WanAnimateModel's weights: non-block parts and `resident` blocks on the GPU for its forwards, the
     other blocks streamed through SLOTS GPU buffers with the next block's copy on a side stream."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, *, resident: int | str = 0,
-                 budget: int | None = None, log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: torch.device,
+        *,
+        resident: int | str = 0,
+        budget: int | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
         self.model, self.device, self.log = model, torch.device(device), log
         self.cuda = self.device.type == "cuda"
         pin = self.cuda
@@ -154,8 +163,10 @@ class DiTStreamer:
         model.register_forward_pre_hook(lambda module, args, kwargs: self.begin(), with_kwargs=True)
         model.register_forward_hook(lambda module, args, output: self.end())
         gib = sum(group.nbytes for group in self.blocks) / GIB
-        self.log(f"memory: DiT weights in {'pinned ' if pin else ''}CPU memory ({gib:.1f} GiB of blocks, "
-                 f"{self.rest.nbytes / GIB:.1f} GiB of other parts) in {time.perf_counter() - started:.1f} s")
+        self.log(
+            f"memory: DiT weights in {'pinned ' if pin else ''}CPU memory ({gib:.1f} GiB of blocks, "
+            f"{self.rest.nbytes / GIB:.1f} GiB of other parts) in {time.perf_counter() - started:.1f} s"
+        )
 
     # -- GPU buffers --
     def _alloc(self) -> torch.Tensor:
@@ -164,10 +175,10 @@ class DiTStreamer:
     def _copy(self, group: ParamGroup, flat: torch.Tensor) -> object:
         """Copy a group into `flat` (on the side stream on a GPU); returns the event that marks it done."""
         if not self.cuda:
-            flat[:group.nbytes].copy_(group.cpu)
+            flat[: group.nbytes].copy_(group.cpu)
             return None
         with torch.cuda.stream(self.copy_stream):
-            flat[:group.nbytes].copy_(group.cpu, non_blocking=True)
+            flat[: group.nbytes].copy_(group.cpu, non_blocking=True)
             event = torch.cuda.Event()
             event.record(self.copy_stream)
         return event
@@ -232,9 +243,11 @@ class DiTStreamer:
     def end(self) -> None:
         self.active = False
         if getattr(self, "visited", 0) != len(self.blocks):
-            raise MemoryProfileError(f"the DiT forward ran {getattr(self, 'visited', 0)} of {len(self.blocks)} "
-                                     "blocks through model.blocks (upstream changed its loop): streaming cannot "
-                                     "follow it; use --memory_profile full")
+            raise MemoryProfileError(
+                f"the DiT forward ran {getattr(self, 'visited', 0)} of {len(self.blocks)} "
+                "blocks through model.blocks (upstream changed its loop): streaming cannot "
+                "follow it; use --memory_profile full"
+            )
         self.visited = 0
         self.forwards += 1
         if self.adaptive and self.forwards == 1:
@@ -255,9 +268,11 @@ class DiTStreamer:
         self.resident = spread(len(self.blocks), count)
         if count == len(self.blocks):
             self.slots, self.slot_free = [], []
-        self.log(f"memory: balanced keeps {count} of {len(self.blocks)} DiT blocks on the GPU (first forward peaked "
-                 f"at {peak / GIB:.1f} GiB of a {budget / GIB:.1f} GiB budget; {self.block_bytes / GIB:.2f} GiB per "
-                 "block)")
+        self.log(
+            f"memory: balanced keeps {count} of {len(self.blocks)} DiT blocks on the GPU (first forward peaked "
+            f"at {peak / GIB:.1f} GiB of a {budget / GIB:.1f} GiB budget; {self.block_bytes / GIB:.2f} GiB per "
+            "block)"
+        )
 
     def configure(self, resident: int | str, budget: int | None = None) -> None:
         """Switch between low (0), a fixed number of kept blocks, and balanced ("fit": chosen after the next forward
@@ -297,6 +312,7 @@ def available_bytes(device: torch.device) -> int:
 
 
 # ---- the launcher's hooks --------------------------------------------------------------------------------------
+
 
 class _OnDemand:
     """A model that lives on the CPU and visits the GPU for each call of `method` (CLIP's visual, the VAE)."""
@@ -354,7 +370,9 @@ def place(animate, profile: str, log: Callable[[str], None]) -> DiTStreamer:
         _OnDemand(vae, "model", method, device, streamer.evict)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    log(f"memory: profile {profile}: DiT blocks streamed from CPU memory"
+    log(
+        f"memory: profile {profile}: DiT blocks streamed from CPU memory"
         + (" (as many kept on the GPU as fit, after the first forward)" if profile == "balanced" else "")
-        + "; CLIP and VAE on the GPU only while they run, the DiT off it then")
+        + "; CLIP and VAE on the GPU only while they run, the DiT off it then"
+    )
     return streamer

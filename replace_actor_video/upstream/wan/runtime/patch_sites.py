@@ -13,8 +13,21 @@ import ast
 import os
 from dataclasses import dataclass
 
-FLASH_PARAMS = ("q", "k", "v", "q_lens", "k_lens", "dropout_p", "softmax_scale", "q_scale", "causal",
-                "window_size", "deterministic", "dtype", "version")
+FLASH_PARAMS = (
+    "q",
+    "k",
+    "v",
+    "q_lens",
+    "k_lens",
+    "dropout_p",
+    "softmax_scale",
+    "q_scale",
+    "causal",
+    "window_size",
+    "deterministic",
+    "dtype",
+    "version",
+)
 ROPE_PARAMS = ("x", "grid_sizes", "freqs")
 
 
@@ -31,9 +44,14 @@ class Site:
     code: str = ""  # "contains": a piece of a statement; "calls_once": the function called, e.g. self.vae.decode
 
     def describe(self) -> str:
-        what = {"defines": "a module-level {}", "calls": "a call of {}", "method": "the method {}",
-                "assigns": "an assignment to self.{}", "contains": f"`{self.code}` in {{}}",
-                "calls_once": f"exactly one call of {self.code}() in {{}}"}[self.kind]
+        what = {
+            "defines": "a module-level {}",
+            "calls": "a call of {}",
+            "method": "the method {}",
+            "assigns": "an assignment to self.{}",
+            "contains": f"`{self.code}` in {{}}",
+            "calls_once": f"exactly one call of {self.code}() in {{}}",
+        }[self.kind]
         name = self.name.rsplit(".", 1)[1] if self.kind == "assigns" else self.name
         params = f"({', '.join(self.params)})" if self.params else ""
         return f"{self.file}: {what.format(name + params)} ({self.patch})"
@@ -68,8 +86,13 @@ SITES: tuple[Site, ...] = (
     Site("wan/modules/animate/face_blocks.py", "defines", "flash_attn_func", "patch 2, attention"),
     Site("wan/modules/animate/face_blocks.py", "calls", "flash_attn_func", "patch 2, attention"),
     # Patch 4: the motion cache wraps after_patch_embedding and redoes its pose half.
-    Site("wan/modules/animate/model_animate.py", "method", "WanAnimateModel.after_patch_embedding",
-         "patch 4, motion cache", ("x", "pose_latents", "face_pixel_values")),
+    Site(
+        "wan/modules/animate/model_animate.py",
+        "method",
+        "WanAnimateModel.after_patch_embedding",
+        "patch 4, motion cache",
+        ("x", "pose_latents", "face_pixel_values"),
+    ),
     Site("wan/modules/animate/model_animate.py", "calls", "after_patch_embedding", "patch 4, motion cache"),
     # Patch 5: rope_apply where it is defined and where the name is bound and called.
     Site("wan/modules/model.py", "defines", "rope_apply", "patch 5, rope", ROPE_PARAMS),
@@ -117,8 +140,13 @@ SITES: tuple[Site, ...] = (
     Site("wan/animate.py", "contains", "WanAnimate.__init__", MEMORY, code="device_map=self.device"),
     Site("wan/animate.py", "assigns", "WanAnimate.__init__.device", MEMORY),
     Site("wan/animate.py", "assigns", "WanAnimate.__init__.clip", MEMORY),
-    Site("wan/modules/animate/model_animate.py", "contains", "WanAnimateModel.forward", MEMORY,
-         code="enumerate(self.blocks)"),
+    Site(
+        "wan/modules/animate/model_animate.py",
+        "contains",
+        "WanAnimateModel.forward",
+        MEMORY,
+        code="enumerate(self.blocks)",
+    ),
     Site("wan/modules/animate/clip.py", "method", "CLIPModel.visual", MEMORY),
     Site("wan/modules/animate/clip.py", "assigns", "CLIPModel.__init__.model", MEMORY),
     Site("wan/modules/vae2_1.py", "assigns", "Wan2_1_VAE.__init__.model", MEMORY),
@@ -132,8 +160,12 @@ def _module_level(tree: ast.Module):
         node = stack.pop(0)
         yield node
         if isinstance(node, (ast.If, ast.Try, ast.With)):
-            stack += [*node.body, *getattr(node, "orelse", []), *getattr(node, "finalbody", []),
-                      *(s for h in getattr(node, "handlers", []) for s in h.body)]
+            stack += [
+                *node.body,
+                *getattr(node, "orelse", []),
+                *getattr(node, "finalbody", []),
+                *(s for h in getattr(node, "handlers", []) for s in h.body),
+            ]
 
 
 def _defined(tree: ast.Module) -> dict[str, ast.AST]:
@@ -164,12 +196,15 @@ def _method(tree: ast.Module, qualname: str) -> ast.AST | None:
 def _found(tree: ast.Module, site: Site) -> bool:
     if site.kind == "defines":
         node = _defined(tree).get(site.name)
-        return node is not None and (not site.params or (isinstance(node, ast.FunctionDef)
-                                                         and set(site.params) <= _params(node)))
+        return node is not None and (
+            not site.params or (isinstance(node, ast.FunctionDef) and set(site.params) <= _params(node))
+        )
     if site.kind == "calls":
-        return any(isinstance(n, ast.Call) and (getattr(n.func, "id", None) == site.name
-                                                or getattr(n.func, "attr", None) == site.name)
-                   for n in ast.walk(tree))
+        return any(
+            isinstance(n, ast.Call)
+            and (getattr(n.func, "id", None) == site.name or getattr(n.func, "attr", None) == site.name)
+            for n in ast.walk(tree)
+        )
     if site.kind == "method":
         node = _method(tree, site.name)
         return node is not None and set(site.params) <= _params(node)
@@ -178,8 +213,10 @@ def _found(tree: ast.Module, site: Site) -> bool:
         node = _method(tree, qualname)
         return node is not None and any(
             isinstance(t, ast.Attribute) and t.attr == attribute and getattr(t.value, "id", None) == "self"
-            for n in ast.walk(node) if isinstance(n, (ast.Assign, ast.AnnAssign))
-            for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))
+            for n in ast.walk(node)
+            if isinstance(n, (ast.Assign, ast.AnnAssign))
+            for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+        )
     if site.kind in ("contains", "calls_once"):
         node = _method(tree, site.name)
         if node is None:

@@ -26,9 +26,14 @@ def _frequency_grid(freqs: torch.Tensor, f: int, h: int, w: int) -> torch.Tensor
     """The complex multiplier of each of the f·h·w tokens, [f·h·w, C/2], exactly as upstream builds it."""
     c = freqs.size(1)
     parts = freqs.split([c - 2 * (c // 3), c // 3, c // 3], dim=1)
-    return torch.cat([parts[0][:f].view(f, 1, 1, -1).expand(f, h, w, -1),
-                      parts[1][:h].view(1, h, 1, -1).expand(f, h, w, -1),
-                      parts[2][:w].view(1, 1, w, -1).expand(f, h, w, -1)], dim=-1).reshape(f * h * w, -1)
+    return torch.cat(
+        [
+            parts[0][:f].view(f, 1, 1, -1).expand(f, h, w, -1),
+            parts[1][:h].view(1, h, 1, -1).expand(f, h, w, -1),
+            parts[2][:w].view(1, 1, w, -1).expand(f, h, w, -1),
+        ],
+        dim=-1,
+    ).reshape(f * h * w, -1)
 
 
 def _cos_sin(freqs: torch.Tensor, grid: tuple[int, int, int], start: int, rows: int, device: torch.device):
@@ -40,7 +45,7 @@ def _cos_sin(freqs: torch.Tensor, grid: tuple[int, int, int], start: int, rows: 
         if start + rows > table.size(0):
             pad = torch.ones(start + rows - table.size(0), table.size(1), dtype=table.dtype, device=table.device)
             table = torch.cat([table, pad])
-        table = table[start:start + rows].to(device)
+        table = table[start : start + rows].to(device)
         if len(_TABLES) >= _MAX_TABLES:
             _TABLES.clear()
         _TABLES[key] = (table.real.float()[:, None, :].contiguous(), table.imag.float()[:, None, :].contiguous())
@@ -48,8 +53,9 @@ def _cos_sin(freqs: torch.Tensor, grid: tuple[int, int, int], start: int, rows: 
 
 
 @torch.compiler.disable
-def _tables(grid_sizes: torch.Tensor, freqs: torch.Tensor, rows: int, device: torch.device,
-            padded_from: int | None = None) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+def _tables(
+    grid_sizes: torch.Tensor, freqs: torch.Tensor, rows: int, device: torch.device, padded_from: int | None = None
+) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
     """(rotated rows, cos, sin) per sample. Plain: the first min(f·h·w, rows) tokens. `padded_from`: all
     `rows` tokens from that position (a sequence-parallel rank's slice). Kept out of torch.compile: it
     reads grid_sizes on the host."""

@@ -65,6 +65,7 @@ def _file_detail(path_argument: str):
             return f"{os.path.basename(path)}, {os.path.getsize(path) / 1e9:.2f} GB"
         except OSError:
             return os.path.basename(path)
+
     return detail
 
 
@@ -107,8 +108,9 @@ def install() -> None:
         t5_init(self, *args, **kwargs)
         _time_t5_moves(self)
 
-    t5.T5EncoderModel.__init__ = timed("load.t5", functools.wraps(t5_init)(t5_init_and_moves),
-                                       _file_detail("checkpoint_path"))
+    t5.T5EncoderModel.__init__ = timed(
+        "load.t5", functools.wraps(t5_init)(t5_init_and_moves), _file_detail("checkpoint_path")
+    )
     t5.T5EncoderModel.__call__ = timed("t5.encode", t5.T5EncoderModel.__call__)
     clip.CLIPModel.__init__ = timed("load.clip", clip.CLIPModel.__init__, _file_detail("checkpoint_path"))
     vae2_1.Wan2_1_VAE.__init__ = timed("load.vae", vae2_1.Wan2_1_VAE.__init__, _file_detail("vae_pth"))

@@ -40,8 +40,18 @@ import traceback
 
 TAG = "[rav-worker]"
 DRAIN_MARK = "\x00rav-worker-drain\n"  # written to fd 1 to learn when the output pump has caught up
-KEY_OPTIONS = ("wan22_dir", "attention", "lora", "compile", "fp8", "vae_bf16", "memory_profile", "color_match",
-               "color_match_strength", "color_match_anchor")  # the launcher options of the key
+KEY_OPTIONS = (
+    "wan22_dir",
+    "attention",
+    "lora",
+    "compile",
+    "fp8",
+    "vae_bf16",
+    "memory_profile",
+    "color_match",
+    "color_match_strength",
+    "color_match_anchor",
+)  # the launcher options of the key
 
 
 class JobCancelled(BaseException):
@@ -130,8 +140,9 @@ class ModelCache:
             self.log(f"models built in {self.built_s:.1f} s; they stay loaded for the next jobs")
             return self.instance
         if arguments != self.arguments:
-            changed = sorted(k for k in set(arguments[1]) | set(self.arguments[1])
-                             if arguments[1].get(k) != self.arguments[1].get(k))
+            changed = sorted(
+                k for k in set(arguments[1]) | set(self.arguments[1]) if arguments[1].get(k) != self.arguments[1].get(k)
+            )
             raise KeyMismatch(f"this worker's models were built with other WanAnimate arguments ({', '.join(changed)})")
         self.log(f"models already loaded (built in {self.built_s:.1f} s for an earlier job): loading skipped")
         return self.instance
@@ -183,7 +194,7 @@ class Worker:
                 cuts = [i for i in (buffer.find(b"\n"), buffer.find(b"\r")) if i >= 0]
                 if not cuts:
                     break
-                line, buffer = buffer[:min(cuts) + 1].decode("utf-8", "replace"), buffer[min(cuts) + 1:]
+                line, buffer = buffer[: min(cuts) + 1].decode("utf-8", "replace"), buffer[min(cuts) + 1 :]
                 self._line(line)
 
     def _line(self, line):
@@ -272,9 +283,17 @@ class Worker:
 
     def state(self):
         loaded = bool(self.cache and self.cache.instance)
-        return {"pid": os.getpid(), "key": self.options.key, "ready": self.ready, "busy": self.current is not None,
-                "queued": self.jobs.qsize(), "jobs": self.count, "models_loaded": loaded, "started": self.started,
-                "idle_s": round(time.monotonic() - self.last_active, 1)}
+        return {
+            "pid": os.getpid(),
+            "key": self.options.key,
+            "ready": self.ready,
+            "busy": self.current is not None,
+            "queued": self.jobs.qsize(),
+            "jobs": self.count,
+            "models_loaded": loaded,
+            "started": self.started,
+            "idle_s": round(time.monotonic() - self.last_active, 1),
+        }
 
     def cancel(self, job):
         job.cancel_requested.set()
@@ -421,14 +440,20 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     cut = argv.index("--") if "--" in argv else len(argv)
     options = build_parser().parse_args(argv[:cut])
-    own = _launcher().build_parser().parse_args(argv[cut + 1:])
+    own = _launcher().build_parser().parse_args(argv[cut + 1 :])
     worker = Worker(options, own)
     worker.capture_output()
     signal.signal(signal.SIGINT, worker._on_signal)
     signal.signal(signal.SIGTERM, worker._on_signal)
     server = worker.serve(options.socket)
-    state = {"pid": os.getpid(), "key": options.key, "socket": options.socket, "started": worker.started,
-             "python": sys.executable, "own": vars(own)}
+    state = {
+        "pid": os.getpid(),
+        "key": options.key,
+        "socket": options.socket,
+        "started": worker.started,
+        "python": sys.executable,
+        "own": vars(own),
+    }
     tmp = f"{options.state}.partial-{os.getpid()}"
     with open(tmp, "w") as fh:
         json.dump(state, fh)
