@@ -19,42 +19,32 @@ def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
 
 
+def pattern_clip(path: Path | str, *, size: str, rate: int, seconds: float, audio: bool = True) -> Path:
+    """An H.264 clip of ffmpeg's moving test pattern (testsrc2), with a 440 Hz AAC tone unless `audio` is False."""
+    tone = ["-f", "lavfi", "-i", "sine=frequency=440", "-c:a", "aac"] if audio else []
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={size}:rate={rate}",
+        *tone,
+        "-t",
+        str(seconds),
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(path),
+    )
+    return Path(path)
+
+
 @pytest.fixture(scope="session")
 def media(tmp_path_factory) -> dict[str, Path]:
     """A 2 s 24 fps 320x240 clip with audio, a silent one, a reference PNG and a corrupt 'video'."""
     d = tmp_path_factory.mktemp("media")
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=24",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440",
-        "-t",
-        "2",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        str(d / "dance.mp4"),
-    )
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=24",
-        "-t",
-        "2",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        str(d / "silent.mp4"),
-    )
+    pattern_clip(d / "dance.mp4", size="320x240", rate=24, seconds=2)
+    pattern_clip(d / "silent.mp4", size="320x240", rate=24, seconds=2, audio=False)
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=256x320", "-frames:v", "1", str(d / "ref.png"))
     (d / "corrupt.mp4").write_bytes(os.urandom(4096))
     (d / "not_an_image.png").write_text("hello")

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ffmpeg, run_cli
+from conftest import ffmpeg, pattern_clip, run_cli
 
 from replace_actor_video.media.probe import probe_video
 from replace_actor_video.training.clips import clip_ranges
@@ -22,20 +22,7 @@ REPLACE_COLUMNS = ANIMATE_COLUMNS + ["animate_inpaint_video", "animate_mask_vide
 
 
 def video(path: Path, *, seconds: float, rate: int, size: str = "320x240") -> Path:
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        f"testsrc2=size={size}:rate={rate}",
-        "-t",
-        str(seconds),
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        str(path),
-    )
-    return path
+    return pattern_clip(path, size=size, rate=rate, seconds=seconds, audio=False)
 
 
 def read_metadata(dataset: Path) -> tuple[list[str], list[dict]]:

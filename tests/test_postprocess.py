@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, STANDINS, ffmpeg, run_cli
+from conftest import REPO, STANDINS, ffmpeg, pattern_clip, run_cli
 
 from replace_actor_video.media.probe import probe_video
 from replace_actor_video.upstream.realesrgan import pin as esrgan_pin
@@ -29,38 +29,8 @@ class Model:
 
 def make_clips(d: Path) -> dict[str, Path]:
     """2 s at 16 fps (32 frames) 160x120 with a 440 Hz tone, the same without audio, and an audio-only file."""
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=160x120:rate=16",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440",
-        "-t",
-        "2",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        str(d / "clip16.mp4"),
-    )
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=160x120:rate=16",
-        "-t",
-        "2",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        str(d / "silent16.mp4"),
-    )
+    pattern_clip(d / "clip16.mp4", size="160x120", rate=16, seconds=2)
+    pattern_clip(d / "silent16.mp4", size="160x120", rate=16, seconds=2, audio=False)
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=440", "-t", "1", "-c:a", "aac", str(d / "tone.m4a"))
     return {p.stem: p for p in d.iterdir()}
 

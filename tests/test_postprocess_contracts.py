@@ -14,7 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, pattern_clip
 
 from replace_actor_video.core import config
 from replace_actor_video.core.errors import UserError
@@ -207,31 +207,7 @@ def test_real_practical_rife_through_the_stage(tmp_path):
     except UserError as exc:  # what is missing, and the fix
         pytest.skip(f"real Practical-RIFE not runnable here: {exc}")
     clip = tmp_path / "clip16.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=160x120:rate=16",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440",
-            "-t",
-            "2",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            str(clip),
-        ],
-        check=True,
-    )
+    pattern_clip(clip, size="160x120", rate=16, seconds=2)
     out = tmp_path / "out30.mp4"
     res = subprocess.run(
         [

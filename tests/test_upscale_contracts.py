@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, pattern_clip
 from test_postprocess_contracts import clone_commit, describe, upstream_clone, upstream_parser
 
 from replace_actor_video.core import config
@@ -132,31 +132,7 @@ def test_seedvr_mirror_equals_upstream(script):
 
 def _clip(tmp_path: Path) -> Path:
     clip = tmp_path / "clip.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440",
-            "-t",
-            "1",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            str(clip),
-        ],
-        check=True,
-    )
+    pattern_clip(clip, size="320x240", rate=30, seconds=1)
     return clip
 
 

@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from conftest import CKPT_FILES, REPO, STANDINS
+from conftest import CKPT_FILES, REPO, STANDINS, ffmpeg, pattern_clip
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -28,32 +28,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
-
-
 def make_media(folder: Path) -> dict[str, Path]:
     """A 2 s 24 fps 320x240 clip with audio and a reference PNG."""
     folder.mkdir(parents=True, exist_ok=True)
-    ffmpeg(
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=24",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440",
-        "-t",
-        "2",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        str(folder / "dance.mp4"),
-    )
+    pattern_clip(folder / "dance.mp4", size="320x240", rate=24, seconds=2)
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=256x320", "-frames:v", "1", str(folder / "ref.png"))
     return {"video": folder / "dance.mp4", "image": folder / "ref.png"}
 
