@@ -7,10 +7,24 @@ from fractions import Fraction
 from pathlib import Path
 
 from ..core.errors import UserError
+from ..core.paths import check_output_file
 
 # H.264 yuv420p plays everywhere; CRF 14 keeps re-encoding loss far below what the generator leaves.
 H264_ARGS = ["-c:v", "libx264", "-crf", "14", "-preset", "medium", "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
 AAC_ARGS = ["-c:a", "aac", "-b:a", "192k"]
+# Containers that take H.264 + AAC as written above (ffmpeg refuses them in .webm, and guesses no format for .txt).
+OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+
+
+def check_output_video(path: Path, **checks) -> None:
+    """core/paths.check_output_file for a video we encode, and a name ffmpeg can write it under: found now, not
+    when the last step muxes after the GPU work."""
+    check_output_file(path, **checks)
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise UserError(
+            f"{path}: a video is written as {', '.join(OUTPUT_SUFFIXES)}, not {path.suffix or 'a name without one'}; "
+            f"e.g. {path.with_suffix('.mp4')}"
+        )
 
 
 def ffmpeg_bin() -> str:

@@ -52,14 +52,20 @@ def _ffprobe(path: Path, extra: list[str]) -> dict:
     return json.loads(proc.stdout or "{}")
 
 
+def require_file(path: Path) -> None:
+    if path.is_dir():
+        raise UserError(f"{path}: this is a folder; pass a file in it")
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+
+
 def probe_video(path: str | Path, *, count_frames: bool = False) -> VideoInfo:
     """Probe a video; raise UserError naming the file when it is missing, unreadable or has no frames.
 
     `count_frames` reads every packet to count frames exactly (no decoding); otherwise the container's
     frame count is used and, when absent, estimated from duration × fps."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
+    require_file(path)
     extra = ["-show_streams", "-show_format"] + (["-count_packets"] if count_frames else [])
     data = _ffprobe(path, extra)
     container = data.get("format", {}).get("format_name", "")
@@ -124,8 +130,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
+    require_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below is lower

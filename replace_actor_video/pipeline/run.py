@@ -25,11 +25,12 @@ else:  # Python 3.10: the same parser from PyPI (requirements.txt)
 from ..core.cli import report_errors
 from ..core.errors import UserError
 from ..core.options import BadValue, OptionSpec, add_to_parser, coerce, expected, option, specs
-from ..core.paths import absolute, check_output_dir, check_output_file
+from ..core.paths import absolute, check_output_dir
 from ..core.planning import Plan, PlanContext, Problems
 from ..core.rundir import MANIFEST, RunContext
 from ..core.stage_cli import RunOptions, build_all, refuse
 from ..mask.options import MaskOptions
+from ..media.ffmpeg import check_output_video
 from ..media.interpolate import target_frames
 from ..media.probe import VideoInfo
 from ..stages import generate, postprocess, preprocess, upscale
@@ -293,7 +294,7 @@ def check(cfg: PipelineConfig, problems: Problems, *, ctx: RunContext) -> Planne
                     f"--output_path {output}: the run keeps its own {path.name} there; choose an output "
                     "path outside the run's files (e.g. out/final.mp4)"
                 )
-        check_output_file(output, inputs=inputs, may_replace=cfg.run.overwrite or ctx.owns(last, output))
+        check_output_video(output, inputs=inputs, may_replace=cfg.run.overwrite or ctx.owns(last, output))
     pre = preprocess.check(cfg.preprocess, cfg.mask, cfg.run, problems, ctx=ctx)
     if pre is None:  # generation cannot be checked against a preprocessing that is not planned: its options can
         for option_name, message in generate.wan_generate.validation(cfg.generate):

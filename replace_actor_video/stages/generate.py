@@ -30,12 +30,12 @@ from ..core.config import upstream_commit
 from ..core.errors import StageFailed, UserError
 from ..core.gpu import Gpu, visible_gpus
 from ..core.options import as_dict
-from ..core.paths import absolute, check_output_file
+from ..core.paths import absolute
 from ..core.planning import Plan, Problems
 from ..core.rundir import RunContext, describe_path, fingerprint
 from ..core.stage_cli import RunOptions, plan_stage
 from ..core.stage_cli import main as stage_main
-from ..media.ffmpeg import retime_trim_mux_argv
+from ..media.ffmpeg import check_output_video, retime_trim_mux_argv
 from ..media.probe import probe_video
 from ..upstream.wan import generate as wan_generate
 from ..upstream.wan import memory_plan
@@ -160,7 +160,7 @@ def check(
     inputs = [src_root] + ([absolute(opts.audio_from)] if opts.audio_from else [])
     with problems.check(option="save_file", stage=STAGE):
         if not problems.mentions(str(save_file)):
-            check_output_file(
+            check_output_video(
                 save_file,
                 inputs=inputs,
                 may_replace=run_opts.overwrite or ctx.owns(STAGE, save_file),

@@ -22,12 +22,12 @@ from ..core.config import upstream_commit
 from ..core.errors import StageFailed, UserError
 from ..core.gpu import visible_gpus
 from ..core.options import as_dict, option, same_as
-from ..core.paths import absolute, check_output_file
+from ..core.paths import absolute
 from ..core.planning import Plan, Problems
 from ..core.rundir import RunContext, describe_path, fingerprint
 from ..core.stage_cli import RunOptions, plan_stage
 from ..core.stage_cli import main as stage_main
-from ..media.ffmpeg import mux_audio_argv
+from ..media.ffmpeg import check_output_video, mux_audio_argv
 from ..media.frames import iter_frames, write_video
 from ..media.interpolate import (
     check_result,
@@ -326,7 +326,7 @@ def check(
     input_path, output = absolute(opts.input), absolute(opts.output)
     with problems.check(option="output", stage=STAGE):
         if not problems.mentions(str(output)):
-            check_output_file(
+            check_output_video(
                 output,
                 inputs=[input_path],
                 may_replace=run_opts.overwrite or ctx.owns(STAGE, output),

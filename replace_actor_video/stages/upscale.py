@@ -18,12 +18,12 @@ from ..core.config import upstream_commit
 from ..core.errors import StageFailed, UserError
 from ..core.gpu import visible_gpus
 from ..core.options import as_dict, option
-from ..core.paths import absolute, check_output_file
+from ..core.paths import absolute
 from ..core.planning import Plan, Problems
 from ..core.rundir import RunContext, describe_path, fingerprint
 from ..core.stage_cli import RunOptions, plan_stage
 from ..core.stage_cli import main as stage_main
-from ..media.ffmpeg import ffmpeg_bin
+from ..media.ffmpeg import check_output_video, ffmpeg_bin
 from ..media.interpolate import check_result, finish_upscaled_argv, video_only_argv
 from ..media.probe import VideoInfo, probe_input, probe_video
 from ..upstream.realesrgan import video as realesrgan
@@ -106,10 +106,13 @@ class UpscaleOptions:
 OPTION_CLASSES = (UpscaleOptions, RunOptions)
 
 
+MAX_SEEDVR_SIDE = 8192  # px: past 8K, a value is a typo (e.g. 72000) that would fail only after the model loads
+
+
 def validate(opts: UpscaleOptions) -> None:
     for name in ("res_h", "res_w"):
-        if getattr(opts, name) < 16:
-            raise UserError(f"--{name} {getattr(opts, name)}: must be at least 16")
+        if not 16 <= getattr(opts, name) <= MAX_SEEDVR_SIDE:
+            raise UserError(f"--{name} {getattr(opts, name)}: use 16 to {MAX_SEEDVR_SIDE} px")
     seedvr.sp_size_for(opts.num_gpus, opts.sp_size)
     if opts.tile < 0:
         raise UserError(f"--tile {opts.tile}: must be 0 (no tiling) or a tile size such as 512")
@@ -186,7 +189,7 @@ def check(
     input_path, output = absolute(opts.input), absolute(opts.output)
     with problems.check(option="output", stage=STAGE):
         if not problems.mentions(str(output)):
-            check_output_file(
+            check_output_video(
                 output,
                 inputs=[input_path],
                 may_replace=run_opts.overwrite or ctx.owns(STAGE, output),

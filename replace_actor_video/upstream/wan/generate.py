@@ -309,6 +309,10 @@ def validation(opts: GenerateOptions) -> Iterator[tuple[str, str]]:
         yield "use_relighting_lora", "--use_relighting_lora only applies in replace mode; add --replace or drop it"
     if opts.sample_steps is not None and opts.sample_steps < 1:
         yield "sample_steps", f"--sample_steps {opts.sample_steps}: must be at least 1"
+    if opts.sample_shift is not None and not opts.sample_shift > 0:  # sigma = shift*s / (1 + (shift-1)*s)
+        yield "sample_shift", f"--sample_shift {opts.sample_shift:g}: must be above 0 (upstream default 5.0)"
+    if opts.sample_guide_scale is not None and opts.sample_guide_scale < 0:
+        yield "sample_guide_scale", f"--sample_guide_scale {opts.sample_guide_scale:g}: must be 0 or more (1 = no CFG)"
     if opts.preset == "fast" and not opts.lora:
         yield (
             "lora",
