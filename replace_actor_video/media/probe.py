@@ -48,7 +48,8 @@ def _ffprobe(path: Path, extra: list[str]) -> dict:
     proc = subprocess.run(argv, capture_output=True, text=True)
     if proc.returncode != 0:
         reason = (proc.stderr.strip().splitlines() or ["unreadable"])[-1]
-        raise UserError(f"{path}: not a readable media file ({reason})")
+        reason = reason.removeprefix(f"{path.absolute()}: ")  # ffprobe starts with the path we name already
+        raise UserError(f"{path}: not a readable media file ({reason}); pass a video that plays (mp4, mov, mkv, webm)")
     return json.loads(proc.stdout or "{}")
 
 
