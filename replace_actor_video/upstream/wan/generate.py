@@ -502,6 +502,8 @@ def lora_files(opts: GenerateOptions) -> tuple[tuple[Path, float], ...]:
 
 
 def check_lora_file(path: Path) -> None:
+    if path.is_dir():
+        raise UserError(f"--lora {path}: this is a folder; pass the LoRA file in it")
     if not path.is_file():
         raise UserError(f"--lora {path}: file not found")
     if path.suffix not in LORA_SUFFIXES:
