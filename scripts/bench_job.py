@@ -14,7 +14,7 @@ Rows (--rows, comma list, run in that order; --list prints them):
   fast-cold          --preset fast --lora <synthetic LightX2V-layout distill LoRA> (4 steps), a fresh process
   fast-warm          the same + --compile on a warm worker (--worker start): job 1 starts it, job 2 is warm
   fast-warm-lossy    fast-warm + --attention fast --vae_bf16 (LOSSY kernels)
-  default-2gpu-N     default-N with --multi_gpu --nproc_per_node 2 (skipped with fewer than 2 GPUs)
+  default-Kgpu-N     default-N with --multi_gpu --nproc_per_node K, K = 2, 4 or 8 (skipped with fewer than K GPUs)
   postprocess        run_postprocess.py --backend ffmpeg to 30 fps on the last pipeline output (CPU minterpolate)
 N is 4 or 20 (sampling steps). The first pipeline row runs the preprocessing (official preprocess_data.py + our
 contour mask) in the shared run directory; later rows find it up to date, so their pipeline wall clock is the
@@ -112,15 +112,18 @@ def rows_table() -> dict[str, Row]:
                 expect_s=150 + dit,
                 note="fastest lossless: default + --compile",
             ),
+        ]
+        rows += [
             Row(
-                f"default-2gpu-{steps}",
+                f"default-{n}gpu-{steps}",
                 "pipeline",
                 steps,
-                ("--worker", "off", "--multi_gpu", "--nproc_per_node", "2"),
-                gpus=2,
-                expect_s=120 + dit / 1.9,
-                note="default on 2 GPUs (FSDP + Ulysses)",
-            ),
+                ("--worker", "off", "--multi_gpu", "--nproc_per_node", str(n)),
+                gpus=n,
+                expect_s=120 + dit / (0.95 * n),
+                note=f"default on {n} GPUs (FSDP + Ulysses)",
+            )
+            for n in (2, 4, 8)
         ]
     rows += [
         Row(

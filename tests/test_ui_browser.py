@@ -133,8 +133,9 @@ def new_jobs(runs: Path, before: set[str], count: int = 1, timeout: float = 15.0
     raise AssertionError(f"{count} new job(s) expected in {runs}, found {sorted(job_folders(runs) - before)}")
 
 
-def row(page, text: str):
-    return page.locator("#job-list .rav-job").filter(has_text=text)
+def row(page, job_id: str):
+    """The job's row by its exact id: two jobs queued in one second are <id> and <id>-2, so text would match both."""
+    return page.locator(f'#job-list .rav-job[data-job="{job_id}"]')
 
 
 def in_view(page, locator) -> bool:
