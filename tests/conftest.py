@@ -7,8 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,6 +19,22 @@ STANDINS = REPO / "tests" / "standins"
 
 def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
+
+
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie; one that ends while we ask counts as gone (asking twice, exists then
+    status, raced with its exit and failed a CI run)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_gone(pids: list[int], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while alive := [p for p in pids if running(p)]:
+        assert time.monotonic() < deadline, f"still alive after {seconds}s: {alive}"
+        time.sleep(0.05)
 
 
 def pattern_clip(path: Path | str, *, size: str, rate: int, seconds: float, audio: bool = True) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import wait_gone
 
 from replace_actor_video.core.causes import last_error
 from replace_actor_video.core.errors import Cancelled, StageFailed
@@ -93,16 +94,6 @@ if where == "thread":  # as the Web UI and the dataset builder do
 else:
     sys.exit(report_errors(run))
 """
-
-
-def wait_gone(pids, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-        if not alive:
-            return
-        assert time.monotonic() < deadline, f"still alive after {seconds}s: {alive}"
-        time.sleep(0.05)
 
 
 def start_tree(tmp_path: Path, where: str = "main") -> tuple[subprocess.Popen, list[int]]:

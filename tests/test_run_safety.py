@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import psutil
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, wait_gone
 
 
 def pipeline_args(media, fake_wan22: Path, fake_ckpt: Path, tmp_path: Path) -> list[str]:
@@ -78,16 +78,6 @@ def _alive(procs):
             yield proc
         except psutil.Error:
             pass
-
-
-def wait_gone(pids: list[int], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-        if not alive:
-            return
-        assert time.monotonic() < deadline, f"still alive after {seconds}s: {alive}"
-        time.sleep(0.05)
 
 
 def test_a_second_pipeline_on_the_same_run_directory_is_refused_and_the_first_finishes(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import wait_gone
 
 from replace_actor_video.core import atomic, childrecords
 from replace_actor_video.core.cli import report_errors
@@ -36,16 +37,6 @@ def dead_pid() -> int:
 
 def sleeper(*marker: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", *marker])
-
-
-def wait_gone(pids, seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
-        if not alive:
-            return
-        assert time.monotonic() < deadline, f"still alive: {alive}"
-        time.sleep(0.05)
 
 
 def test_a_second_open_is_refused_naming_the_holder_and_the_lock_is_freed_on_close(tmp_path):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import REPO, STANDINS, run_cli
+from conftest import REPO, STANDINS, run_cli, wait_gone
 
 from replace_actor_video.core.errors import Cancelled, StageFailed
 from replace_actor_video.upstream.wan import generate as wan_generate
@@ -328,10 +328,7 @@ def test_a_failing_job_is_reported_and_an_unknown_failure_ends_the_worker(setup,
     missing = call_for(setup, tmp_path / "b.mp4", src_root_path=tmp_path / "nowhere")  # fails inside generate()
     with pytest.raises(StageFailed, match="CalledProcessError"):
         run_on(handle, missing, tmp_path)
-    deadline = time.monotonic() + 10
-    while psutil.pid_exists(handle.pid) and psutil.Process(handle.pid).status() != psutil.STATUS_ZOMBIE:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_gone([handle.pid], seconds=10)
     assert workers.find_worker(workers.key_for(call)) is None and not handle.socket.exists()
 
 
