@@ -107,6 +107,11 @@ def fake_ckpt(tmp_path) -> Path:
     return root
 
 
+def locations(fake_wan22: Path, fake_ckpt: Path, tmp_path: Path) -> list[str]:
+    """The stand-in clone, checkpoint and runs folder, as the command-line flags every stage takes."""
+    return ["--wan22_dir", str(fake_wan22), "--ckpt_dir", str(fake_ckpt), "--runs_dir", str(tmp_path / "runs")]
+
+
 def run_cli(script: str, *args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run one of our entry points as a user would."""
     return subprocess.run(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import run_cli
+from conftest import locations, run_cli
 
 
 def files_under(path):
@@ -42,12 +42,7 @@ def test_preprocess_rejects(case, media, fake_wan22, fake_ckpt, tmp_path):
         "run_preprocessing.py",
         *[x for kv in args.items() for x in kv],
         *extra,
-        "--wan22_dir",
-        fake_wan22,
-        "--ckpt_dir",
-        fake_ckpt,
-        "--runs_dir",
-        tmp_path / "runs",
+        *locations(fake_wan22, fake_ckpt, tmp_path),
         cwd=tmp_path,
     )
     assert res.returncode == 2, res.stderr
@@ -66,12 +61,7 @@ def test_missing_checkpoint_file_is_named(media, fake_wan22, fake_ckpt, tmp_path
         media["ref"],
         "--save_path",
         tmp_path / "pp",
-        "--wan22_dir",
-        fake_wan22,
-        "--ckpt_dir",
-        fake_ckpt,
-        "--runs_dir",
-        tmp_path / "runs",
+        *locations(fake_wan22, fake_ckpt, tmp_path),
     ]
     assert run_cli("run_preprocessing.py", *args, cwd=tmp_path).returncode == 0  # animate mode does not need SAM2
     res = run_cli(
@@ -96,12 +86,7 @@ def test_existing_results_are_not_overwritten(media, fake_wan22, fake_ckpt, tmp_
         media["ref"],
         "--save_path",
         tmp_path / "pp",
-        "--wan22_dir",
-        fake_wan22,
-        "--ckpt_dir",
-        fake_ckpt,
-        "--runs_dir",
-        tmp_path / "runs",
+        *locations(fake_wan22, fake_ckpt, tmp_path),
     ]
     assert run_cli("run_preprocessing.py", *args, cwd=tmp_path).returncode == 0
     stamp = (tmp_path / "pp" / "src_pose.mp4").stat().st_mtime_ns

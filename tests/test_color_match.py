@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, locations, run_cli
 
 from replace_actor_video.media.frames import read_frames, write_video
 from replace_actor_video.upstream.wan.generate import COLOR_MATCH_DEFAULT
@@ -386,12 +386,7 @@ def test_generation_records_the_drift_metric(media, fake_wan22, fake_ckpt, tmp_p
         media["ref"],
         "--save_path",
         tmp_path / "pp",
-        "--wan22_dir",
-        fake_wan22,
-        "--ckpt_dir",
-        fake_ckpt,
-        "--runs_dir",
-        tmp_path / "runs",
+        *locations(fake_wan22, fake_ckpt, tmp_path),
         cwd=tmp_path,
     )
     assert pre.returncode == 0, pre.stderr
@@ -403,12 +398,7 @@ def test_generation_records_the_drift_metric(media, fake_wan22, fake_ckpt, tmp_p
         tmp_path / "out.mp4",
         "--frame_num",
         "21",
-        "--wan22_dir",
-        fake_wan22,
-        "--ckpt_dir",
-        fake_ckpt,
-        "--runs_dir",
-        tmp_path / "runs",
+        *locations(fake_wan22, fake_ckpt, tmp_path),
         cwd=tmp_path,
     )
     assert gen.returncode == 0, gen.stderr

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ffmpeg, pattern_clip, run_cli
+from conftest import ffmpeg, locations, pattern_clip, run_cli
 
 from replace_actor_video.media.probe import probe_video
 from replace_actor_video.training.clips import clip_ranges
@@ -38,12 +38,7 @@ def build(src, out: Path, fake_wan22: Path, fake_ckpt: Path, tmp_path: Path, *ex
         src,
         "--output",
         out,
-        "--wan22_dir",
-        fake_wan22,
-        "--ckpt_dir",
-        fake_ckpt,
-        "--runs_dir",
-        tmp_path / "runs",
+        *locations(fake_wan22, fake_ckpt, tmp_path),
         "--resolution",
         "320x240",
         "--clip_frames",

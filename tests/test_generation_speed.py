@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO, STANDINS, run_cli
+from conftest import REPO, STANDINS, locations, run_cli
 
 from replace_actor_video.core.errors import UserError
 from replace_actor_video.core.gpu import Gpu
@@ -792,12 +792,7 @@ def test_stage_bad_speed_options_exit_2_with_one_line(media, fake_wan22, fake_ck
         "--save_file",
         tmp_path / "o.mp4",
         *extra,
-        "--wan22_dir",
-        fake_wan22,
-        "--ckpt_dir",
-        fake_ckpt,
-        "--runs_dir",
-        tmp_path / "runs",
+        *locations(fake_wan22, fake_ckpt, tmp_path),
         cwd=tmp_path,
     )
     assert res.returncode == 2, (res.stdout, res.stderr)

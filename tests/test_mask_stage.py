@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import locations, run_cli
 
 from replace_actor_video.media.frames import read_frames
 from replace_actor_video.media.probe import probe_video
@@ -54,12 +54,7 @@ def preprocess(media, fake_wan22, fake_ckpt, tmp_path, *extra):
         "64x48",
         "--fps",
         "4",
-        "--wan22_dir",
-        fake_wan22,
-        "--ckpt_dir",
-        fake_ckpt,
-        "--runs_dir",
-        tmp_path / "runs",
+        *locations(fake_wan22, fake_ckpt, tmp_path),
         *extra,
         cwd=tmp_path,
     )

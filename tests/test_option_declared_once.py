@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, locations
 
 PROBE = (
     '    rav_probe: int = option(3, help="a throwaway option of the test", group="sampling", '
@@ -64,12 +64,7 @@ def test_the_cli_and_the_upstream_argv(copy_with_probe, media, fake_wan22, fake_
         media["ref"],
         "--resolution",
         "320x240",
-        "--wan22_dir",
-        fake_wan22,
-        "--ckpt_dir",
-        fake_ckpt,
-        "--runs_dir",
-        tmp_path / "runs",
+        *locations(fake_wan22, fake_ckpt, tmp_path),
         cwd=tmp_path,
     )  # ./process_results, generation's default
     assert pre.returncode == 0, pre.stderr
@@ -79,12 +74,7 @@ def test_the_cli_and_the_upstream_argv(copy_with_probe, media, fake_wan22, fake_
         "--dry-run",
         "--rav_probe",
         9,
-        "--wan22_dir",
-        fake_wan22,
-        "--ckpt_dir",
-        fake_ckpt,
-        "--runs_dir",
-        tmp_path / "runs",
+        *locations(fake_wan22, fake_ckpt, tmp_path),
         cwd=tmp_path,
     )
     assert res.returncode == 0, res.stderr
@@ -96,12 +86,7 @@ def test_the_cli_and_the_upstream_argv(copy_with_probe, media, fake_wan22, fake_
         copy_with_probe,
         copy_with_probe / "run_generation.py",
         "--dry-run",
-        "--wan22_dir",
-        fake_wan22,
-        "--ckpt_dir",
-        fake_ckpt,
-        "--runs_dir",
-        tmp_path / "runs",
+        *locations(fake_wan22, fake_ckpt, tmp_path),
         cwd=tmp_path,
     )
     [args] = generate_commands(res.stdout)
@@ -110,12 +95,7 @@ def test_the_cli_and_the_upstream_argv(copy_with_probe, media, fake_wan22, fake_
 
 def test_the_pipeline_and_refine(copy_with_probe, media, fake_wan22, fake_ckpt, tmp_path):
     common = [
-        "--wan22_dir",
-        fake_wan22,
-        "--ckpt_dir",
-        fake_ckpt,
-        "--runs_dir",
-        tmp_path / "runs",
+        *locations(fake_wan22, fake_ckpt, tmp_path),
         "--dry-run",
         "--rav_probe",
         11,
@@ -200,12 +180,7 @@ def test_the_colour_match_and_memory_options_reach_the_launcher(media, fake_wan2
     """Declared once in GenerateOptions with upstream=LAUNCHER: from run_generation.py, pipeline.py and
     run_refine.py to the launcher's argv (not generate.py's), and in the UI forms."""
     common = [
-        "--wan22_dir",
-        fake_wan22,
-        "--ckpt_dir",
-        fake_ckpt,
-        "--runs_dir",
-        tmp_path / "runs",
+        *locations(fake_wan22, fake_ckpt, tmp_path),
         "--dry-run",
         *NEW_LAUNCHER_OPTIONS,
     ]

@@ -7,14 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import locations, run_cli
 from test_upscale import fake_realesrgan  # noqa: F401  (a pytest fixture: the Real-ESRGAN stand-in clone)
 
 from replace_actor_video.media.probe import probe_video
-
-
-def locations(fake_wan22: Path, fake_ckpt: Path, tmp_path: Path) -> list[str]:
-    return ["--wan22_dir", str(fake_wan22), "--ckpt_dir", str(fake_ckpt), "--runs_dir", str(tmp_path / "runs")]
 
 
 def manifests(runs: Path) -> list[dict]:

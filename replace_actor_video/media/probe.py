@@ -14,6 +14,10 @@ from pathlib import Path
 
 from ..core.errors import UserError
 
+# The files we take as a video or an image: the UI's uploads, the dataset builder's inputs, the Runs view.
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
 MIN_SIDE, MAX_SIDE = 16, 8192  # px per side of a driving video or a reference image (README "Limits")
 
 

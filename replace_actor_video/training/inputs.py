@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import UserError
+from ..media.probe import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 REFERENCE_COLUMNS = ("reference", "refer_path", "reference_image")
 
 
@@ -35,7 +34,7 @@ def _side_file(video: Path, suffixes: tuple[str, ...]) -> Path | None:
 
 def from_folder(folder: Path) -> list[VideoItem]:
     """Every video directly in `folder`, sorted; `<name>.txt` beside one is its prompt, `<name>.png` (or
-    .jpg/.jpeg/.webp) its reference image."""
+    .jpg/.jpeg/.webp/.bmp) its reference image."""
     items = []
     for video in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES):
         video = video.resolve()

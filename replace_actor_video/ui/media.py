@@ -12,11 +12,9 @@ from pathlib import Path
 from ..core.atomic import atomic_file
 from ..core.errors import UserError
 from ..mask.points import load_points
-from ..media.probe import check_image, probe_video
+from ..media.probe import IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_image, probe_video
 
 MEDIA_WIDGETS = ("video", "image", "points")  # the option widgets whose values are media files
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 

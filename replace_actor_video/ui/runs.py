@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core.rundir import MANIFEST
+from ..media.probe import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .jobs import CONSOLE, JOB_FILE, Job, tail_text
 
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 # What a preprocessing folder holds, in the order the UI shows it.
 PREPROCESS_FILES = (
     "src_ref.png",
@@ -68,7 +67,7 @@ class RunEntry:
                     paths.append(Path(desc["path"]))
         if not paths and self.job:
             paths = sorted((self.folder / "inputs").glob("*"))
-        return _unique(p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES)
+        return _unique(p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES)
 
     def outputs(self) -> list[Path]:
         """Files and folders the stages recorded as written (and still present)."""
